@@ -1,0 +1,318 @@
+//! [`apply`]: sends a [`Plan`] to the cluster by server-side apply, all or nothing.
+//!
+//! Every object goes as `PATCH` with `application/apply-patch+yaml`, field manager
+//! [`FIELD_MANAGER`] and `fieldValidation=Strict` (an unknown field is an error, never silently
+//! dropped); `force=true` only when the user asked to take over conflicting fields.
+//!
+//! "Nothing half-applied": a preflight pass first server-dry-runs (`dryRun=All`) every object in
+//! order and stops at the first error, before anything is written; only then does the real pass
+//! write. The preflight also reads each object, so every result says whether it was `created`,
+//! `configured` or left `unchanged`, like kubectl.
+
+use std::fmt;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+
+use super::error::{ClusterError, Operation};
+use crate::plan::{Plan, PlannedObject};
+
+/// The field manager that owns the fields we write (`kubectl get -o yaml --show-managed-fields`).
+pub const FIELD_MANAGER: &str = "kubectl-mtls";
+
+/// How to send a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyMode {
+    /// Validate everything by server dry run, then write it (`--dry-run=none`).
+    Apply {
+        /// Take over fields another field manager owns (`--force-conflicts`).
+        force_conflicts: bool,
+    },
+    /// Only the server dry run: the API server validates and admits, nothing persists
+    /// (`--dry-run=server`).
+    DryRunServer {
+        /// Send `force=true`, to show what `--force-conflicts` would do.
+        force_conflicts: bool,
+    },
+}
+
+impl ApplyMode {
+    fn force_conflicts(self) -> bool {
+        match self {
+            ApplyMode::Apply { force_conflicts } | ApplyMode::DryRunServer { force_conflicts } => {
+                force_conflicts
+            }
+        }
+    }
+}
+
+/// What applying one object did (or, in a dry run, would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The object did not exist.
+    Created,
+    /// The object existed and changed.
+    Configured,
+    /// The object existed and already was as planned.
+    Unchanged,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Created => "created",
+            Outcome::Configured => "configured",
+            Outcome::Unchanged => "unchanged",
+        })
+    }
+}
+
+/// The result for one object of the plan. `Display` reads like kubectl:
+/// `secret/kyma-mtls-certs created`, `secret/kyma-mtls-certs created (server dry run)`.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// `kind/name` as kubectl prints it, e.g. `secret/kyma-mtls-certs`.
+    pub display_name: String,
+    /// The object's namespace, for namespaced kinds.
+    pub namespace: Option<String>,
+    /// Created, configured or unchanged.
+    pub outcome: Outcome,
+    /// Whether this was a server dry run (nothing persisted).
+    pub dry_run: bool,
+    /// The object as the server returned it (for a Secret this holds its data: never log it).
+    pub object: Value,
+}
+
+impl fmt::Display for Applied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.display_name, self.outcome)?;
+        if self.dry_run {
+            f.write_str(" (server dry run)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies `plan` in order by server-side apply, after a server dry run of every object.
+///
+/// With [`ApplyMode::DryRunServer`] only the dry run is sent. With [`ApplyMode::Apply`] the real
+/// pass follows only when the dry run accepted every object; it can still fail midway (the cluster
+/// can change in between), in which case the error names the object.
+///
+/// One exception to "the dry run must accept everything": an object whose namespace is missing
+/// while the plan itself creates that namespace earlier is accepted, since a dry run cannot see
+/// the namespace the real pass will create.
+pub async fn apply(
+    client: &Client,
+    plan: &Plan,
+    mode: ApplyMode,
+) -> Result<Vec<Applied>, ClusterError> {
+    let force = mode.force_conflicts();
+    let objects = plan.objects();
+
+    // Preflight: read, then dry-run every object; nothing is written.
+    let mut checked = Vec::with_capacity(objects.len());
+    for (index, object) in objects.iter().enumerate() {
+        let api = api_for(client, object);
+        let before = get(&api, object).await?;
+        let dry_run = match patch(&api, object, force, true).await {
+            Ok(returned) => Some(returned),
+            Err(ClusterError::NamespaceNotFound { namespace, .. })
+                if plan_creates_namespace(&objects[..index], &namespace) =>
+            {
+                tracing::debug!(
+                    object = %object.display_name(),
+                    namespace = %namespace,
+                    "dry run skipped: the plan creates the namespace first"
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        checked.push((before, dry_run));
+    }
+
+    let mut results = Vec::with_capacity(objects.len());
+    match mode {
+        ApplyMode::DryRunServer { .. } => {
+            for (object, (before, returned)) in objects.iter().zip(checked) {
+                let (outcome, returned) = match (before, returned) {
+                    (Some(before), Some(returned)) => {
+                        let outcome = if same_content(&before, &returned) {
+                            Outcome::Unchanged
+                        } else {
+                            Outcome::Configured
+                        };
+                        (outcome, returned)
+                    }
+                    (None, Some(returned)) => (Outcome::Created, returned),
+                    // Dry run skipped (its namespace is created by the plan): it will be created.
+                    (_, None) => (Outcome::Created, object.body.clone()),
+                };
+                results.push(result(object, outcome, true, returned));
+            }
+        }
+        ApplyMode::Apply { .. } => {
+            for (object, (before, _)) in objects.iter().zip(checked) {
+                let api = api_for(client, object);
+                let returned = patch(&api, object, force, false).await?;
+                let outcome = match before {
+                    None => Outcome::Created,
+                    Some(before) if resource_version(&before) == resource_version(&returned) => {
+                        Outcome::Unchanged
+                    }
+                    Some(_) => Outcome::Configured,
+                };
+                results.push(result(object, outcome, false, returned));
+            }
+        }
+    }
+    Ok(results)
+}
+
+fn result(object: &PlannedObject, outcome: Outcome, dry_run: bool, returned: Value) -> Applied {
+    Applied {
+        display_name: object.display_name(),
+        namespace: object.namespace.clone(),
+        outcome,
+        dry_run,
+        object: returned,
+    }
+}
+
+fn api_for(client: &Client, object: &PlannedObject) -> Api<DynamicObject> {
+    match &object.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &object.resource),
+        None => Api::all_with(client.clone(), &object.resource),
+    }
+}
+
+fn operation(verb: &str, object: &PlannedObject) -> Operation {
+    Operation::new(
+        verb,
+        &object.resource,
+        object.namespace.as_deref(),
+        Some(&object.name),
+    )
+}
+
+/// The object as it is now, or `None` when it does not exist.
+async fn get(api: &Api<DynamicObject>, object: &PlannedObject) -> Result<Option<Value>, ClusterError> {
+    tracing::debug!(object = %object.display_name(), namespace = ?object.namespace, "GET");
+    let found = api
+        .get_opt(&object.name)
+        .await
+        .map_err(|e| ClusterError::from_kube(e, &operation("get", object)))?;
+    found.map(|o| to_value(o, object)).transpose()
+}
+
+/// One server-side apply request; returns the object the server sent back.
+async fn patch(
+    api: &Api<DynamicObject>,
+    object: &PlannedObject,
+    force: bool,
+    dry_run: bool,
+) -> Result<Value, ClusterError> {
+    let mut params = PatchParams::apply(FIELD_MANAGER).validation_strict();
+    if force {
+        params = params.force();
+    }
+    if dry_run {
+        params = params.dry_run();
+    }
+    // Never log the body: it may be a Secret.
+    tracing::debug!(
+        object = %object.display_name(),
+        namespace = ?object.namespace,
+        dry_run,
+        force,
+        "PATCH (server-side apply)"
+    );
+    let returned = api
+        .patch(&object.name, &params, &Patch::Apply(&object.body))
+        .await
+        .map_err(|e| ClusterError::from_kube(e, &operation("patch", object)))?;
+    tracing::debug!(
+        object = %object.display_name(),
+        resource_version = ?returned.resource_version(),
+        "applied"
+    );
+    to_value(returned, object)
+}
+
+fn to_value(returned: DynamicObject, object: &PlannedObject) -> Result<Value, ClusterError> {
+    serde_json::to_value(returned).map_err(|e| ClusterError::Client {
+        operation: operation("patch", object),
+        reason: format!("cannot read the server's response: {e}"),
+    })
+}
+
+fn plan_creates_namespace(earlier: &[PlannedObject], namespace: &str) -> bool {
+    earlier.iter().any(|o| {
+        o.resource.group.is_empty() && o.resource.kind == "Namespace" && o.name == namespace
+    })
+}
+
+fn resource_version(object: &Value) -> Option<&str> {
+    object.pointer("/metadata/resourceVersion")?.as_str()
+}
+
+/// Whether two versions of an object are the same, ignoring what the server changes on every
+/// write (managed fields, resource version, generation, creation time, uid).
+fn same_content(before: &Value, after: &Value) -> bool {
+    fn strip(object: &Value) -> Value {
+        let mut object = object.clone();
+        if let Some(Value::Object(meta)) = object.get_mut("metadata") {
+            for field in [
+                "managedFields",
+                "resourceVersion",
+                "generation",
+                "creationTimestamp",
+                "uid",
+            ] {
+                meta.remove(field);
+            }
+        }
+        object
+    }
+    strip(before) == strip(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn same_content_ignores_server_bookkeeping_only() {
+        let before = json!({"metadata": {"name": "a", "resourceVersion": "1", "uid": "u",
+            "generation": 1, "creationTimestamp": "t", "managedFields": [1]}, "data": {"k": "dg=="}});
+        let after = json!({"metadata": {"name": "a", "resourceVersion": "2", "managedFields": [2]},
+            "data": {"k": "dg=="}});
+        assert!(same_content(&before, &after));
+        let changed = json!({"metadata": {"name": "a"}, "data": {"k": "dw=="}});
+        assert!(!same_content(&before, &changed));
+        let labelled = json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "data": {"k": "dg=="}});
+        assert!(!same_content(&before, &labelled));
+    }
+
+    #[test]
+    fn applied_reads_like_kubectl() {
+        let mut applied = Applied {
+            display_name: "secret/kyma-mtls-certs".into(),
+            namespace: Some("istio-system".into()),
+            outcome: Outcome::Created,
+            dry_run: false,
+            object: Value::Null,
+        };
+        assert_eq!(applied.to_string(), "secret/kyma-mtls-certs created");
+        applied.dry_run = true;
+        applied.outcome = Outcome::Unchanged;
+        assert_eq!(
+            applied.to_string(),
+            "secret/kyma-mtls-certs unchanged (server dry run)"
+        );
+        assert_eq!(Outcome::Configured.to_string(), "configured");
+    }
+}

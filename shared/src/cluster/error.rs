@@ -1,0 +1,553 @@
+//! [`ClusterError`]: every way talking to a cluster can fail, as one line a user can act on.
+//!
+//! The API server's own messages rarely say what to do next, and a `403` on its own does not say
+//! which permission is missing. So every request we send carries an [`Operation`] (verb, resource,
+//! namespace, name), and [`ClusterError::from_kube`] turns a [`kube::Error`] into a variant that
+//! names what we were doing, the cause, and a hint. Messages never contain request bodies (they may
+//! hold Secret data); server messages are flattened to one line and shortened.
+
+use std::fmt;
+
+use kube::core::{ApiResource, Status};
+
+/// How long a server message may be before it is cut (a server message can echo a whole value).
+const MAX_SERVER_MESSAGE: usize = 300;
+
+/// What we were doing when a request failed: enough to name the missing permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// The Kubernetes verb, as RBAC spells it: `get`, `list`, `create`, `patch`, `delete`, ….
+    pub verb: String,
+    /// The resource as `kubectl auth can-i` takes it: the plural, with `.group` for non-core groups
+    /// (`secrets`, `gateways.networking.istio.io`).
+    pub resource: String,
+    /// The group/version the request went to, e.g. `v1` or `networking.istio.io/v1`.
+    pub api_version: String,
+    /// The namespace, for namespaced resources.
+    pub namespace: Option<String>,
+    /// The object's name, for requests about one object.
+    pub name: Option<String>,
+}
+
+impl Operation {
+    /// An operation with `verb` on the resource `api`, optionally in a namespace and on one object.
+    pub fn new(
+        verb: &str,
+        api: &ApiResource,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> Self {
+        let resource = if api.group.is_empty() {
+            api.plural.clone()
+        } else {
+            format!("{}.{}", api.plural, api.group)
+        };
+        Self {
+            verb: verb.to_string(),
+            resource,
+            api_version: api.api_version.clone(),
+            namespace: namespace.map(str::to_string),
+            name: name.map(str::to_string),
+        }
+    }
+
+    /// The API group of the resource (empty for the core group).
+    fn group(&self) -> &str {
+        self.resource.split_once('.').map_or("", |(_, g)| g)
+    }
+
+    /// `secrets/NAME in namespace NS`, `secrets in namespace NS`, `namespaces/NAME`.
+    pub fn target(&self) -> String {
+        let mut s = self.resource.clone();
+        if let Some(name) = &self.name {
+            s.push('/');
+            s.push_str(name);
+        }
+        if let Some(ns) = &self.namespace {
+            s.push_str(" in namespace ");
+            s.push_str(ns);
+        }
+        s
+    }
+
+    /// The `kubectl auth can-i` command that checks this permission.
+    fn can_i(&self, verb: &str) -> String {
+        match &self.namespace {
+            Some(ns) => format!("kubectl auth can-i {verb} {} -n {ns}", self.resource),
+            None => format!("kubectl auth can-i {verb} {}", self.resource),
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.verb, self.target())
+    }
+}
+
+/// A failure to load credentials for, reach, or get a request through a Kubernetes API server.
+///
+/// `Display` is always one line: cause, then a hint.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// `-n/--namespace` is not a valid namespace name; nothing was sent.
+    #[error(
+        "invalid namespace {value:?}: {reason}; a namespace is a lowercase RFC 1123 label (a-z, 0-9 and '-', starting and ending with a letter or digit, at most 63 characters), fix -n/--namespace"
+    )]
+    InvalidNamespace {
+        /// The value given (flattened to one line).
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// No kubeconfig exists at all, and we are not running inside a cluster either.
+    #[error(
+        "no kubeconfig found ({looked}) and not running inside a cluster; pass --kubeconfig PATH or set KUBECONFIG"
+    )]
+    NoKubeconfig {
+        /// Where we looked.
+        looked: String,
+    },
+
+    /// A kubeconfig exists but cannot be read, parsed or used.
+    #[error(
+        "cannot load kubeconfig {file}: {reason}; choose a file with --kubeconfig or a context with --context (list them with `kubectl config get-contexts`)"
+    )]
+    Kubeconfig {
+        /// The file(s) read: a path, or `KUBECONFIG=a:b`.
+        file: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The selected context does not exist in the kubeconfig.
+    #[error(
+        "context {context:?} not found in kubeconfig {file} (contexts: {available}); pick one with --context, list them with `kubectl config get-contexts`"
+    )]
+    ContextNotFound {
+        /// The context asked for.
+        context: String,
+        /// The file(s) read.
+        file: String,
+        /// The contexts that do exist, comma-separated (`none` when empty).
+        available: String,
+        /// Whether the name came from `--context` (a usage error) rather than `current-context`.
+        from_flag: bool,
+    },
+
+    /// The API server could not be reached (connection refused, DNS, TLS, proxy, …).
+    #[error(
+        "cannot reach the Kubernetes API server{} while trying to {operation}: {reason}; check your VPN/network and that the cluster is running, or choose another cluster with --context",
+        server.as_deref().map(|s| format!(" at {s}")).unwrap_or_default()
+    )]
+    Unreachable {
+        /// The server URL, when known.
+        server: Option<String>,
+        /// What we were doing.
+        operation: Operation,
+        /// The innermost cause, e.g. `Connection refused (os error 111)`.
+        reason: String,
+    },
+
+    /// The request or the connection timed out.
+    #[error(
+        "timed out while trying to {operation}{}; the API server is slow or unreachable: retry, or allow more time with --request-timeout",
+        server.as_deref().map(|s| format!(" (server {s})")).unwrap_or_default()
+    )]
+    Timeout {
+        /// The server URL, when known.
+        server: Option<String>,
+        /// What we were doing.
+        operation: Operation,
+    },
+
+    /// Credentials could not be obtained (exec plugin, token file, client certificate).
+    #[error(
+        "cannot get credentials for the cluster: {reason}; log in again or check the user entry of your kubeconfig (--user, --context)"
+    )]
+    Credentials {
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// `401 Unauthorized`: the server does not accept our credentials.
+    #[error(
+        "the API server rejected our credentials (401 Unauthorized) while trying to {operation}; they have probably expired: log in again (refresh your kubeconfig), or choose other credentials with --context/--user"
+    )]
+    Unauthorized {
+        /// What we were doing.
+        operation: Operation,
+    },
+
+    /// `403 Forbidden`: RBAC does not allow the operation.
+    #[error(
+        "forbidden: {who}may not {verb} {resource} {scope}; ask your cluster admin for RBAC permission to {verb} {resource}, check with `{can_i}`",
+        who = user.as_deref().map(|u| format!("{u} ")).unwrap_or_default(),
+        scope = namespace.as_deref().map(|n| format!("in namespace {n}")).unwrap_or_else(|| "cluster-wide".into()),
+    )]
+    Forbidden {
+        /// The verb that was denied (from the server's message when it names one, else ours).
+        verb: String,
+        /// The resource (`plural[.group]`).
+        resource: String,
+        /// The namespace, for namespaced resources.
+        namespace: Option<String>,
+        /// The object, when the request was about one.
+        name: Option<String>,
+        /// Who was denied, as the server put it (e.g. `User "alice"`), when it said.
+        user: Option<String>,
+        /// The `kubectl auth can-i …` command to check the permission.
+        can_i: String,
+    },
+
+    /// `404`: the namespace of the object does not exist.
+    #[error(
+        "namespace {namespace} does not exist (needed to {operation}); create it with `kubectl create namespace {namespace}` or choose another with -n"
+    )]
+    NamespaceNotFound {
+        /// The missing namespace.
+        namespace: String,
+        /// What we were doing.
+        operation: Operation,
+    },
+
+    /// `404`: the server does not serve this kind at all (e.g. a CRD is not installed).
+    #[error(
+        "the cluster does not serve {resource} ({api_version}) needed to {operation}; is the CRD installed? check with `kubectl api-resources --api-group={group}`"
+    )]
+    NotServed {
+        /// The resource (`plural[.group]`).
+        resource: String,
+        /// The group/version asked for.
+        api_version: String,
+        /// The group (for the hint).
+        group: String,
+        /// What we were doing.
+        operation: Operation,
+    },
+
+    /// `404`: the object does not exist.
+    #[error("{} not found; check the name and the namespace (-n)", operation.target())]
+    NotFound {
+        /// What we were doing.
+        operation: Operation,
+    },
+
+    /// `409` on server-side apply: another field manager owns fields we set.
+    #[error(
+        "conflict applying {}: {message}; another tool manages these fields: re-run with --force-conflicts to take them over",
+        operation.target()
+    )]
+    Conflict {
+        /// What we were doing.
+        operation: Operation,
+        /// The server's conflict text (names the manager and the fields).
+        message: String,
+    },
+
+    /// `422 Invalid`, or `400 BadRequest` from strict field validation: the object was rejected.
+    #[error(
+        "the API server rejected {} as invalid: {message}; fix the input, or if it names an unknown field, the cluster's CRD may be older or newer than this plugin expects",
+        operation.target()
+    )]
+    Invalid {
+        /// What we were doing.
+        operation: Operation,
+        /// The server's message.
+        message: String,
+    },
+
+    /// Any other API error.
+    #[error("API error {code} {reason} while trying to {operation}: {message}{}", hint_for_code(*code))]
+    Api {
+        /// The HTTP status code.
+        code: u16,
+        /// The machine-readable reason.
+        reason: String,
+        /// The server's message.
+        message: String,
+        /// What we were doing.
+        operation: Operation,
+    },
+
+    /// A failure on our side of the connection that fits nothing above (bad response, request build).
+    #[error("request failed while trying to {operation}: {reason}")]
+    Client {
+        /// What we were doing.
+        operation: Operation,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+fn hint_for_code(code: u16) -> &'static str {
+    match code {
+        429 => "; the API server is rate-limiting us: retry in a moment",
+        500..=599 => "; the API server is unhealthy: retry later or check the control plane",
+        _ => "",
+    }
+}
+
+impl ClusterError {
+    /// The process exit code: 2 for bad flags (an invalid namespace name, an unknown `--context`),
+    /// 3 for everything that happened while talking to (or finding) the cluster.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClusterError::InvalidNamespace { .. } => 2,
+            ClusterError::ContextNotFound { from_flag, .. } if *from_flag => 2,
+            _ => 3,
+        }
+    }
+
+    /// Maps a [`kube::Error`] from `operation` to the variant that explains it.
+    pub fn from_kube(err: kube::Error, operation: &Operation) -> Self {
+        let operation = operation.clone();
+        match err {
+            kube::Error::Api(status) => Self::from_status(&status, operation),
+            kube::Error::Auth(e) => ClusterError::Credentials {
+                reason: innermost(&e),
+            },
+            kube::Error::InferKubeconfig(e) => ClusterError::Credentials {
+                reason: one_line(&e.to_string(), MAX_SERVER_MESSAGE),
+            },
+            kube::Error::SerdeError(e) => ClusterError::Client {
+                operation,
+                reason: format!("unexpected response from the API server: {e}"),
+            },
+            e @ (kube::Error::HyperError(_)
+            | kube::Error::Service(_)
+            | kube::Error::RustlsTls(_)
+            | kube::Error::ProxyProtocolUnsupported { .. }
+            | kube::Error::ProxyProtocolDisabled { .. }
+            | kube::Error::TlsRequired) => {
+                if timed_out(&e) {
+                    ClusterError::Timeout {
+                        server: None,
+                        operation,
+                    }
+                } else {
+                    ClusterError::Unreachable {
+                        server: None,
+                        operation,
+                        reason: innermost(&e),
+                    }
+                }
+            }
+            e => ClusterError::Client {
+                operation,
+                reason: innermost(&e),
+            },
+        }
+    }
+
+    /// Maps a failed API response (a `metav1.Status`) from `operation`.
+    pub fn from_status(status: &Status, operation: Operation) -> Self {
+        let message = one_line(&status.message, MAX_SERVER_MESSAGE);
+        let reason = status.reason.as_str();
+        match status.code {
+            401 => ClusterError::Unauthorized { operation },
+            403 => {
+                let (server_verb, user) = parse_forbidden(&status.message);
+                let verb = server_verb.unwrap_or_else(|| operation.verb.clone());
+                let can_i = operation.can_i(&verb);
+                ClusterError::Forbidden {
+                    verb,
+                    resource: operation.resource,
+                    namespace: operation.namespace,
+                    name: operation.name,
+                    user,
+                    can_i,
+                }
+            }
+            404 => {
+                let details_kind = status.details.as_ref().map(|d| d.kind.as_str());
+                if details_kind == Some("namespaces") && operation.resource != "namespaces" {
+                    let namespace = status
+                        .details
+                        .as_ref()
+                        .map(|d| d.name.clone())
+                        .filter(|n| !n.is_empty())
+                        .or_else(|| operation.namespace.clone())
+                        .unwrap_or_default();
+                    ClusterError::NamespaceNotFound {
+                        namespace: one_line(&namespace, 63),
+                        operation,
+                    }
+                } else if reason == "NotFound" {
+                    ClusterError::NotFound { operation }
+                } else {
+                    // A 404 that is not a `Status` ("404 page not found"): nothing serves the path.
+                    ClusterError::NotServed {
+                        resource: operation.resource.clone(),
+                        api_version: operation.api_version.clone(),
+                        group: operation.group().to_string(),
+                        operation,
+                    }
+                }
+            }
+            409 if operation.verb == "patch" && reason != "AlreadyExists" => {
+                ClusterError::Conflict { operation, message }
+            }
+            400 | 422 if reason != "Timeout" => ClusterError::Invalid { operation, message },
+            504 => ClusterError::Timeout {
+                server: None,
+                operation,
+            },
+            _ if reason == "Timeout" => ClusterError::Timeout {
+                server: None,
+                operation,
+            },
+            code => ClusterError::Api {
+                code,
+                reason: if reason.is_empty() {
+                    "Error".into()
+                } else {
+                    one_line(reason, 60)
+                },
+                message,
+                operation,
+            },
+        }
+    }
+
+    /// Adds the API server URL to an [`Unreachable`](ClusterError::Unreachable) or
+    /// [`Timeout`](ClusterError::Timeout) error that does not name it yet; other errors pass through.
+    ///
+    /// A `kube::Client` does not reveal its server URL, so the cluster layer cannot fill it in by
+    /// itself; a caller that has the [`kube::Config`] (see `KubeArgs::config`) can.
+    pub fn with_server(self, url: &str) -> Self {
+        match self {
+            ClusterError::Unreachable {
+                server: None,
+                operation,
+                reason,
+            } => ClusterError::Unreachable {
+                server: Some(url.to_string()),
+                operation,
+                reason,
+            },
+            ClusterError::Timeout {
+                server: None,
+                operation,
+            } => ClusterError::Timeout {
+                server: Some(url.to_string()),
+                operation,
+            },
+            other => other,
+        }
+    }
+}
+
+/// The verb and the user from a Forbidden message, e.g.
+/// `secrets "x" is forbidden: User "alice" cannot patch resource "secrets" in API group "" …`.
+fn parse_forbidden(message: &str) -> (Option<String>, Option<String>) {
+    let verb = message.split_once(" cannot ").and_then(|(_, rest)| {
+        let verb = rest.split_whitespace().next()?;
+        let ok = !verb.is_empty() && verb.chars().all(|c| c.is_ascii_lowercase());
+        ok.then(|| verb.to_string())
+    });
+    let user = message.split_once("is forbidden: ").and_then(|(_, rest)| {
+        let (who, _) = rest.split_once(" cannot ")?;
+        let who = one_line(who, 120);
+        (!who.is_empty()).then_some(who)
+    });
+    (verb, user)
+}
+
+/// Whether a transport error chain contains a timeout.
+fn timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        let text = e.to_string();
+        if text.contains("timed out") || text.contains("deadline has elapsed") {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// The innermost message of an error chain (the actual cause), on one line.
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = err;
+    while let Some(source) = e.source() {
+        e = source;
+    }
+    one_line(&e.to_string(), MAX_SERVER_MESSAGE)
+}
+
+/// Flattens whitespace (newlines included) to single spaces and cuts the text at `max` characters.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut cut: String = flat.chars().take(max).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets_op() -> Operation {
+        let api = ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            plural: "secrets".into(),
+        };
+        Operation::new("patch", &api, Some("istio-system"), Some("s"))
+    }
+
+    #[test]
+    fn forbidden_parses_verb_and_user() {
+        let (verb, user) = parse_forbidden(
+            r#"secrets "s" is forbidden: User "alice" cannot create resource "secrets" in API group "" in the namespace "x""#,
+        );
+        assert_eq!(verb.as_deref(), Some("create"));
+        assert_eq!(user.as_deref(), Some(r#"User "alice""#));
+        assert_eq!(parse_forbidden("forbidden"), (None, None));
+    }
+
+    #[test]
+    fn one_line_flattens_and_cuts() {
+        assert_eq!(one_line("a\n  b\r\nc", 10), "a b c");
+        assert_eq!(one_line("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn with_server_fills_only_missing_urls() {
+        let e = ClusterError::Unreachable {
+            server: None,
+            operation: secrets_op(),
+            reason: "Connection refused".into(),
+        }
+        .with_server("https://1.2.3.4:6443");
+        assert!(
+            e.to_string()
+                .starts_with("cannot reach the Kubernetes API server at https://1.2.3.4:6443 while trying to patch secrets/s in namespace istio-system: Connection refused;"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn server_errors_and_rate_limits_get_hints() {
+        let status = Status::failure("etcd is down", "InternalError").with_code(500);
+        let e = ClusterError::from_status(&status, secrets_op());
+        assert_eq!(
+            e.to_string(),
+            "API error 500 InternalError while trying to patch secrets/s in namespace istio-system: etcd is down; the API server is unhealthy: retry later or check the control plane"
+        );
+        assert_eq!(e.exit_code(), 3);
+    }
+}

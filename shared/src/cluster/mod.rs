@@ -1,0 +1,21 @@
+//! The thin cluster layer: connect with kubectl's flags, send a [`crate::plan::Plan`], and turn
+//! every API failure into one line a user can act on.
+//!
+//! - [`KubeArgs`] (`connect`): `--kubeconfig`, `--context`, `-n`, `--request-timeout`, … and a
+//!   `kube::Client` built from them the way kubectl builds one (no request is sent).
+//! - [`apply()`] (`apply`): server-side apply (field manager [`FIELD_MANAGER`], strict field
+//!   validation) after a server dry run of the whole plan, so nothing is half-applied; returns a
+//!   created / configured / unchanged [`Applied`] per object.
+//! - [`ClusterError`] (`error`): cause + hint for each failure (no kubeconfig, unknown context,
+//!   unreachable, 401, 403 naming verb/resource/namespace, 404, 409 conflicts, invalid objects,
+//!   timeouts), with its exit code; [`Operation`] says what a request was doing.
+//!
+//! Decisions live elsewhere: this layer only sends plans and reads state.
+
+mod apply;
+mod connect;
+mod error;
+
+pub use apply::{Applied, ApplyMode, FIELD_MANAGER, Outcome, apply};
+pub use connect::{KubeArgs, parse_request_timeout, validate_namespace};
+pub use error::{ClusterError, Operation};

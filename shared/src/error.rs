@@ -1,0 +1,50 @@
+//! The one error type commands return, and how it maps to kubectl-style exit codes.
+//!
+//! Exit codes (DESIGN.md): 0 success, 1 a check failed, 2 bad input or usage, 3 cluster/API error.
+//! Every variant's `Display` is one line: the cause, then a hint the user can act on.
+
+use crate::cluster::ClusterError;
+use crate::manifest::ManifestError;
+use crate::names::NameError;
+use crate::pki::PkiError;
+use crate::plan::PlanError;
+
+/// A command failed; `Display` is the single line shown to the user.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A malformed host name.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A manifest could not be built from the inputs (e.g. a bad object name).
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// An object could not be put into a plan (a builder bug, not user input).
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Certificates, keys or files were unusable.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The cluster could not be reached or refused the request.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// Flags that parse but do not make sense together.
+    #[error("{0}")]
+    Usage(String),
+    /// The command ran, and what it checked did not hold (e.g. `verify`).
+    #[error("{0}")]
+    CheckFailed(String),
+    /// Writing the command's own output failed (a closed pipe is not reported).
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::CheckFailed(_) => 1,
+            Error::Name(_) | Error::Manifest(_) | Error::Plan(_) | Error::Pki(_) | Error::Usage(_) | Error::Output(_) => 2,
+            Error::Cluster(e) => e.exit_code(),
+        }
+    }
+}

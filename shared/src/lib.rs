@@ -1,0 +1,25 @@
+//! The library behind the four `kubectl mtls-*` plugins.
+//!
+//! Everything that decides something lives here, so it can be tested without a cluster; the binaries
+//! only parse flags, call in, and render. The modules follow the stages of the procedure:
+//!
+//! - [`names`]: DNS names as certificates and Istio hosts need them.
+//! - [`pki`]: stage 1 — generate, issue, parse, inspect and verify certificates; bundles on disk.
+//! - [`manifest`]: pure builders of the Kubernetes objects we emit (the Istio credential Secrets).
+//! - [`plan`]: an ordered list of typed objects, rendered for `--dry-run=client` or sent by [`cluster`].
+//! - [`cluster`]: the thin cluster layer — client from kubectl-style flags, server-side apply of a
+//!   [`plan::Plan`], reads, and API failures mapped to one actionable line.
+//! - [`cli`]: flags and plumbing every plugin shares (output format, dry-run, exit codes, logging).
+//! - [`certs`]: the `kubectl mtls-certs` commands.
+//! - [`error`]: the error every command returns, and its exit code.
+
+pub mod certs;
+pub mod cli;
+pub mod cluster;
+pub mod error;
+pub mod manifest;
+pub mod names;
+pub mod pki;
+pub mod plan;
+
+pub use error::Error;
