@@ -11,7 +11,9 @@ use crate::cli::{ApplyArgs, DryRun, GlobalArgs, OutputFormat};
 use crate::cluster::{ApplyMode, apply};
 use crate::error::Error;
 use crate::manifest::secret::{CredentialPem, Side, credential_secret};
-use crate::pki::{Certificate, PkiError, PrivateKey, Usage, VerifyRequest, verify};
+use crate::pki::{
+    Certificate, PkiError, PrivateKey, Usage, VerifyRequest, check_chain_order, verify,
+};
 use crate::plan::{Plan, render_json_list, render_yaml};
 
 /// The namespace Istio's gateways run in, where `credentialName` is resolved.
@@ -80,6 +82,7 @@ fn load_credential(side: Side, inputs: &Inputs) -> Result<CredentialPem, Error> 
     let key_pem = super::read_text(&inputs.key)?;
     let ca_pem = super::read_text(&inputs.ca)?;
     let chain = Certificate::parse_chain(&chain_pem, &origin(&inputs.cert))?;
+    check_chain_order(&chain, &origin(&inputs.cert))?;
     let key = PrivateKey::from_pem(&key_pem, &origin(&inputs.key))?;
     let ca = Certificate::parse_chain(&ca_pem, &origin(&inputs.ca))?;
     if ca.iter().any(|c| !c.is_ca()) {

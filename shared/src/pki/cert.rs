@@ -93,7 +93,7 @@ impl Certificate {
 
 /// Checks that a chain is leaf-first: each certificate is issued by the next one. A chain that is
 /// plainly reversed (or starts with the CA) gives [`PkiError::ChainOrder`].
-pub(crate) fn check_chain_order(chain: &[Certificate], origin: &str) -> Result<(), PkiError> {
+pub fn check_chain_order(chain: &[Certificate], origin: &str) -> Result<(), PkiError> {
     if chain.len() < 2 {
         return Ok(());
     }

@@ -18,7 +18,7 @@ mod verify;
 
 use std::path::PathBuf;
 
-pub use cert::Certificate;
+pub use cert::{Certificate, check_chain_order};
 pub use files::{OutputFile, write_files};
 pub use inspect::{CertSummary, describe_spki, summarize};
 pub use issue::{Authority, Bundle, BundleRequest, Issued, MAX_DAYS, Usage, check_days};
