@@ -43,7 +43,12 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::CheckFailed(_) => 1,
-            Error::Name(_) | Error::Manifest(_) | Error::Plan(_) | Error::Pki(_) | Error::Usage(_) | Error::Output(_) => 2,
+            Error::Name(_)
+            | Error::Manifest(_)
+            | Error::Plan(_)
+            | Error::Pki(_)
+            | Error::Usage(_)
+            | Error::Output(_) => 2,
             Error::Cluster(e) => e.exit_code(),
         }
     }

@@ -47,13 +47,17 @@ pub enum NameError {
         label: String,
     },
     /// A `*` somewhere other than as the whole leftmost label.
-    #[error("{0:?}: a wildcard '*' is allowed only as the whole leftmost label, as in *.example.com")]
+    #[error(
+        "{0:?}: a wildcard '*' is allowed only as the whole leftmost label, as in *.example.com"
+    )]
     Wildcard(String),
     /// A wildcard where the name must identify exactly one host.
     #[error("{0:?}: a wildcard cannot name a single client identity; give a concrete name")]
     WildcardNotAllowed(String),
     /// An IP address where a DNS name was expected.
-    #[error("{0:?} is an IP address, not a DNS name: certificates here name hosts by DNS (SAN DNS:...)")]
+    #[error(
+        "{0:?} is an IP address, not a DNS name: certificates here name hosts by DNS (SAN DNS:...)"
+    )]
     IpAddress(String),
     /// The top-level label is all digits, which no public or cluster domain uses.
     #[error("{0:?} ends in an all-numeric label: that is not a host name")]
@@ -72,7 +76,10 @@ impl DnsName {
             return Err(NameError::Empty);
         }
         if name.parse::<IpAddr>().is_ok()
-            || name.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().is_ok()
+            || name
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<IpAddr>()
+                .is_ok()
         {
             return Err(NameError::IpAddress(input.to_string()));
         }
@@ -190,19 +197,26 @@ mod tests {
     fn refuses_each_malformed_shape_with_its_own_reason() {
         let long_label = format!("{}.com", "a".repeat(64));
         let long_name = format!("{}.com", vec!["a".repeat(60); 5].join("."));
-        let cases: Vec<(&str, fn(&NameError) -> bool)> = vec![
+        type Expect = fn(&NameError) -> bool;
+        let cases: Vec<(&str, Expect)> = vec![
             ("", |e| matches!(e, NameError::Empty)),
             ("  ", |e| matches!(e, NameError::Empty)),
             ("a..b", |e| matches!(e, NameError::EmptyLabel(_))),
             (".a.b", |e| matches!(e, NameError::EmptyLabel(_))),
             ("a.b.", |e| matches!(e, NameError::EmptyLabel(_))),
-            (&long_label, |e| matches!(e, NameError::LabelTooLong { len: 64, .. })),
+            (&long_label, |e| {
+                matches!(e, NameError::LabelTooLong { len: 64, .. })
+            }),
             (&long_name, |e| matches!(e, NameError::TooLong(..))),
             ("foo.*.com", |e| matches!(e, NameError::Wildcard(_))),
             ("f*o.example.com", |e| matches!(e, NameError::Wildcard(_))),
             ("*", |e| matches!(e, NameError::Wildcard(_))),
-            ("has space.com", |e| matches!(e, NameError::BadCharacter { ch: ' ', .. })),
-            ("under_score.com", |e| matches!(e, NameError::BadCharacter { ch: '_', .. })),
+            ("has space.com", |e| {
+                matches!(e, NameError::BadCharacter { ch: ' ', .. })
+            }),
+            ("under_score.com", |e| {
+                matches!(e, NameError::BadCharacter { ch: '_', .. })
+            }),
             ("-lead.com", |e| matches!(e, NameError::Hyphen { .. })),
             ("trail-.com", |e| matches!(e, NameError::Hyphen { .. })),
             ("10.0.0.1", |e| matches!(e, NameError::IpAddress(_))),

@@ -87,7 +87,10 @@ impl Plan {
         // field order (k8s-openapi serializes `metadata` after `data`, which reads oddly).
         if let Value::Object(map) = &mut body {
             let mut rest = std::mem::take(map);
-            map.insert("apiVersion".into(), Value::String(resource.api_version.clone()));
+            map.insert(
+                "apiVersion".into(),
+                Value::String(resource.api_version.clone()),
+            );
             map.insert("kind".into(), Value::String(resource.kind.clone()));
             if let Some(metadata) = rest.shift_remove("metadata") {
                 map.insert("metadata".into(), metadata);
@@ -185,9 +188,15 @@ mod tests {
         plan.push(&config_map("b")).unwrap();
         let yaml = plan.to_yaml();
         assert_eq!(yaml.matches("---\n").count(), 1);
-        assert!(yaml.starts_with("apiVersion: v1\nkind: ConfigMap\nmetadata:\n"), "{yaml}");
+        assert!(
+            yaml.starts_with("apiVersion: v1\nkind: ConfigMap\nmetadata:\n"),
+            "{yaml}"
+        );
         // YAML 1.1 booleans must stay strings for kubectl.
-        assert!(yaml.contains("k: \"on\"") || yaml.contains("k: 'on'"), "{yaml}");
+        assert!(
+            yaml.contains("k: \"on\"") || yaml.contains("k: 'on'"),
+            "{yaml}"
+        );
         let names: Vec<_> = plan.objects().iter().map(|o| o.display_name()).collect();
         assert_eq!(names, ["configmap/a", "configmap/b"]);
         let reparsed: Vec<Value> = serde_saphyr::from_multiple(&yaml).unwrap();

@@ -12,11 +12,13 @@ use crate::pki::{Bundle, BundleRequest, CertSummary, KeyType, OutputFile, summar
 
 /// Generate a CA, a server certificate for --domain and a client certificate for --client
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Writes ca.crt ca.key server.crt server.key client.crt client.key (keys mode 0600).
+#[command(
+    after_help = "Writes ca.crt ca.key server.crt server.key client.crt client.key (keys mode 0600).
 
 Examples:
   kubectl mtls-certs gen --domain httpbin.example.com --client client.example.com --out ./mtls
-  kubectl mtls-certs gen --domain httpbin.example.com --client client.example.com --key-type rsa-2048 --days 90")]
+  kubectl mtls-certs gen --domain httpbin.example.com --client client.example.com --key-type rsa-2048 --days 90"
+)]
 pub struct GenArgs {
     /// The target's host name: the server certificate's SAN (DNS), e.g. httpbin.example.com
     #[arg(long, value_name = "DOMAIN")]

@@ -19,13 +19,15 @@ use super::secret::GATEWAY_NAMESPACE;
 
 /// Describe certificates and keys in a file, a directory, or a Secret (secret/NAME)
 #[derive(clap::Args, Debug)]
-#[command(after_help = "For a Secret, both Istio layouts are understood (cert/key/cacert and tls.crt/tls.key/ca.crt), and
+#[command(
+    after_help = "For a Secret, both Istio layouts are understood (cert/key/cacert and tls.crt/tls.key/ca.crt), and
 the output says which gateway it serves and which CA it must hold. -n defaults to istio-system.
 
 Examples:
   kubectl mtls-certs inspect ./mtls
   kubectl mtls-certs inspect ./mtls/server.crt -o json
-  kubectl mtls-certs inspect secret/kyma-mtls-certs --context target")]
+  kubectl mtls-certs inspect secret/kyma-mtls-certs --context target"
+)]
 pub struct InspectArgs {
     /// A PEM file, a directory of .crt/.pem/.key files, or secret/NAME on the cluster
     #[arg(value_name = "PATH|DIR|secret/NAME")]
@@ -64,8 +66,16 @@ struct Report {
 }
 
 /// Runs `inspect`.
-pub async fn run(args: &InspectArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let report = match args.target.strip_prefix("secret/").or_else(|| args.target.strip_prefix("secrets/")) {
+pub async fn run(
+    args: &InspectArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let report = match args
+        .target
+        .strip_prefix("secret/")
+        .or_else(|| args.target.strip_prefix("secrets/"))
+    {
         Some(name) => inspect_secret(name, global).await?,
         None => inspect_path(Path::new(&args.target))?,
     };
@@ -114,12 +124,10 @@ fn match_keys(entries: &mut [Entry]) {
         .map(|e| (e.source.clone(), e.spki.clone()))
         .collect();
     for e in entries.iter_mut().filter(|e| e.private_key.is_some()) {
-        e.belongs_to = Some(
-            certs
-                .iter()
-                .find(|(_, spki)| *spki == e.spki)
-                .map_or_else(|| "none of these certificates".to_string(), |(s, _)| s.clone()),
-        );
+        e.belongs_to = Some(certs.iter().find(|(_, spki)| *spki == e.spki).map_or_else(
+            || "none of these certificates".to_string(),
+            |(s, _)| s.clone(),
+        ));
     }
 }
 
@@ -269,7 +277,11 @@ fn render(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 out,
                 "  Issuer:         {}{}",
                 c.issuer,
-                if c.issuer == c.subject { " (self-signed)" } else { "" }
+                if c.issuer == c.subject {
+                    " (self-signed)"
+                } else {
+                    ""
+                }
             )?;
             writeln!(out, "  Serial:         {}", c.serial)?;
             writeln!(out, "  Valid:          {} to {}", c.not_before, c.not_after)?;
@@ -280,7 +292,11 @@ fn render(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             };
             writeln!(out, "  Days left:      {days}")?;
             writeln!(out, "  Key:            {}", c.key)?;
-            writeln!(out, "  CA:             {}", if c.is_ca { "yes" } else { "no" })?;
+            writeln!(
+                out,
+                "  CA:             {}",
+                if c.is_ca { "yes" } else { "no" }
+            )?;
             writeln!(out, "  Key usage:      {}", join(&c.key_usage))?;
             writeln!(out, "  Ext. key usage: {}", join(&c.extended_key_usage))?;
             writeln!(out, "  SHA-256:        {}", c.sha256)?;
@@ -324,9 +340,16 @@ mod tests {
             };
             let s = credential_secret(side, side.default_name(), "istio-system", &pem).unwrap();
             let r = report_for_secret(&s).unwrap();
-            assert!(r.serves.as_deref().unwrap().starts_with(expect), "{:?}", r.serves);
+            assert!(
+                r.serves.as_deref().unwrap().starts_with(expect),
+                "{:?}",
+                r.serves
+            );
             assert_eq!(r.entries.len(), 3);
-            assert_eq!(r.entries[1].belongs_to.as_deref(), Some(side.layout().keys()[0]));
+            assert_eq!(
+                r.entries[1].belongs_to.as_deref(),
+                Some(side.layout().keys()[0])
+            );
             assert!(r.entries[2].certificates[0].is_ca);
         }
     }
@@ -345,6 +368,11 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("no ca.crt"), "{err}");
         s.data.as_mut().unwrap().clear();
-        assert!(report_for_secret(&s).unwrap_err().to_string().contains("no data"));
+        assert!(
+            report_for_secret(&s)
+                .unwrap_err()
+                .to_string()
+                .contains("no data")
+        );
     }
 }

@@ -10,11 +10,13 @@ use crate::pki::{Authority, KeyType, OutputFile, PrivateKey, Usage, summarize, w
 
 /// Sign another server or client certificate with an existing CA
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Writes <name>.crt and <name>.key (mode 0600). The CA must be valid, and ca.key must belong to ca.crt.
+#[command(
+    after_help = "Writes <name>.crt and <name>.key (mode 0600). The CA must be valid, and ca.key must belong to ca.crt.
 
 Examples:
   kubectl mtls-certs issue client --name client2.example.com --ca-dir ./mtls
-  kubectl mtls-certs issue server --name httpbin.example.com --ca-dir ./mtls --out ./renewed --force")]
+  kubectl mtls-certs issue server --name httpbin.example.com --ca-dir ./mtls --out ./renewed --force"
+)]
 pub struct IssueArgs {
     /// What the certificate is for (decides EKU serverAuth or clientAuth)
     #[arg(value_enum)]

@@ -57,7 +57,9 @@ enum Command {
     Verify(verify::VerifyArgs),
     Secret(secret::SecretArgs),
     /// Print a shell completion script (bash, zsh or fish)
-    #[command(after_help = "Example:\n  kubectl mtls-certs completion bash > /etc/bash_completion.d/kubectl-mtls_certs")]
+    #[command(
+        after_help = "Example:\n  kubectl mtls-certs completion bash > /etc/bash_completion.d/kubectl-mtls_certs"
+    )]
     Completion {
         /// The shell to complete for.
         #[arg(value_enum)]

@@ -21,7 +21,8 @@ pub const GATEWAY_NAMESPACE: &str = "istio-system";
 
 /// Create the Istio credential Secret for the target (ingress) or client (egress) gateway
 #[derive(clap::Args, Debug)]
-#[command(after_help = "target: keys cert/key/cacert (server.crt, server.key, and ca.crt = the CA that signed the CLIENT
+#[command(
+    after_help = "target: keys cert/key/cacert (server.crt, server.key, and ca.crt = the CA that signed the CLIENT
         certificates, so the ingress gateway can verify them); default name kyma-mtls-certs.
 client: keys tls.crt/tls.key/ca.crt (client.crt, client.key, and ca.crt = the CA that signed the
         SERVER certificate, so the egress gateway can verify it); default name client-credential.
@@ -30,7 +31,8 @@ The namespace defaults to istio-system, where the gateways read credentials.
 Examples:
   kubectl mtls-certs secret target --dir ./mtls --context target --dry-run=client
   kubectl mtls-certs secret client --dir ./mtls --context client
-  kubectl mtls-certs secret client --cert me.crt --key me.key --ca partner-ca.crt --dry-run=client -o yaml | kubectl apply -f -")]
+  kubectl mtls-certs secret client --cert me.crt --key me.key --ca partner-ca.crt --dry-run=client -o yaml | kubectl apply -f -"
+)]
 pub struct SecretArgs {
     /// Which gateway the Secret is for
     #[arg(value_enum)]
@@ -68,8 +70,14 @@ impl SecretArgs {
             Side::Client => "client",
         };
         Inputs {
-            cert: self.cert.clone().unwrap_or_else(|| self.dir.join(format!("{leaf}.crt"))),
-            key: self.key.clone().unwrap_or_else(|| self.dir.join(format!("{leaf}.key"))),
+            cert: self
+                .cert
+                .clone()
+                .unwrap_or_else(|| self.dir.join(format!("{leaf}.crt"))),
+            key: self
+                .key
+                .clone()
+                .unwrap_or_else(|| self.dir.join(format!("{leaf}.key"))),
             ca: self.ca.clone().unwrap_or_else(|| self.dir.join("ca.crt")),
         }
     }
@@ -167,7 +175,11 @@ pub async fn run(args: &SecretArgs, global: &GlobalArgs, out: &mut dyn Write) ->
         return Ok(());
     }
     // Check the inputs before the cluster is contacted: bad files fail fast and offline.
-    let namespace_flag = global.kube.namespace.as_deref().unwrap_or(GATEWAY_NAMESPACE);
+    let namespace_flag = global
+        .kube
+        .namespace
+        .as_deref()
+        .unwrap_or(GATEWAY_NAMESPACE);
     crate::cluster::validate_namespace(namespace_flag)?;
     let plan = plan(args, namespace_flag)?;
     let (client, _) = global
@@ -183,11 +195,10 @@ pub async fn run(args: &SecretArgs, global: &GlobalArgs, out: &mut dyn Write) ->
         },
     };
     let applied = apply(&client, &plan, mode).await?;
+    let objects: Vec<_> = applied.iter().map(|a| a.object_for_output()).collect();
     match flags.output {
-        Some(OutputFormat::Yaml) => write!(out, "{}", render_yaml(applied.iter().map(|a| &a.object)))?,
-        Some(OutputFormat::Json) => {
-            write!(out, "{}", render_json_list(applied.iter().map(|a| &a.object)))?
-        }
+        Some(OutputFormat::Yaml) => write!(out, "{}", render_yaml(&objects))?,
+        Some(OutputFormat::Json) => write!(out, "{}", render_json_list(&objects))?,
         Some(OutputFormat::Table) | None => {
             for a in &applied {
                 writeln!(out, "{a}")?;

@@ -74,7 +74,11 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
         OutputFormat::Table => {
             let mut table = Table::new(["CHECK", "RESULT", "DETAIL"]);
             for c in &checks {
-                table.row([c.name, if c.ok { "ok" } else { "FAILED" }, c.detail.as_str()]);
+                table.row([
+                    c.name,
+                    if c.ok { "ok" } else { "FAILED" },
+                    c.detail.as_str(),
+                ]);
             }
             write!(out, "{table}")?;
         }

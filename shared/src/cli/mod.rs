@@ -80,7 +80,10 @@ pub fn main<P: Plugin>() -> ExitCode {
     // One provider for the whole process (ring); kube's TLS client builds on it.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let verbose = cli.global().verbose;
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -117,10 +120,12 @@ fn init_logging(verbose: u8) {
     if verbose == 0 && std::env::var_os("RUST_LOG").is_none() {
         return;
     }
+    // kube-client logs a response body it cannot decode at `warn`; a body can be a Secret, so
+    // kube-client stays at `error` unless RUST_LOG asks otherwise.
     let level = match verbose {
-        0 | 1 => "warn,kubectl_mtls=info,shared=debug",
-        2 => "info,shared=trace",
-        _ => "trace",
+        0 | 1 => "warn,kube_client=error,shared=debug",
+        2 => "info,kube_client=error,shared=trace",
+        _ => "trace,kube_client=error",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));

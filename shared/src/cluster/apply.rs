@@ -84,6 +84,17 @@ pub struct Applied {
     pub object: Value,
 }
 
+impl Applied {
+    /// The returned object as kubectl's `-o yaml` shows it: without `metadata.managedFields`.
+    pub fn object_for_output(&self) -> Value {
+        let mut object = self.object.clone();
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+        object
+    }
+}
+
 impl fmt::Display for Applied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.display_name, self.outcome)?;
@@ -198,7 +209,10 @@ fn operation(verb: &str, object: &PlannedObject) -> Operation {
 }
 
 /// The object as it is now, or `None` when it does not exist.
-async fn get(api: &Api<DynamicObject>, object: &PlannedObject) -> Result<Option<Value>, ClusterError> {
+async fn get(
+    api: &Api<DynamicObject>,
+    object: &PlannedObject,
+) -> Result<Option<Value>, ClusterError> {
     tracing::debug!(object = %object.display_name(), namespace = ?object.namespace, "GET");
     let found = api
         .get_opt(&object.name)
@@ -243,7 +257,7 @@ async fn patch(
 
 fn to_value(returned: DynamicObject, object: &PlannedObject) -> Result<Value, ClusterError> {
     serde_json::to_value(returned).map_err(|e| ClusterError::Client {
-        operation: operation("patch", object),
+        operation: Box::new(operation("patch", object)),
         reason: format!("cannot read the server's response: {e}"),
     })
 }
@@ -293,7 +307,8 @@ mod tests {
         assert!(same_content(&before, &after));
         let changed = json!({"metadata": {"name": "a"}, "data": {"k": "dw=="}});
         assert!(!same_content(&before, &changed));
-        let labelled = json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "data": {"k": "dg=="}});
+        let labelled =
+            json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "data": {"k": "dg=="}});
         assert!(!same_content(&before, &labelled));
     }
 

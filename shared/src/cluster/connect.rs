@@ -185,7 +185,10 @@ pub fn parse_request_timeout(value: &str) -> Result<Duration, String> {
         return Err(invalid());
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
-        return text.parse::<u64>().map(Duration::from_secs).map_err(|_| invalid());
+        return text
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| invalid());
     }
     let mut total = 0f64;
     let mut rest = text;

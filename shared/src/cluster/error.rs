@@ -31,12 +31,7 @@ pub struct Operation {
 
 impl Operation {
     /// An operation with `verb` on the resource `api`, optionally in a namespace and on one object.
-    pub fn new(
-        verb: &str,
-        api: &ApiResource,
-        namespace: Option<&str>,
-        name: Option<&str>,
-    ) -> Self {
+    pub fn new(verb: &str, api: &ApiResource, namespace: Option<&str>, name: Option<&str>) -> Self {
         let resource = if api.group.is_empty() {
             api.plural.clone()
         } else {
@@ -68,6 +63,14 @@ impl Operation {
             s.push_str(ns);
         }
         s
+    }
+
+    /// `in namespace NS`, or `cluster-wide`.
+    fn scope(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("in namespace {ns}"),
+            None => "cluster-wide".into(),
+        }
     }
 
     /// The `kubectl auth can-i` command that checks this permission.
@@ -145,7 +148,7 @@ pub enum ClusterError {
         /// The server URL, when known.
         server: Option<String>,
         /// What we were doing.
-        operation: Operation,
+        operation: Box<Operation>,
         /// The innermost cause, e.g. `Connection refused (os error 111)`.
         reason: String,
     },
@@ -159,7 +162,7 @@ pub enum ClusterError {
         /// The server URL, when known.
         server: Option<String>,
         /// What we were doing.
-        operation: Operation,
+        operation: Box<Operation>,
     },
 
     /// Credentials could not be obtained (exec plugin, token file, client certificate).
@@ -177,28 +180,24 @@ pub enum ClusterError {
     )]
     Unauthorized {
         /// What we were doing.
-        operation: Operation,
+        operation: Box<Operation>,
     },
 
     /// `403 Forbidden`: RBAC does not allow the operation.
     #[error(
         "forbidden: {who}may not {verb} {resource} {scope}; ask your cluster admin for RBAC permission to {verb} {resource}, check with `{can_i}`",
         who = user.as_deref().map(|u| format!("{u} ")).unwrap_or_default(),
-        scope = namespace.as_deref().map(|n| format!("in namespace {n}")).unwrap_or_else(|| "cluster-wide".into()),
+        resource = operation.resource,
+        scope = operation.scope(),
+        can_i = operation.can_i(verb),
     )]
     Forbidden {
         /// The verb that was denied (from the server's message when it names one, else ours).
         verb: String,
-        /// The resource (`plural[.group]`).
-        resource: String,
-        /// The namespace, for namespaced resources.
-        namespace: Option<String>,
-        /// The object, when the request was about one.
-        name: Option<String>,
         /// Who was denied, as the server put it (e.g. `User "alice"`), when it said.
         user: Option<String>,
-        /// The `kubectl auth can-i …` command to check the permission.
-        can_i: String,
+        /// What we were doing (resource, namespace, object).
+        operation: Box<Operation>,
     },
 
     /// `404`: the namespace of the object does not exist.
@@ -209,7 +208,7 @@ pub enum ClusterError {
         /// The missing namespace.
         namespace: String,
         /// What we were doing.
-        operation: Operation,
+        operation: Box<Operation>,
     },
 
     /// `404`: the server does not serve this kind at all (e.g. a CRD is not installed).
@@ -224,14 +223,14 @@ pub enum ClusterError {
         /// The group (for the hint).
         group: String,
         /// What we were doing.
-        operation: Operation,
+        operation: Box<Operation>,
     },
 
     /// `404`: the object does not exist.
     #[error("{} not found; check the name and the namespace (-n)", operation.target())]
     NotFound {
         /// What we were doing.
-        operation: Operation,
+        operation: Box<Operation>,
     },
 
     /// `409` on server-side apply: another field manager owns fields we set.
@@ -241,7 +240,7 @@ pub enum ClusterError {
     )]
     Conflict {
         /// What we were doing.
-        operation: Operation,
+        operation: Box<Operation>,
         /// The server's conflict text (names the manager and the fields).
         message: String,
     },
@@ -253,7 +252,7 @@ pub enum ClusterError {
     )]
     Invalid {
         /// What we were doing.
-        operation: Operation,
+        operation: Box<Operation>,
         /// The server's message.
         message: String,
     },
@@ -268,14 +267,14 @@ pub enum ClusterError {
         /// The server's message.
         message: String,
         /// What we were doing.
-        operation: Operation,
+        operation: Box<Operation>,
     },
 
     /// A failure on our side of the connection that fits nothing above (bad response, request build).
     #[error("request failed while trying to {operation}: {reason}")]
     Client {
         /// What we were doing.
-        operation: Operation,
+        operation: Box<Operation>,
         /// What went wrong.
         reason: String,
     },
@@ -302,9 +301,9 @@ impl ClusterError {
 
     /// Maps a [`kube::Error`] from `operation` to the variant that explains it.
     pub fn from_kube(err: kube::Error, operation: &Operation) -> Self {
-        let operation = operation.clone();
+        let operation = Box::new(operation.clone());
         match err {
-            kube::Error::Api(status) => Self::from_status(&status, operation),
+            kube::Error::Api(status) => Self::from_status(&status, &operation),
             kube::Error::Auth(e) => ClusterError::Credentials {
                 reason: innermost(&e),
             },
@@ -342,7 +341,8 @@ impl ClusterError {
     }
 
     /// Maps a failed API response (a `metav1.Status`) from `operation`.
-    pub fn from_status(status: &Status, operation: Operation) -> Self {
+    pub fn from_status(status: &Status, operation: &Operation) -> Self {
+        let operation = Box::new(operation.clone());
         let message = one_line(&status.message, MAX_SERVER_MESSAGE);
         let reason = status.reason.as_str();
         match status.code {
@@ -350,14 +350,10 @@ impl ClusterError {
             403 => {
                 let (server_verb, user) = parse_forbidden(&status.message);
                 let verb = server_verb.unwrap_or_else(|| operation.verb.clone());
-                let can_i = operation.can_i(&verb);
                 ClusterError::Forbidden {
                     verb,
-                    resource: operation.resource,
-                    namespace: operation.namespace,
-                    name: operation.name,
                     user,
-                    can_i,
+                    operation,
                 }
             }
             404 => {
@@ -529,7 +525,7 @@ mod tests {
     fn with_server_fills_only_missing_urls() {
         let e = ClusterError::Unreachable {
             server: None,
-            operation: secrets_op(),
+            operation: Box::new(secrets_op()),
             reason: "Connection refused".into(),
         }
         .with_server("https://1.2.3.4:6443");
@@ -543,7 +539,7 @@ mod tests {
     #[test]
     fn server_errors_and_rate_limits_get_hints() {
         let status = Status::failure("etcd is down", "InternalError").with_code(500);
-        let e = ClusterError::from_status(&status, secrets_op());
+        let e = ClusterError::from_status(&status, &secrets_op());
         assert_eq!(
             e.to_string(),
             "API error 500 InternalError while trying to patch secrets/s in namespace istio-system: etcd is down; the API server is unhealthy: retry later or check the control plane"

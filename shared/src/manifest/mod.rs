@@ -18,7 +18,9 @@ pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// Not a valid Kubernetes object name (RFC 1123 subdomain).
-    #[error("{name:?} is not a valid object name ({reason}): use lowercase letters, digits, '-' and '.'")]
+    #[error(
+        "{name:?} is not a valid object name ({reason}): use lowercase letters, digits, '-' and '.'"
+    )]
     InvalidName {
         /// The name.
         name: String,
@@ -26,7 +28,9 @@ pub enum ManifestError {
         reason: String,
     },
     /// A credential Secret named `…-cacert`: Istio reads such a name as the CA half of another Secret.
-    #[error("secret name {0:?} ends in \"-cacert\": Istio treats <name>-cacert as the CA part of secret <name>, so this credential would be misread; choose another --name")]
+    #[error(
+        "secret name {0:?} ends in \"-cacert\": Istio treats <name>-cacert as the CA part of secret <name>, so this credential would be misread; choose another --name"
+    )]
     CacertSuffix(String),
 }
 
@@ -58,7 +62,9 @@ pub fn check_object_name(name: &str) -> Result<(), ManifestError> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         {
-            return Err(bad("only lowercase letters, digits, '-' and '.' are allowed"));
+            return Err(bad(
+                "only lowercase letters, digits, '-' and '.' are allowed",
+            ));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(bad("must start and end with a letter or digit"));

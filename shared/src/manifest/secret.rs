@@ -112,7 +112,10 @@ pub fn credential_secret(
     }
     let [cert_key, key_key, ca_key] = side.layout().keys();
     let data = BTreeMap::from([
-        (cert_key.to_string(), ByteString(pem.chain.as_bytes().to_vec())),
+        (
+            cert_key.to_string(),
+            ByteString(pem.chain.as_bytes().to_vec()),
+        ),
         (key_key.to_string(), ByteString(pem.key.as_bytes().to_vec())),
         (ca_key.to_string(), ByteString(pem.ca.as_bytes().to_vec())),
     ]);
@@ -147,7 +150,8 @@ mod tests {
         let keys: Vec<_> = t.data.as_ref().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["cacert", "cert", "key"]);
         assert_eq!(t.data.as_ref().unwrap()["cacert"].0, b"CA");
-        let c = credential_secret(Side::Client, "client-credential", "istio-system", &pem()).unwrap();
+        let c =
+            credential_secret(Side::Client, "client-credential", "istio-system", &pem()).unwrap();
         let keys: Vec<_> = c.data.as_ref().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
         assert_eq!(
@@ -170,8 +174,14 @@ mod tests {
 
     #[test]
     fn detects_layouts() {
-        assert_eq!(Layout::detect(["cert", "key"].into_iter()), Some(Layout::Generic));
-        assert_eq!(Layout::detect(["ca.crt", "tls.crt"].into_iter()), Some(Layout::Tls));
+        assert_eq!(
+            Layout::detect(["cert", "key"].into_iter()),
+            Some(Layout::Generic)
+        );
+        assert_eq!(
+            Layout::detect(["ca.crt", "tls.crt"].into_iter()),
+            Some(Layout::Tls)
+        );
         assert_eq!(Layout::detect(["foo"].into_iter()), None);
     }
 }

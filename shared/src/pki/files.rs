@@ -24,7 +24,11 @@ pub struct OutputFile {
 
 /// Writes `files` into `dir` (created if missing). Refuses, before writing anything, when any of
 /// them exists and `force` is false. Returns the final paths in the order given.
-pub fn write_files(dir: &Path, files: &[OutputFile], force: bool) -> Result<Vec<PathBuf>, PkiError> {
+pub fn write_files(
+    dir: &Path,
+    files: &[OutputFile],
+    force: bool,
+) -> Result<Vec<PathBuf>, PkiError> {
     fs::create_dir_all(dir).map_err(|e| PkiError::io("create directory", dir, e))?;
     if !force {
         let existing: Vec<String> = files
@@ -132,7 +136,10 @@ mod tests {
         }
         fs::write(&paths[1], "user edit").unwrap();
         let err = write_files(&out, &files(), false).unwrap_err();
-        assert!(matches!(&err, PkiError::Exists { files, .. } if files.len() == 2), "{err}");
+        assert!(
+            matches!(&err, PkiError::Exists { files, .. } if files.len() == 2),
+            "{err}"
+        );
         assert_eq!(fs::read_to_string(&paths[1]).unwrap(), "user edit");
         write_files(&out, &files(), true).unwrap();
         assert_eq!(fs::read_to_string(&paths[1]).unwrap(), "key");
@@ -152,6 +159,9 @@ mod tests {
         // A path under a regular file can never be a directory, even for root.
         let err = write_files(&file.join("out"), &files(), false).unwrap_err();
         assert!(matches!(err, PkiError::Io { .. }), "{err}");
-        assert!(err.to_string().starts_with("cannot create directory"), "{err}");
+        assert!(
+            err.to_string().starts_with("cannot create directory"),
+            "{err}"
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! What `inspect` shows of a certificate: a [`CertSummary`] with the fields people check by hand
 //! with `openssl x509 -text` (subject, SANs, issuer, serial, validity, key, usages, fingerprint).
 
-use serde::Serialize;
 use ::time::OffsetDateTime;
 use ::time::format_description::well_known::Rfc3339;
+use serde::Serialize;
 use x509_parser::prelude::*;
 use x509_parser::public_key::PublicKey;
 
@@ -134,8 +134,14 @@ fn general_name(g: &GeneralName<'_>) -> String {
     match g {
         GeneralName::DNSName(d) => format!("DNS:{d}"),
         GeneralName::IPAddress(ip) => match ip.len() {
-            4 => format!("IP:{}", std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).unwrap())),
-            16 => format!("IP:{}", std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).unwrap())),
+            4 => format!(
+                "IP:{}",
+                std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).unwrap())
+            ),
+            16 => format!(
+                "IP:{}",
+                std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).unwrap())
+            ),
             _ => "IP:?".into(),
         },
         GeneralName::URI(u) => format!("URI:{u}"),

@@ -7,9 +7,9 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
+use super::PkiError;
 use super::cert::Certificate;
 use super::key::{KeyType, PrivateKey};
-use super::PkiError;
 use crate::names::DnsName;
 
 /// The longest validity `--days` accepts (ten years).
@@ -104,7 +104,9 @@ impl Authority {
     ) -> Result<Self, PkiError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.serial_number = Some(random_serial()?);
@@ -132,7 +134,10 @@ impl Authority {
         now: OffsetDateTime,
     ) -> Result<Self, PkiError> {
         let chain = Certificate::parse_chain(cert_pem, cert_origin)?;
-        let cert = chain.into_iter().next().expect("parse_chain returns at least one");
+        let cert = chain
+            .into_iter()
+            .next()
+            .expect("parse_chain returns at least one");
         if !cert.is_ca() {
             return Err(PkiError::NotCa {
                 origin: cert_origin.to_string(),
@@ -178,7 +183,9 @@ impl Authority {
     ) -> Result<Issued, PkiError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, name.as_str());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, name.as_str());
         params.subject_alt_names = vec![SanType::DnsName(
             name.as_str()
                 .try_into()
@@ -307,7 +314,9 @@ mod tests {
     }
 
     fn ext<'a>(c: &'a X509Certificate<'a>, oid: &Oid) -> &'a X509Extension<'a> {
-        c.get_extension_unique(oid).unwrap().unwrap_or_else(|| panic!("missing {oid}"))
+        c.get_extension_unique(oid)
+            .unwrap()
+            .unwrap_or_else(|| panic!("missing {oid}"))
     }
 
     #[test]
@@ -379,7 +388,12 @@ mod tests {
                 b.server.cert.x509().raw_serial(),
                 b.client.cert.x509().raw_serial()
             );
-            assert!(b.server.key.describe().starts_with(if kt.is_rsa() { "RSA" } else { "ECDSA" }));
+            assert!(
+                b.server
+                    .key
+                    .describe()
+                    .starts_with(if kt.is_rsa() { "RSA" } else { "ECDSA" })
+            );
         }
     }
 
@@ -392,7 +406,10 @@ mod tests {
         let na = v.not_after.to_datetime();
         assert!(nb <= t && nb >= t - Duration::minutes(6), "{nb} vs {t}");
         let len = na - t;
-        assert!(len <= Duration::days(30) + Duration::minutes(1) && len >= Duration::days(30) - Duration::minutes(1));
+        assert!(
+            len <= Duration::days(30) + Duration::minutes(1)
+                && len >= Duration::days(30) - Duration::minutes(1)
+        );
     }
 
     #[test]

@@ -191,7 +191,10 @@ fn sec1_to_pkcs8(sec1: &[u8]) -> Option<Vec<u8>> {
     };
     let algorithm = der_wrap(0x30, &[EC_PUBLIC_KEY, curve].concat());
     let key = der_wrap(0x04, sec1);
-    Some(der_wrap(0x30, &[&[0x02, 0x01, 0x00][..], &algorithm, &key].concat()))
+    Some(der_wrap(
+        0x30,
+        &[&[0x02, 0x01, 0x00][..], &algorithm, &key].concat(),
+    ))
 }
 
 fn der_sequence_body(der: &[u8]) -> Option<&[u8]> {
@@ -207,7 +210,9 @@ fn der_sequence_body(der: &[u8]) -> Option<&[u8]> {
         if n == 0 || n > 2 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         (len, &rest[n..])
     };
     rest.get(..len)
@@ -284,7 +289,8 @@ mod tests {
 
     #[test]
     fn refuses_encrypted_and_unsupported_keys() {
-        let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let encrypted =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
         assert!(matches!(
             PrivateKey::from_pem(encrypted, "e.key"),
             Err(PkiError::EncryptedKey { .. })

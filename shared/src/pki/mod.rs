@@ -35,7 +35,9 @@ pub enum PkiError {
         origin: String,
     },
     /// The input is not PEM.
-    #[error("{origin} is not PEM ({reason}): expected -----BEGIN CERTIFICATE----- or a private key")]
+    #[error(
+        "{origin} is not PEM ({reason}): expected -----BEGIN CERTIFICATE----- or a private key"
+    )]
     NotPem {
         /// File path or Secret key.
         origin: String,
@@ -77,7 +79,9 @@ pub enum PkiError {
         what: String,
     },
     /// The private key's public half differs from the certificate's.
-    #[error("the private key {key} does not belong to the certificate {cert}: pass the key that was generated with that certificate")]
+    #[error(
+        "the private key {key} does not belong to the certificate {cert}: pass the key that was generated with that certificate"
+    )]
     KeyMismatch {
         /// Where the key came from.
         key: String,
@@ -85,19 +89,25 @@ pub enum PkiError {
         cert: String,
     },
     /// A chain whose certificates are not leaf-first.
-    #[error("{origin}: the certificate chain is in the wrong order: put the leaf certificate first, then each issuer (intermediates), as TLS sends it")]
+    #[error(
+        "{origin}: the certificate chain is in the wrong order: put the leaf certificate first, then each issuer (intermediates), as TLS sends it"
+    )]
     ChainOrder {
         /// File path or Secret key.
         origin: String,
     },
     /// A certificate used as a CA that is not one.
-    #[error("{origin} is not a CA certificate (no basicConstraints CA:TRUE): pass the CA that signed the leaves, not a leaf")]
+    #[error(
+        "{origin} is not a CA certificate (no basicConstraints CA:TRUE): pass the CA that signed the leaves, not a leaf"
+    )]
     NotCa {
         /// File path or Secret key.
         origin: String,
     },
     /// An expired (or not yet valid) CA.
-    #[error("the CA {origin} is not valid now (valid {not_before} to {not_after}): create a new CA with `kubectl mtls-certs gen`")]
+    #[error(
+        "the CA {origin} is not valid now (valid {not_before} to {not_after}): create a new CA with `kubectl mtls-certs gen`"
+    )]
     CaNotValid {
         /// File path.
         origin: String,
@@ -110,7 +120,9 @@ pub enum PkiError {
     #[error("--days {0} is out of range: certificates here are valid for 1 to {max} days", max = MAX_DAYS)]
     Days(u32),
     /// Server and client given the same identity.
-    #[error("--domain and --client are both {0}: the server and the client need different names (e.g. httpbin.example.com and client.example.com)")]
+    #[error(
+        "--domain and --client are both {0}: the server and the client need different names (e.g. httpbin.example.com and client.example.com)"
+    )]
     SameName(String),
     /// Files that `gen`/`issue` would overwrite.
     #[error("{} already exist(s) in {}: pass --force to replace the bundle, or choose another --out", .files.join(", "), .dir.display())]
@@ -131,7 +143,9 @@ pub enum PkiError {
         source: std::io::Error,
     },
     /// A Secret with neither of Istio's key layouts.
-    #[error("secret {secret} has {found}: Istio reads cert/key/cacert or tls.crt/tls.key/ca.crt; recreate it with `kubectl mtls-certs secret target|client --dir DIR`")]
+    #[error(
+        "secret {secret} has {found}: Istio reads cert/key/cacert or tls.crt/tls.key/ca.crt; recreate it with `kubectl mtls-certs secret target|client --dir DIR`"
+    )]
     SecretLayout {
         /// `namespace/name`.
         secret: String,
@@ -145,14 +159,20 @@ pub enum PkiError {
 
 fn hint_for(err: &std::io::Error) -> &'static str {
     match err.kind() {
-        std::io::ErrorKind::PermissionDenied => " (choose a writable directory with --out, or fix its permissions)",
+        std::io::ErrorKind::PermissionDenied => {
+            " (choose a writable directory with --out, or fix its permissions)"
+        }
         std::io::ErrorKind::NotFound => " (check the path)",
         _ => "",
     }
 }
 
 impl PkiError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         PkiError::Io {
             action,
             path: path.into(),

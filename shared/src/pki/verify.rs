@@ -4,11 +4,11 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::PkiError;
 use super::cert::{Certificate, check_chain_order};
 use super::inspect::format_time;
 use super::issue::Usage;
 use super::key::PrivateKey;
-use super::PkiError;
 use crate::names::DnsName;
 
 /// One named check and its outcome.
@@ -65,7 +65,11 @@ pub fn verify(req: &VerifyRequest<'_>) -> Result<Vec<Check>, PkiError> {
     let (nb, na) = (v.not_before.to_datetime(), v.not_after.to_datetime());
     let days = (na - req.now).whole_days();
     checks.push(if req.now < nb {
-        Check::new("validity", false, format!("not valid before {}", format_time(nb)))
+        Check::new(
+            "validity",
+            false,
+            format!("not valid before {}", format_time(nb)),
+        )
     } else if req.now > na {
         Check::new("validity", false, format!("expired on {}", format_time(na)))
     } else {
@@ -139,10 +143,14 @@ pub fn verify(req: &VerifyRequest<'_>) -> Result<Vec<Check>, PkiError> {
     });
 
     if let Some(usage) = req.usage {
-        let eku = x.extended_key_usage().ok().flatten().map(|e| e.value.clone());
-        let (server, client) = eku
-            .as_ref()
-            .map_or((false, false), |e| (e.server_auth || e.any, e.client_auth || e.any));
+        let eku = x
+            .extended_key_usage()
+            .ok()
+            .flatten()
+            .map(|e| e.value.clone());
+        let (server, client) = eku.as_ref().map_or((false, false), |e| {
+            (e.server_auth || e.any, e.client_auth || e.any)
+        });
         checks.push(match usage {
             Usage::Server if server => Check::new("usage", true, "EKU serverAuth"),
             Usage::Server => Check::new(
@@ -183,7 +191,11 @@ fn chain_check(req: &VerifyRequest<'_>) -> Check {
     let top = chain.last().expect("a chain has a leaf");
     let Some(ca) = req.ca.iter().find(|ca| top.is_signed_by(ca)) else {
         let issuer = top.x509().issuer().to_string();
-        let cas: Vec<String> = req.ca.iter().map(|c| c.x509().subject().to_string()).collect();
+        let cas: Vec<String> = req
+            .ca
+            .iter()
+            .map(|c| c.x509().subject().to_string())
+            .collect();
         return Check::new(
             "chain",
             false,
@@ -198,10 +210,16 @@ fn chain_check(req: &VerifyRequest<'_>) -> Check {
         return Check::new(
             "chain",
             false,
-            format!("{} signed it but is not a CA (basicConstraints)", cx.subject()),
+            format!(
+                "{} signed it but is not a CA (basicConstraints)",
+                cx.subject()
+            ),
         );
     }
-    if !cx.validity().is_valid_at(x509_parser::time::ASN1Time::from(req.now)) {
+    if !cx
+        .validity()
+        .is_valid_at(x509_parser::time::ASN1Time::from(req.now))
+    {
         return Check::new(
             "chain",
             false,
@@ -290,17 +308,41 @@ mod tests {
         let other = bundle("other.example.com");
         let now = OffsetDateTime::now_utc();
         let server = std::slice::from_ref(&b.server.cert);
-        assert_eq!(failed(&run(&other.ca.cert, server, None, None, None, now)), ["chain"]);
         assert_eq!(
-            failed(&run(&b.ca.cert, server, Some(&b.client.key), None, None, now)),
+            failed(&run(&other.ca.cert, server, None, None, None, now)),
+            ["chain"]
+        );
+        assert_eq!(
+            failed(&run(
+                &b.ca.cert,
+                server,
+                Some(&b.client.key),
+                None,
+                None,
+                now
+            )),
             ["key"]
         );
         assert_eq!(
-            failed(&run(&b.ca.cert, server, None, Some("evil.example.com"), None, now)),
+            failed(&run(
+                &b.ca.cert,
+                server,
+                None,
+                Some("evil.example.com"),
+                None,
+                now
+            )),
             ["san"]
         );
         assert_eq!(
-            failed(&run(&b.ca.cert, server, None, None, Some(Usage::Client), now)),
+            failed(&run(
+                &b.ca.cert,
+                server,
+                None,
+                None,
+                Some(Usage::Client),
+                now
+            )),
             ["usage"]
         );
         assert_eq!(
@@ -315,7 +357,10 @@ mod tests {
             ["usage"]
         );
         let later = now + time::Duration::days(40);
-        assert_eq!(failed(&run(&b.ca.cert, server, None, None, None, later)), ["chain", "validity"]);
+        assert_eq!(
+            failed(&run(&b.ca.cert, server, None, None, None, later)),
+            ["chain", "validity"]
+        );
     }
 
     #[test]
@@ -335,7 +380,14 @@ mod tests {
         assert!(matches!(err, PkiError::ChainOrder { .. }));
         // Leaf first, then the issuer: accepted.
         let forward = [b.server.cert.clone(), b.ca.cert.clone()];
-        let checks = run(&b.ca.cert, &forward, None, None, None, OffsetDateTime::now_utc());
+        let checks = run(
+            &b.ca.cert,
+            &forward,
+            None,
+            None,
+            None,
+            OffsetDateTime::now_utc(),
+        );
         assert!(checks.iter().find(|c| c.name == "chain").unwrap().ok);
     }
 }
