@@ -6,20 +6,26 @@
 //! - [`names`]: DNS names as certificates and Istio hosts need them.
 //! - [`pki`]: stage 1 — generate, issue, parse, inspect and verify certificates; bundles on disk.
 //! - [`manifest`]: pure builders of the Kubernetes objects we emit (the Istio credential Secrets).
+//! - [`resources`]: typed Istio and Kyma custom resources (minimal structs).
 //! - [`plan`]: an ordered list of typed objects, rendered for `--dry-run=client` or sent by [`cluster`].
 //! - [`cluster`]: the thin cluster layer — client from kubectl-style flags, server-side apply of a
 //!   [`plan::Plan`], reads, and API failures mapped to one actionable line.
 //! - [`cli`]: flags and plumbing every plugin shares (output format, dry-run, exit codes, logging).
 //! - [`certs`]: the `kubectl mtls-certs` commands.
+//! - [`netpol`]: the NetworkPolicy evaluator behind `kubectl mtls-lockdown explain`.
+//! - [`lockdown`]: the `kubectl mtls-lockdown` commands.
 //! - [`error`]: the error every command returns, and its exit code.
 
 pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod error;
+pub mod lockdown;
 pub mod manifest;
 pub mod names;
+pub mod netpol;
 pub mod pki;
 pub mod plan;
+pub mod resources;
 
 pub use error::Error;

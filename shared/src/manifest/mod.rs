@@ -1,8 +1,10 @@
 //! Pure builders of the Kubernetes objects the plugins emit. No I/O: inputs in, typed objects out,
 //! so every manifest is snapshot-tested and schema-checked without a cluster.
 //!
+//! - [`lockdown`]: the lockdown NetworkPolicy and REGISTRY_ONLY Sidecar (`kubectl mtls-lockdown`).
 //! - [`secret`]: the Istio credential Secrets of stages 2 and 3 (`kubectl mtls-certs secret`).
 
+pub mod lockdown;
 pub mod secret;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,1 @@
+//! `kubectl mtls-lockdown` commands (in progress).

@@ -1,0 +1,1 @@
+//! The lockdown NetworkPolicy and Sidecar (in progress).

@@ -1,0 +1,1 @@
+//! NetworkPolicy evaluation (in progress).
