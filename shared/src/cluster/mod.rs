@@ -6,6 +6,7 @@
 //! - [`apply()`] (`apply`): server-side apply (field manager [`FIELD_MANAGER`], strict field
 //!   validation) after a server dry run of the whole plan, so nothing is half-applied; returns a
 //!   created / configured / unchanged [`Applied`] per object.
+//! - [`delete_labelled()`] (`delete`): remove exactly the objects we labelled, nothing else.
 //! - [`ClusterError`] (`error`): cause + hint for each failure (no kubeconfig, unknown context,
 //!   unreachable, 401, 403 naming verb/resource/namespace, 404, 409 conflicts, invalid objects,
 //!   timeouts), with its exit code; [`Operation`] says what a request was doing.
@@ -14,8 +15,10 @@
 
 mod apply;
 mod connect;
+mod delete;
 mod error;
 
 pub use apply::{Applied, ApplyMode, FIELD_MANAGER, Outcome, apply};
+pub use delete::delete_labelled;
 pub use connect::{KubeArgs, parse_request_timeout, validate_namespace};
 pub use error::{ClusterError, Operation};
