@@ -460,7 +460,10 @@ fn secret_manifests_have_istios_layouts() {
 /// The real kubectl reads our dry-run stream offline (its kustomize build parses every object).
 #[test]
 fn kubectl_accepts_the_dry_run_stream() {
-    let Ok(version) = Process::new("kubectl").args(["version", "--client"]).output() else {
+    let Ok(version) = Process::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+    else {
         panic!("kubectl not found: install it (apt-get install -y kubernetes-client)");
     };
     assert!(version.status.success());
@@ -476,14 +479,22 @@ fn kubectl_accepts_the_dry_run_stream() {
     assert!(out.status.success());
     let ours = String::from_utf8(out.stdout).unwrap();
     std::fs::write(kustomize.join("secret.yaml"), &ours).unwrap();
-    std::fs::write(kustomize.join("kustomization.yaml"), "resources:\n- secret.yaml\n").unwrap();
+    std::fs::write(
+        kustomize.join("kustomization.yaml"),
+        "resources:\n- secret.yaml\n",
+    )
+    .unwrap();
     let built = Process::new("kubectl")
         .arg("kustomize")
         .arg(&kustomize)
         .env("KUBECONFIG", tmp.path().join("none"))
         .output()
         .unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     let theirs: Value = serde_saphyr::from_str(&String::from_utf8(built.stdout).unwrap()).unwrap();
     let ours: Value = serde_saphyr::from_str(&ours).unwrap();
     assert_eq!(theirs, ours, "kubectl reads back exactly what we wrote");

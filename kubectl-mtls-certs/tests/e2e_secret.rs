@@ -100,10 +100,11 @@ fn secret_applies_idempotently_to_a_live_cluster() {
     let Some(kubeconfig) = kubeconfig() else {
         return;
     };
-    let suffix: u32 = std::process::id() ^ (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos());
+    let suffix: u32 = std::process::id()
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos());
     let namespace = format!("mtls-e2e-certs-{:08x}", suffix);
     let rt = runtime();
     rt.block_on(async {
@@ -128,7 +129,10 @@ fn secret_applies_idempotently_to_a_live_cluster() {
     let run = |args: &[&str]| certs(&kubeconfig, &namespace, args, dir);
     let (code, out, err) = run(&["secret", "target", "--dry-run=server"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), "secret/kyma-mtls-certs created (server dry run)");
+    assert_eq!(
+        out.trim(),
+        "secret/kyma-mtls-certs created (server dry run)"
+    );
     let (code, out, err) = run(&["secret", "target"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "secret/kyma-mtls-certs created");
@@ -150,14 +154,29 @@ fn secret_applies_idempotently_to_a_live_cluster() {
     );
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-mtls_certs"))
-        .args(["inspect", "secret/client-credential", "-o", "json", "--kubeconfig"])
+        .args([
+            "inspect",
+            "secret/client-credential",
+            "-o",
+            "json",
+            "--kubeconfig",
+        ])
         .arg(&kubeconfig)
         .args(["-n", &namespace])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(report["serves"].as_str().unwrap().starts_with("client side"));
+    assert!(
+        report["serves"]
+            .as_str()
+            .unwrap()
+            .starts_with("client side")
+    );
 
     gen_bundle(dir, true);
     let (code, out, err) = run(&["secret", "target"]);
