@@ -38,6 +38,15 @@ pub enum Error {
     Output(#[from] std::io::Error),
 }
 
+impl From<crate::manifest::egress::EgressPlanError> for Error {
+    fn from(e: crate::manifest::egress::EgressPlanError) -> Self {
+        match e {
+            crate::manifest::egress::EgressPlanError::Manifest(e) => Error::Manifest(e),
+            crate::manifest::egress::EgressPlanError::Plan(e) => Error::Plan(e),
+        }
+    }
+}
+
 impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {

@@ -1,9 +1,15 @@
 //! Pure builders of the Kubernetes objects the plugins emit. No I/O: inputs in, typed objects out,
 //! so every manifest is snapshot-tested and schema-checked without a cluster.
 //!
+//! - [`host`]: object names and labels derived from a host.
+//! - [`expose`]: the target side: MUTUAL Gateway plus APIRule or VirtualService (`kubectl mtls-egress expose`).
+//! - [`egress`]: the client side: egress routing and mTLS origination (`kubectl mtls-egress enable`).
 //! - [`lockdown`]: the lockdown NetworkPolicy and REGISTRY_ONLY Sidecar (`kubectl mtls-lockdown`).
 //! - [`secret`]: the Istio credential Secrets of stages 2 and 3 (`kubectl mtls-certs secret`).
 
+pub mod egress;
+pub mod expose;
+pub mod host;
 pub mod lockdown;
 pub mod secret;
 
@@ -34,6 +40,12 @@ pub enum ManifestError {
         "secret name {0:?} ends in \"-cacert\": Istio treats <name>-cacert as the CA part of secret <name>, so this credential would be misread; choose another --name"
     )]
     CacertSuffix(String),
+    /// Options that cannot be combined; the message says why.
+    #[error("{0}")]
+    Incompatible(String),
+    /// A value (e.g. `--service NAME:PORT`) that is not valid; the message says why.
+    #[error("{0}")]
+    BadValue(String),
 }
 
 /// Labels for an object we manage, with its component.

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 pub use cert::{Certificate, check_chain_order};
 pub use files::{OutputFile, write_files};
-pub use inspect::{CertSummary, describe_spki, summarize};
+pub use inspect::{CertSummary, describe_spki, sha256_hex, summarize};
 pub use issue::{Authority, Bundle, BundleRequest, Issued, MAX_DAYS, Usage, check_days};
 pub use key::{KeyType, PrivateKey};
 pub use verify::{Check, VerifyRequest, verify};

@@ -1,0 +1,394 @@
+//! Stage 3, client cluster: route the mesh's calls to the host through the egress gateway, which
+//! originates mutual TLS with the client credential (`kubectl mtls-egress enable`).
+//!
+//! The objects, per host (names from [`slug`]):
+//! - `ServiceEntry mtls-<slug>` (namespace): the host, ports 80/HTTP and `--port`/HTTPS,
+//!   `exportTo: [".", "istio-system"]` — the egress gateway must see it to build `outbound|443||HOST`.
+//! - `Gateway mtls-egress-<slug>` (namespace): the egress gateway's listener for the hop from the
+//!   sidecars — `443/HTTPS ISTIO_MUTUAL` (default, Istio's recipe) or `80/HTTP` (`--hop plain`, the tutorial's).
+//! - `DestinationRule mtls-egress-<slug>` (namespace, `exportTo: ["."]`): subset `<slug>` of the egress
+//!   gateway service, with `ISTIO_MUTUAL` + `sni` for the hop when the hop is Istio mTLS.
+//! - `VirtualService mtls-<slug>` (namespace, `exportTo: [".", "istio-system"]`; `"."` alone hides it
+//!   from the gateway → 404 NR): `mesh:80` → egress subset, gateway → `HOST:--port`.
+//! - `DestinationRule mtls-originate-<slug>` (istio-system, `exportTo: ["."]`): `MUTUAL` with
+//!   `credentialName`, `sni` **and** `subjectAltNames` (sni alone turns Istio's SAN check off).
+//! - optional `AuthorizationPolicy mtls-restrict-<slug>` (istio-system): DENY requests for the host from
+//!   other namespaces, so no other workload borrows the client identity (needs the Istio-mTLS hop).
+//! - optional `Telemetry mtls-egressgateway-access-log` (istio-system, selector `istio: egressgateway`):
+//!   access logs for the egress gateway only, never replacing a mesh-wide Telemetry; shared by all hosts.
+//! - on Kyma, the `Istio` CR with only `spec.components.egressGateway.enabled: true`.
+
+use kube::api::ObjectMeta;
+
+use super::host::{host_annotations, host_labels, slug};
+use super::{ManifestError, check_object_name, labels};
+use crate::names::DnsName;
+use crate::plan::{Plan, PlanError};
+use crate::resources::authorization_policy::{From, Operation, Rule, Source, To};
+use crate::resources::common::{PortSelector, WorkloadSelector};
+use crate::resources::destination_rule::{ClientTls, PortTrafficPolicy, Subset, TrafficPolicy};
+use crate::resources::gateway::{Server, ServerPort, ServerTls};
+use crate::resources::kyma_istio::{Components, EgressGateway};
+use crate::resources::service_entry::ServicePort;
+use crate::resources::telemetry::{AccessLogging, ProviderRef};
+use crate::resources::virtual_service::{Destination, HttpMatch, HttpRoute, RouteDestination};
+use crate::resources::{
+    AuthorizationPolicy, AuthorizationPolicySpec, DestinationRule, DestinationRuleSpec, Gateway,
+    GatewaySpec, Istio, IstioSpec, ServiceEntry, ServiceEntrySpec, Telemetry, TelemetrySpec,
+    VirtualService, VirtualServiceSpec,
+};
+
+/// Istio's root namespace, where the gateways run and `credentialName` is resolved.
+pub const ISTIO_NAMESPACE: &str = "istio-system";
+/// The egress gateway's Service, as routes name it.
+pub const EGRESS_GATEWAY_HOST: &str = "istio-egressgateway.istio-system.svc.cluster.local";
+/// The shared access-log Telemetry's name.
+pub const ACCESS_LOG_TELEMETRY: &str = "mtls-egressgateway-access-log";
+/// `app.kubernetes.io/component` of the per-host objects.
+pub const COMPONENT: &str = "egress";
+/// `app.kubernetes.io/component` of the shared access-log Telemetry.
+pub const ACCESS_LOG_COMPONENT: &str = "egress-access-log";
+
+/// How the sidecar talks to the egress gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hop {
+    /// Istio mutual TLS (the default; Istio's own recipe): encrypted, and the gateway knows the
+    /// caller's namespace, so `--restrict-to-namespace` can work.
+    IstioMutual,
+    /// Plain HTTP on port 80, as the tutorial does.
+    Plain,
+}
+
+/// The inputs of `enable`.
+#[derive(Debug, Clone)]
+pub struct EnableRequest {
+    /// The external host (the target's domain).
+    pub host: DnsName,
+    /// The client namespace (where the workloads calling the host run).
+    pub namespace: String,
+    /// The client credential Secret in istio-system.
+    pub credential: String,
+    /// The sidecar → egress gateway hop.
+    pub hop: Hop,
+    /// The target's HTTPS port.
+    pub port: u16,
+    /// Whether to add the egress gateway access-log Telemetry.
+    pub access_log: bool,
+    /// Whether to add the AuthorizationPolicy that denies other namespaces.
+    pub restrict_to_namespace: bool,
+    /// The Kyma Istio CR to switch the egress gateway on in (`namespace`, `name`), if Kyma.
+    pub kyma_istio: Option<(String, String)>,
+}
+
+/// Everything that can make an enable or expose plan fail.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressPlanError {
+    /// A name or combination of inputs is not valid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// An object could not be added to the plan.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+fn meta(name: String, namespace: &str, host: &DnsName, component: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(namespace.to_string()),
+        labels: Some(host_labels(component, host)),
+        annotations: Some(host_annotations(host)),
+        ..Default::default()
+    }
+}
+
+fn strings<const N: usize>(items: [&str; N]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Names of the per-host client objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressNames {
+    /// ServiceEntry and VirtualService (namespace).
+    pub route: String,
+    /// Egress Gateway and subset DestinationRule (namespace); also the subset's name is the slug.
+    pub egress: String,
+    /// Origination DestinationRule (istio-system).
+    pub originate: String,
+    /// AuthorizationPolicy (istio-system).
+    pub restrict: String,
+    /// The subset name.
+    pub subset: String,
+}
+
+impl EgressNames {
+    /// The names for `host`.
+    pub fn for_host(host: &DnsName) -> Self {
+        let s = slug(host);
+        Self {
+            route: format!("mtls-{s}"),
+            egress: format!("mtls-egress-{s}"),
+            originate: format!("mtls-originate-{s}"),
+            restrict: format!("mtls-restrict-{s}"),
+            subset: s,
+        }
+    }
+}
+
+/// The plan of `enable`: pure, in apply order.
+pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
+    check_object_name(&req.namespace)?;
+    check_object_name(&req.credential)?;
+    if req.credential.ends_with("-cacert") {
+        return Err(ManifestError::CacertSuffix(req.credential.clone()).into());
+    }
+    if req.restrict_to_namespace && req.hop == Hop::Plain {
+        return Err(ManifestError::Incompatible(
+            "--restrict-to-namespace needs --hop istio-mutual: over the plain hop the egress gateway cannot tell which namespace is calling".into(),
+        )
+        .into());
+    }
+    let host = &req.host;
+    let h = host.to_string();
+    let ns = req.namespace.as_str();
+    let names = EgressNames::for_host(host);
+    let port = u32::from(req.port);
+    let mut plan = Plan::new();
+
+    if let Some((istio_ns, istio_name)) = &req.kyma_istio {
+        // Only the one field we own; SSA leaves every other field of the CR alone.
+        plan.push(&Istio {
+            metadata: ObjectMeta {
+                name: Some(istio_name.clone()),
+                namespace: Some(istio_ns.clone()),
+                ..Default::default()
+            },
+            spec: IstioSpec {
+                components: Some(Components {
+                    egress_gateway: Some(EgressGateway {
+                        enabled: Some(true),
+                    }),
+                }),
+                network_policies_enabled: None,
+            },
+            status: None,
+        })?;
+    }
+
+    plan.push(&ServiceEntry {
+        metadata: meta(names.route.clone(), ns, host, COMPONENT),
+        spec: ServiceEntrySpec {
+            hosts: vec![h.clone()],
+            export_to: strings([".", ISTIO_NAMESPACE]),
+            location: Some("MESH_EXTERNAL".into()),
+            resolution: Some("DNS".into()),
+            ports: vec![
+                ServicePort {
+                    number: 80,
+                    name: "http".into(),
+                    protocol: "HTTP".into(),
+                },
+                ServicePort {
+                    number: port,
+                    name: "https".into(),
+                    protocol: "HTTPS".into(),
+                },
+            ],
+        },
+    })?;
+
+    let (hop_port, hop_server) = match req.hop {
+        Hop::IstioMutual => (
+            443,
+            Server {
+                port: ServerPort {
+                    number: 443,
+                    name: format!("https-{}", names.subset),
+                    protocol: "HTTPS".into(),
+                },
+                hosts: vec![h.clone()],
+                tls: Some(ServerTls {
+                    mode: "ISTIO_MUTUAL".into(),
+                    credential_name: None,
+                }),
+            },
+        ),
+        Hop::Plain => (
+            80,
+            Server {
+                port: ServerPort {
+                    number: 80,
+                    name: format!("http-{}", names.subset),
+                    protocol: "HTTP".into(),
+                },
+                hosts: vec![h.clone()],
+                tls: None,
+            },
+        ),
+    };
+    plan.push(&Gateway {
+        metadata: meta(names.egress.clone(), ns, host, COMPONENT),
+        spec: GatewaySpec {
+            selector: [("istio".to_string(), "egressgateway".to_string())].into(),
+            servers: vec![hop_server],
+        },
+    })?;
+
+    let subset_policy = match req.hop {
+        Hop::IstioMutual => Some(TrafficPolicy {
+            tls: None,
+            port_level_settings: vec![PortTrafficPolicy {
+                port: PortSelector { number: 443 },
+                tls: Some(ClientTls {
+                    mode: "ISTIO_MUTUAL".into(),
+                    sni: Some(h.clone()),
+                    ..Default::default()
+                }),
+            }],
+        }),
+        Hop::Plain => None,
+    };
+    plan.push(&DestinationRule {
+        metadata: meta(names.egress.clone(), ns, host, COMPONENT),
+        spec: DestinationRuleSpec {
+            host: EGRESS_GATEWAY_HOST.into(),
+            export_to: strings(["."]),
+            traffic_policy: None,
+            subsets: vec![Subset {
+                name: names.subset.clone(),
+                traffic_policy: subset_policy,
+            }],
+        },
+    })?;
+
+    plan.push(&VirtualService {
+        metadata: meta(names.route.clone(), ns, host, COMPONENT),
+        spec: VirtualServiceSpec {
+            hosts: vec![h.clone()],
+            export_to: strings([".", ISTIO_NAMESPACE]),
+            gateways: vec![names.egress.clone(), "mesh".into()],
+            http: vec![
+                HttpRoute {
+                    matches: vec![HttpMatch {
+                        gateways: strings(["mesh"]),
+                        port: Some(80),
+                    }],
+                    route: vec![RouteDestination {
+                        destination: Destination {
+                            host: EGRESS_GATEWAY_HOST.into(),
+                            subset: Some(names.subset.clone()),
+                            port: Some(PortSelector { number: hop_port }),
+                        },
+                    }],
+                },
+                HttpRoute {
+                    matches: vec![HttpMatch {
+                        gateways: vec![names.egress.clone()],
+                        port: Some(hop_port),
+                    }],
+                    route: vec![RouteDestination {
+                        destination: Destination {
+                            host: h.clone(),
+                            subset: None,
+                            port: Some(PortSelector { number: port }),
+                        },
+                    }],
+                },
+            ],
+        },
+    })?;
+
+    plan.push(&DestinationRule {
+        metadata: meta(names.originate.clone(), ISTIO_NAMESPACE, host, COMPONENT),
+        spec: DestinationRuleSpec {
+            host: h.clone(),
+            export_to: strings(["."]),
+            traffic_policy: Some(TrafficPolicy {
+                tls: None,
+                port_level_settings: vec![PortTrafficPolicy {
+                    port: PortSelector { number: port },
+                    tls: Some(ClientTls {
+                        mode: "MUTUAL".into(),
+                        credential_name: Some(req.credential.clone()),
+                        sni: Some(h.clone()),
+                        subject_alt_names: vec![h.clone()],
+                    }),
+                }],
+            }),
+            subsets: Vec::new(),
+        },
+    })?;
+
+    if req.restrict_to_namespace {
+        plan.push(&AuthorizationPolicy {
+            metadata: meta(names.restrict.clone(), ISTIO_NAMESPACE, host, COMPONENT),
+            spec: AuthorizationPolicySpec {
+                selector: Some(egress_gateway_selector()),
+                action: Some("DENY".into()),
+                rules: vec![Rule {
+                    from: vec![From {
+                        source: Source {
+                            not_namespaces: vec![ns.to_string()],
+                        },
+                    }],
+                    to: vec![To {
+                        operation: Operation {
+                            hosts: vec![h.clone(), format!("{h}:*")],
+                        },
+                    }],
+                }],
+            },
+        })?;
+    }
+
+    if req.access_log {
+        plan.push(&access_log_telemetry())?;
+    }
+    Ok(plan)
+}
+
+fn egress_gateway_selector() -> WorkloadSelector {
+    WorkloadSelector {
+        match_labels: [("istio".to_string(), "egressgateway".to_string())].into(),
+    }
+}
+
+/// The access-log Telemetry for the egress gateway pods (shared by every host).
+pub fn access_log_telemetry() -> Telemetry {
+    Telemetry {
+        metadata: ObjectMeta {
+            name: Some(ACCESS_LOG_TELEMETRY.into()),
+            namespace: Some(ISTIO_NAMESPACE.into()),
+            labels: Some(labels(ACCESS_LOG_COMPONENT)),
+            ..Default::default()
+        },
+        spec: TelemetrySpec {
+            selector: Some(egress_gateway_selector()),
+            access_logging: vec![AccessLogging {
+                providers: vec![ProviderRef {
+                    name: "envoy".into(),
+                }],
+            }],
+        },
+    }
+}
+
+/// The `Istio` CR patch that switches the egress gateway off again (`disable --egress-gateway`).
+pub fn egress_gateway_off(namespace: &str, name: &str) -> Istio {
+    Istio {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        },
+        spec: IstioSpec {
+            components: Some(Components {
+                egress_gateway: Some(EgressGateway {
+                    enabled: Some(false),
+                }),
+            }),
+            network_policies_enabled: None,
+        },
+        status: None,
+    }
+}

@@ -1,0 +1,40 @@
+//! `telemetry.istio.io/v1` Telemetry: access logs for the egress gateway pods only — a selector-scoped
+//! object, so an existing mesh-wide Telemetry is never replaced (reference notes §1.1 note 9).
+
+use kube::CustomResource;
+use serde::{Deserialize, Serialize};
+
+use super::common::WorkloadSelector;
+
+/// The spec of an Istio `Telemetry`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "telemetry.istio.io",
+    version = "v1",
+    kind = "Telemetry",
+    namespaced,
+    schema = "disabled"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetrySpec {
+    /// The workloads it applies to; absent in the root namespace means the whole mesh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<WorkloadSelector>,
+    /// Access log settings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_logging: Vec<AccessLogging>,
+}
+
+/// `accessLogging[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct AccessLogging {
+    /// Extension providers (e.g. `envoy`, Istio's built-in stdout JSON log).
+    pub providers: Vec<ProviderRef>,
+}
+
+/// `providers[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ProviderRef {
+    /// The provider's name in the mesh config.
+    pub name: String,
+}
