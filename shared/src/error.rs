@@ -30,6 +30,10 @@ pub enum Error {
     /// Flags that parse but do not make sense together.
     #[error("{0}")]
     Usage(String),
+    /// The cluster is not in a state the command can work with (e.g. no egress gateway, several
+    /// Istio CRs, a foreign DestinationRule in the way); the message says what to do.
+    #[error("{0}")]
+    State(String),
     /// The command ran, and what it checked did not hold (e.g. `verify`).
     #[error("{0}")]
     CheckFailed(String),
@@ -58,6 +62,7 @@ impl Error {
             | Error::Pki(_)
             | Error::Usage(_)
             | Error::Output(_) => 2,
+            Error::State(_) => 3,
             Error::Cluster(e) => e.exit_code(),
         }
     }

@@ -12,6 +12,7 @@
 //!   [`plan::Plan`], reads, and API failures mapped to one actionable line.
 //! - [`cli`]: flags and plumbing every plugin shares (output format, dry-run, exit codes, logging).
 //! - [`certs`]: the `kubectl mtls-certs` commands.
+//! - [`egress`]: the `kubectl mtls-egress` commands.
 //! - [`netpol`]: the NetworkPolicy evaluator behind `kubectl mtls-lockdown explain`.
 //! - [`lockdown`]: the `kubectl mtls-lockdown` commands.
 //! - [`error`]: the error every command returns, and its exit code.
@@ -19,6 +20,7 @@
 pub mod certs;
 pub mod cli;
 pub mod cluster;
+pub mod egress;
 pub mod error;
 pub mod lockdown;
 pub mod manifest;

@@ -7,14 +7,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{ApplyArgs, DryRun, GlobalArgs, OutputFormat};
-use crate::cluster::{ApplyMode, apply};
+use crate::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
 use crate::error::Error;
 use crate::manifest::secret::{CredentialPem, Side, credential_secret};
 use crate::pki::{
     Certificate, PkiError, PrivateKey, Usage, VerifyRequest, check_chain_order, verify,
 };
-use crate::plan::{Plan, render_json_list, render_yaml};
+use crate::plan::Plan;
 
 /// The namespace Istio's gateways run in, where `credentialName` is resolved.
 pub const GATEWAY_NAMESPACE: &str = "istio-system";
@@ -155,55 +154,20 @@ pub fn plan(args: &SecretArgs, namespace: &str) -> Result<Plan, Error> {
 /// Runs `secret`.
 pub async fn run(args: &SecretArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
     let flags = &args.apply;
-    if flags.dry_run == DryRun::Client {
-        let namespace = global
-            .kube
-            .namespace
-            .clone()
-            .unwrap_or_else(|| GATEWAY_NAMESPACE.to_string());
-        crate::cluster::validate_namespace(&namespace)?;
-        let plan = plan(args, &namespace)?;
-        match flags.output.unwrap_or(OutputFormat::Yaml) {
-            OutputFormat::Json => write!(out, "{}", plan.to_json())?,
-            OutputFormat::Yaml => write!(out, "{}", plan.to_yaml())?,
-            OutputFormat::Table => {
-                for o in plan.objects() {
-                    writeln!(out, "{} created (dry run)", o.display_name())?;
-                }
-            }
-        }
-        return Ok(());
-    }
     // Check the inputs before the cluster is contacted: bad files fail fast and offline.
-    let namespace_flag = global
+    let namespace = global
         .kube
         .namespace
-        .as_deref()
-        .unwrap_or(GATEWAY_NAMESPACE);
-    crate::cluster::validate_namespace(namespace_flag)?;
-    let plan = plan(args, namespace_flag)?;
+        .clone()
+        .unwrap_or_else(|| GATEWAY_NAMESPACE.to_string());
+    crate::cluster::validate_namespace(&namespace)?;
+    let plan = plan(args, &namespace)?;
+    if flags.dry_run == DryRun::Client {
+        return print_plan(&plan, flags.output, out);
+    }
     let (client, _) = global
         .kube
         .connect_with_default_namespace(GATEWAY_NAMESPACE)
         .await?;
-    let mode = match flags.dry_run {
-        DryRun::Server => ApplyMode::DryRunServer {
-            force_conflicts: flags.force_conflicts,
-        },
-        _ => ApplyMode::Apply {
-            force_conflicts: flags.force_conflicts,
-        },
-    };
-    let applied = apply(&client, &plan, mode).await?;
-    let objects: Vec<_> = applied.iter().map(|a| a.object_for_output()).collect();
-    match flags.output {
-        Some(OutputFormat::Yaml) => write!(out, "{}", render_yaml(&objects))?,
-        Some(OutputFormat::Json) => write!(out, "{}", render_json_list(&objects))?,
-        Some(OutputFormat::Table) | None => {
-            for a in &applied {
-                writeln!(out, "{a}")?;
-            }
-        }
-    }
-    Ok(())
+    apply_and_print(&client, &plan, flags, out).await
 }

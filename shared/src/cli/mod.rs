@@ -4,12 +4,14 @@
 //! A plugin is a [`clap::Parser`] that implements [`Plugin`]; its `main` is one call to [`main`].
 //! stdout carries data (tables, YAML, JSON); stderr carries talk (errors, progress, logs).
 
+mod apply;
 mod table;
 
 use std::future::Future;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+pub use apply::{apply_and_print, print_plan};
 pub use table::Table;
 
 use crate::cluster::KubeArgs;

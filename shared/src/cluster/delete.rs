@@ -25,7 +25,9 @@ pub async fn delete_labelled(
     let listed = api
         .list(&ListParams::default().labels(label_selector))
         .await
-        .map_err(|e| ClusterError::from_kube(e, &Operation::new("list", resource, namespace, None)))?;
+        .map_err(|e| {
+            ClusterError::from_kube(e, &Operation::new("list", resource, namespace, None))
+        })?;
     let kind = resource.kind.to_ascii_lowercase();
     let prefix = if resource.group.is_empty() {
         kind

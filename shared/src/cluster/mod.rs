@@ -7,6 +7,7 @@
 //!   validation) after a server dry run of the whole plan, so nothing is half-applied; returns a
 //!   created / configured / unchanged [`Applied`] per object.
 //! - [`delete_labelled()`] (`delete`): remove exactly the objects we labelled, nothing else.
+//! - [`get_opt`], [`list`], [`served`] (`read`): reads with the same error mapping.
 //! - [`ClusterError`] (`error`): cause + hint for each failure (no kubeconfig, unknown context,
 //!   unreachable, 401, 403 naming verb/resource/namespace, 404, 409 conflicts, invalid objects,
 //!   timeouts), with its exit code; [`Operation`] says what a request was doing.
@@ -17,8 +18,10 @@ mod apply;
 mod connect;
 mod delete;
 mod error;
+mod read;
 
 pub use apply::{Applied, ApplyMode, FIELD_MANAGER, Outcome, apply};
-pub use delete::delete_labelled;
 pub use connect::{KubeArgs, parse_request_timeout, validate_namespace};
+pub use delete::delete_labelled;
 pub use error::{ClusterError, Operation};
+pub use read::{api, get_cluster_opt, get_opt, list, served};

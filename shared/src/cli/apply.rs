@@ -1,0 +1,55 @@
+//! The two ends of every mutating command: print the plan (`--dry-run=client`) or send it
+//! (`--dry-run=none|server`) and print kubectl-style results.
+
+use std::io::Write;
+
+use super::{ApplyArgs, DryRun, OutputFormat};
+use crate::cluster::{ApplyMode, apply};
+use crate::error::Error;
+use crate::plan::{Plan, render_json_list, render_yaml};
+
+/// Prints a plan for `--dry-run=client`: YAML by default (a stream `kubectl apply -f -` reads),
+/// a JSON `List` with `-o json`, result lines with `-o table`.
+pub fn print_plan(
+    plan: &Plan,
+    output: Option<OutputFormat>,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    match output.unwrap_or(OutputFormat::Yaml) {
+        OutputFormat::Json => write!(out, "{}", plan.to_json())?,
+        OutputFormat::Yaml => write!(out, "{}", plan.to_yaml())?,
+        OutputFormat::Table => {
+            for o in plan.objects() {
+                writeln!(out, "{} created (dry run)", o.display_name())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends a plan by server-side apply (`--dry-run=server` only validates) and prints one line per
+/// object, or the returned objects with `-o yaml|json` (without `managedFields`).
+pub async fn apply_and_print(
+    client: &kube::Client,
+    plan: &Plan,
+    flags: &ApplyArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let force_conflicts = flags.force_conflicts;
+    let mode = match flags.dry_run {
+        DryRun::Server => ApplyMode::DryRunServer { force_conflicts },
+        DryRun::None | DryRun::Client => ApplyMode::Apply { force_conflicts },
+    };
+    let applied = apply(client, plan, mode).await?;
+    let objects: Vec<_> = applied.iter().map(|a| a.object_for_output()).collect();
+    match flags.output {
+        Some(OutputFormat::Yaml) => write!(out, "{}", render_yaml(&objects))?,
+        Some(OutputFormat::Json) => write!(out, "{}", render_json_list(&objects))?,
+        Some(OutputFormat::Table) | None => {
+            for a in &applied {
+                writeln!(out, "{a}")?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! `kubectl mtls-egress enable`: the client cluster's half (stage 3).
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
+use crate::cluster::parse_request_timeout;
+use crate::error::Error;
+use crate::manifest::egress::{EnableRequest, Hop, enable_plan};
+use crate::names::DnsName;
+
+use super::detect;
+
+/// Route calls to --host through the egress gateway, which originates mutual TLS (client cluster)
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Creates, for the host: ServiceEntry, egress Gateway, subset DestinationRule and VirtualService in
+the namespace; the origination DestinationRule (MUTUAL, credentialName, sni and subjectAltNames) in
+istio-system; an access-log Telemetry for the egress gateway pods only; on Kyma, sets only
+spec.components.egressGateway.enabled on the Istio CR. Refuses when another DestinationRule for the
+host would shadow the origination rule (--force to go ahead). Re-running is idempotent.
+
+Examples:
+  kubectl mtls-egress enable --host httpbin.example.com -n mtls-demo --dry-run=client > egress.yaml
+  kubectl mtls-egress enable --host httpbin.example.com -n mtls-demo --restrict-to-namespace
+  kubectl mtls-egress enable --host api.partner.example --port 8443 -n payments --hop plain --no-wait"
+)]
+pub struct EnableArgs {
+    /// The target's host name (the server certificate's SAN)
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+    /// The client credential Secret in istio-system (from `kubectl mtls-certs secret client`)
+    #[arg(long, value_name = "NAME", default_value = "client-credential")]
+    pub credential: String,
+    /// The sidecar -> egress gateway hop: Istio mutual TLS (default) or plain HTTP (the tutorial's)
+    #[arg(long, value_enum, default_value_t = Hop::IstioMutual)]
+    pub hop: Hop,
+    /// The target's HTTPS port
+    #[arg(long, value_name = "PORT", default_value_t = 443, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Access logs for the egress gateway pods (a Telemetry scoped to them)
+    #[arg(long, overrides_with = "no_access_log")]
+    pub access_log: bool,
+    /// No access-log Telemetry
+    #[arg(long, overrides_with = "access_log")]
+    pub no_access_log: bool,
+    /// Deny other namespaces the use of this host through the egress gateway (AuthorizationPolicy)
+    #[arg(long)]
+    pub restrict_to_namespace: bool,
+    /// The Kyma Istio CR as NAMESPACE/NAME, for --dry-run=client (detected when connected)
+    #[arg(long, value_name = "NS/NAME")]
+    pub istio_cr: Option<String>,
+    /// Go ahead even when another DestinationRule for the host would shadow ours
+    #[arg(long)]
+    pub force: bool,
+    /// Do not wait for the egress gateway to become Available
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the egress gateway
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_request_timeout)]
+    pub timeout: Duration,
+    /// --dry-run, -o and --force-conflicts.
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+}
+
+fn parse_istio_cr(value: &str) -> Result<(String, String), Error> {
+    match value.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() => Ok((ns.into(), name.into())),
+        _ => Err(Error::Usage(format!(
+            "--istio-cr {value:?}: give NAMESPACE/NAME, e.g. kyma-system/default"
+        ))),
+    }
+}
+
+/// Runs `enable`.
+pub async fn run(args: &EnableArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let host = DnsName::parse_exact(&args.host)?;
+    let istio_cr = args.istio_cr.as_deref().map(parse_istio_cr).transpose()?;
+    let mut request = EnableRequest {
+        host: host.clone(),
+        namespace: global.kube.namespace.clone().unwrap_or_default(),
+        credential: args.credential.clone(),
+        hop: args.hop,
+        port: args.port,
+        access_log: !args.no_access_log,
+        restrict_to_namespace: args.restrict_to_namespace,
+        kyma_istio: istio_cr.clone(),
+    };
+    if args.apply.dry_run == DryRun::Client {
+        if request.namespace.is_empty() {
+            request.namespace = "default".into();
+        }
+        crate::cluster::validate_namespace(&request.namespace)?;
+        let plan = enable_plan(&request)?;
+        return print_plan(&plan, args.apply.output, out);
+    }
+    if let Some(ns) = &global.kube.namespace {
+        crate::cluster::validate_namespace(ns)?;
+    }
+    let (client, namespace) = global.kube.connect().await?;
+    request.namespace = namespace;
+    execute(&client, request, args, out).await
+}
+
+/// `enable` against a connected cluster: detect, check, apply, wait.
+pub async fn execute(
+    client: &kube::Client,
+    mut request: EnableRequest,
+    args: &EnableArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let client = client.clone();
+    let host = request.host.clone();
+    // Everything the plan depends on is checked before the first write.
+    enable_plan(&request)?;
+    let kyma = match request.kyma_istio.clone() {
+        Some(cr) => Some(cr),
+        None => detect::kyma_istio(&client).await?,
+    };
+    if kyma.is_none() && detect::egress_gateway(&client).await?.is_none() {
+        return Err(Error::State(format!(
+            "no egress gateway: deployment istio-system/{} does not exist and this is not Kyma; install one, e.g. `istioctl install --set components.egressGateways[0].name=istio-egressgateway --set components.egressGateways[0].enabled=true`",
+            detect::EGRESS_DEPLOYMENT
+        )));
+    }
+    let shadowing = detect::shadowing_rules(&client, &host, &request.namespace).await?;
+    if !shadowing.is_empty() {
+        let message = format!(
+            "destinationrule {} also applies to {host} and can take precedence over the mTLS origination rule (Istio looks in the client namespace first)",
+            shadowing.join(", ")
+        );
+        if !args.force {
+            return Err(Error::State(format!(
+                "{message}: remove it, or pass --force to go ahead"
+            )));
+        }
+        super::note(format!("warning: {message}"));
+    }
+    request.kyma_istio = kyma.clone();
+    let plan = enable_plan(&request)?;
+    apply_and_print(&client, &plan, &args.apply, out).await?;
+    if args.apply.dry_run == DryRun::Server || args.no_wait {
+        return Ok(());
+    }
+    out.flush()?;
+    detect::wait_ready(&client, kyma.as_ref(), args.timeout).await
+}

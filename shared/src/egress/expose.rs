@@ -1,0 +1,198 @@
+//! `kubectl mtls-egress expose`: the target cluster's half (stage 2).
+
+use std::io::Write;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use kube::Client;
+
+use crate::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
+use crate::error::Error;
+use crate::manifest::egress::ISTIO_NAMESPACE;
+use crate::manifest::expose::{ExposeRequest, Route, ServiceRef, expose_plan};
+use crate::manifest::secret::Layout;
+use crate::names::DnsName;
+
+use super::{detect, note};
+
+/// `--route`: APIRule, VirtualService, or decide by what the cluster serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RouteChoice {
+    /// APIRule when Kyma's APIRule v2 is served, else VirtualService.
+    Auto,
+    /// A Kyma APIRule v2.
+    Apirule,
+    /// An Istio VirtualService.
+    Virtualservice,
+}
+
+/// Expose a Service behind mutual TLS on the ingress gateway (target cluster)
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Creates a Gateway (443, tls.mode MUTUAL, credentialName = the server credential in istio-system)
+and an APIRule v2 (Kyma) or a VirtualService bound to it. Warns when the namespace has no sidecar
+injection, when the server credential Secret is missing or incomplete, and when Kyma's NetworkPolicies
+require a pod label.
+
+Examples:
+  kubectl mtls-egress expose --host httpbin.example.com --service httpbin:8000 -n mtls-demo
+  kubectl mtls-egress expose --host httpbin.example.com --service httpbin:8000 -n mtls-demo --route virtualservice --dry-run=client"
+)]
+pub struct ExposeArgs {
+    /// The public host name clients call (the server certificate's SAN)
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+    /// The workload's Service and port, NAME:PORT
+    #[arg(long, value_name = "NAME:PORT")]
+    pub service: String,
+    /// The server credential Secret in istio-system (from `kubectl mtls-certs secret target`)
+    #[arg(long, value_name = "NAME", default_value = "kyma-mtls-certs")]
+    pub credential: String,
+    /// The Gateway's name (default mtls-<host>)
+    #[arg(long, value_name = "NAME")]
+    pub gateway: Option<String>,
+    /// How to route from the Gateway to the Service
+    #[arg(long, value_enum, default_value_t = RouteChoice::Auto)]
+    pub route: RouteChoice,
+    /// HTTP methods the APIRule allows (comma-separated)
+    #[arg(
+        long,
+        value_name = "METHODS",
+        value_delimiter = ',',
+        default_value = "GET"
+    )]
+    pub methods: Vec<String>,
+    /// Also label the namespace istio-injection=enabled (pods need a restart to get the sidecar)
+    #[arg(long)]
+    pub label_namespace: bool,
+    /// --dry-run, -o and --force-conflicts.
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+}
+
+/// Runs `expose`.
+pub async fn run(args: &ExposeArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let host = DnsName::parse(&args.host)?;
+    let service: ServiceRef = args.service.parse()?;
+    let mut request = ExposeRequest {
+        host,
+        namespace: global
+            .kube
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        service,
+        credential: args.credential.clone(),
+        gateway: args.gateway.clone(),
+        route: match args.route {
+            RouteChoice::Apirule => Route::Apirule,
+            RouteChoice::Auto | RouteChoice::Virtualservice => Route::Virtualservice,
+        },
+        methods: args.methods.clone(),
+        label_namespace: args.label_namespace,
+    };
+    if args.apply.dry_run == DryRun::Client {
+        crate::cluster::validate_namespace(&request.namespace)?;
+        if args.route == RouteChoice::Auto {
+            note(
+                "note: --route auto without a cluster emits a VirtualService; pass --route apirule for Kyma's APIRule",
+            );
+        }
+        return print_plan(&expose_plan(&request)?, args.apply.output, out);
+    }
+    let (client, namespace) = global.kube.connect().await?;
+    request.namespace = namespace;
+    execute(&client, request, args.route, &args.apply, out).await
+}
+
+/// `expose` against a connected cluster: choose the route, warn, apply.
+pub async fn execute(
+    client: &Client,
+    mut request: ExposeRequest,
+    route: RouteChoice,
+    apply: &ApplyArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    expose_plan(&request)?;
+    let apirule = detect::apirule_served(client).await?;
+    request.route = match (route, apirule) {
+        (RouteChoice::Apirule, false) => {
+            return Err(Error::State(
+                "APIRule gateway.kyma-project.io/v2 is not served on this cluster (no Kyma API Gateway module): use --route virtualservice".into(),
+            ));
+        }
+        (RouteChoice::Apirule, true) | (RouteChoice::Auto, true) => Route::Apirule,
+        _ => Route::Virtualservice,
+    };
+    warn_about_prerequisites(client, &request).await?;
+    let plan = expose_plan(&request)?;
+    apply_and_print(client, &plan, apply, out).await
+}
+
+/// The warnings of `expose`: what will make the exposed host fail even though the plan applies.
+async fn warn_about_prerequisites(client: &Client, req: &ExposeRequest) -> Result<(), Error> {
+    let ns = crate::cluster::get_cluster_opt::<Namespace>(client, &req.namespace).await?;
+    let Some(ns) = ns else {
+        return Err(Error::State(format!(
+            "namespace {} does not exist: create it (kubectl create namespace {0}) and deploy the workload first",
+            req.namespace
+        )));
+    };
+    let injected = ns.metadata.labels.as_ref().is_some_and(|l| {
+        l.get("istio-injection").is_some_and(|v| v == "enabled") || l.contains_key("istio.io/rev")
+    });
+    if !injected && !req.label_namespace {
+        note(format!(
+            "warning: namespace {} has no sidecar injection (istio-injection=enabled): the ingress gateway's mTLS to the workload needs it; re-run with --label-namespace, then restart the workload",
+            req.namespace
+        ));
+    }
+    match crate::cluster::get_opt::<Service>(client, &req.namespace, &req.service.name).await {
+        Ok(None) => note(format!(
+            "warning: service {}/{} does not exist yet",
+            req.namespace, req.service.name
+        )),
+        Ok(Some(svc)) => {
+            let ports: Vec<i32> = svc
+                .spec
+                .and_then(|s| s.ports)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| p.port)
+                .collect();
+            if !ports.contains(&i32::from(req.service.port)) {
+                note(format!(
+                    "warning: service {}/{} has no port {} (it has {:?})",
+                    req.namespace, req.service.name, req.service.port, ports
+                ));
+            }
+        }
+        Err(e) => note(format!("warning: cannot check the service: {e}")),
+    }
+    match crate::cluster::get_opt::<Secret>(client, ISTIO_NAMESPACE, &req.credential).await {
+        Ok(None) => note(format!(
+            "warning: secret {ISTIO_NAMESPACE}/{} does not exist: the Gateway has no certificate until you run `kubectl mtls-certs secret target --dir DIR`",
+            req.credential
+        )),
+        Ok(Some(secret)) => {
+            let keys: Vec<String> = secret.data.unwrap_or_default().into_keys().collect();
+            let complete = [Layout::Generic, Layout::Tls]
+                .iter()
+                .any(|l| l.keys().iter().all(|k| keys.iter().any(|have| have == k)));
+            if !complete {
+                note(format!(
+                    "warning: secret {ISTIO_NAMESPACE}/{} has keys {keys:?}: a MUTUAL Gateway needs cert/key/cacert (or tls.crt/tls.key/ca.crt)",
+                    req.credential
+                ));
+            }
+        }
+        Err(e) => note(format!("warning: cannot check the server credential: {e}")),
+    }
+    if let Ok(Some(istio)) = detect::kyma_istio_cr(client).await
+        && istio.spec.network_policies_enabled == Some(true)
+    {
+        note(
+            "note: Kyma's networkPoliciesEnabled is on: the workload's pods need the label networking.kyma-project.io/from-ingressgateway=allowed (add it to the Deployment's pod template)",
+        );
+    }
+    Ok(())
+}
