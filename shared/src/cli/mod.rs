@@ -19,6 +19,7 @@ use crate::error::Error;
 
 /// Flags every plugin accepts: kubectl's connection flags and `-v`.
 #[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Log verbosity on stderr: -v requests, -vv details, -vvv everything.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]

@@ -73,34 +73,34 @@ fn parse_istio_cr(value: &str) -> Result<(String, String), Error> {
     }
 }
 
+impl EnableArgs {
+    /// The plan inputs these flags give, for the client namespace `namespace`.
+    pub fn request(&self, namespace: &str) -> Result<EnableRequest, Error> {
+        crate::cluster::validate_namespace(namespace)?;
+        Ok(EnableRequest {
+            host: DnsName::parse_exact(&self.host)?,
+            namespace: namespace.to_string(),
+            credential: self.credential.clone(),
+            hop: self.hop,
+            port: self.port,
+            access_log: !self.no_access_log,
+            restrict_to_namespace: self.restrict_to_namespace,
+            kyma_istio: self.istio_cr.as_deref().map(parse_istio_cr).transpose()?,
+        })
+    }
+}
+
 /// Runs `enable`.
 pub async fn run(args: &EnableArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let host = DnsName::parse_exact(&args.host)?;
-    let istio_cr = args.istio_cr.as_deref().map(parse_istio_cr).transpose()?;
-    let mut request = EnableRequest {
-        host: host.clone(),
-        namespace: global.kube.namespace.clone().unwrap_or_default(),
-        credential: args.credential.clone(),
-        hop: args.hop,
-        port: args.port,
-        access_log: !args.no_access_log,
-        restrict_to_namespace: args.restrict_to_namespace,
-        kyma_istio: istio_cr.clone(),
-    };
     if args.apply.dry_run == DryRun::Client {
-        if request.namespace.is_empty() {
-            request.namespace = "default".into();
-        }
-        crate::cluster::validate_namespace(&request.namespace)?;
-        let plan = enable_plan(&request)?;
+        let namespace = global.kube.namespace.as_deref().unwrap_or("default");
+        let plan = enable_plan(&args.request(namespace)?)?;
         return print_plan(&plan, args.apply.output, out);
     }
-    if let Some(ns) = &global.kube.namespace {
-        crate::cluster::validate_namespace(ns)?;
-    }
+    // Flags are checked before any file is read or request sent.
+    enable_plan(&args.request(global.kube.namespace.as_deref().unwrap_or("default"))?)?;
     let (client, namespace) = global.kube.connect().await?;
-    request.namespace = namespace;
-    execute(&client, request, args, out).await
+    execute(&client, args.request(&namespace)?, args, out).await
 }
 
 /// `enable` against a connected cluster: detect, check, apply, wait.

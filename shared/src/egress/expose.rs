@@ -69,29 +69,34 @@ pub struct ExposeArgs {
     pub apply: ApplyArgs,
 }
 
+impl ExposeArgs {
+    /// The plan inputs these flags give, for the workload namespace `namespace` (the route is
+    /// decided later, from what the cluster serves, unless fixed by `--route`).
+    pub fn request(&self, namespace: &str) -> Result<ExposeRequest, Error> {
+        crate::cluster::validate_namespace(namespace)?;
+        let request = ExposeRequest {
+            host: DnsName::parse(&self.host)?,
+            namespace: namespace.to_string(),
+            service: self.service.parse::<ServiceRef>()?,
+            credential: self.credential.clone(),
+            gateway: self.gateway.clone(),
+            route: match self.route {
+                RouteChoice::Apirule => Route::Apirule,
+                RouteChoice::Auto | RouteChoice::Virtualservice => Route::Virtualservice,
+            },
+            methods: self.methods.clone(),
+            label_namespace: self.label_namespace,
+        };
+        expose_plan(&request)?;
+        Ok(request)
+    }
+}
+
 /// Runs `expose`.
 pub async fn run(args: &ExposeArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let host = DnsName::parse(&args.host)?;
-    let service: ServiceRef = args.service.parse()?;
-    let mut request = ExposeRequest {
-        host,
-        namespace: global
-            .kube
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        service,
-        credential: args.credential.clone(),
-        gateway: args.gateway.clone(),
-        route: match args.route {
-            RouteChoice::Apirule => Route::Apirule,
-            RouteChoice::Auto | RouteChoice::Virtualservice => Route::Virtualservice,
-        },
-        methods: args.methods.clone(),
-        label_namespace: args.label_namespace,
-    };
+    let namespace = global.kube.namespace.as_deref().unwrap_or("default");
+    let request = args.request(namespace)?;
     if args.apply.dry_run == DryRun::Client {
-        crate::cluster::validate_namespace(&request.namespace)?;
         if args.route == RouteChoice::Auto {
             note(
                 "note: --route auto without a cluster emits a VirtualService; pass --route apirule for Kyma's APIRule",
@@ -100,8 +105,14 @@ pub async fn run(args: &ExposeArgs, global: &GlobalArgs, out: &mut dyn Write) ->
         return print_plan(&expose_plan(&request)?, args.apply.output, out);
     }
     let (client, namespace) = global.kube.connect().await?;
-    request.namespace = namespace;
-    execute(&client, request, args.route, &args.apply, out).await
+    execute(
+        &client,
+        args.request(&namespace)?,
+        args.route,
+        &args.apply,
+        out,
+    )
+    .await
 }
 
 /// `expose` against a connected cluster: choose the route, warn, apply.

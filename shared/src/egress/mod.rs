@@ -77,5 +77,5 @@ impl Plugin for Cli {
 
 /// Progress and warnings go to stderr: stdout stays data.
 pub(crate) fn note(message: impl std::fmt::Display) {
-    let _ = writeln!(std::io::stderr(), "{message}");
+    eprintln!("{message}");
 }

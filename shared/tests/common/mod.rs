@@ -1,4 +1,5 @@
 //! Test helpers shared by the integration tests of `shared`.
 #![allow(dead_code)]
 
+pub mod fake_api;
 pub mod schema;

@@ -1,0 +1,241 @@
+#![allow(missing_docs)]
+//! `kubectl mtls-egress` as a user meets it: bad input gets exit 2 and one line before any cluster
+//! is contacted; `--dry-run=client` streams are what kubectl reads; kubectl finds the plugin.
+
+use std::path::Path;
+use std::process::Command as Process;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn egress() -> Command {
+    let mut cmd = Command::cargo_bin("kubectl-mtls_egress").unwrap();
+    cmd.env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+fn fails_with(cmd: &mut Command, needle: &str) {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(out.stdout.is_empty());
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{needle:?} not in {stderr}"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_before_the_cluster_is_contacted() {
+    // KUBECONFIG points nowhere: reaching the cluster would be exit 3, not 2.
+    fails_with(
+        egress().args(["enable", "--host", "bad..host"]),
+        "empty label",
+    );
+    fails_with(
+        egress().args(["enable", "--host", "*.example.com"]),
+        "wildcard",
+    );
+    fails_with(
+        egress().args(["enable", "--host", "10.1.2.3"]),
+        "IP address",
+    );
+    fails_with(
+        egress().args(["enable", "--host", "h.example.com", "-n", "Bad_NS"]),
+        "Bad_NS",
+    );
+    fails_with(
+        egress().args([
+            "enable",
+            "--host",
+            "h.example.com",
+            "--hop",
+            "plain",
+            "--restrict-to-namespace",
+        ]),
+        "--hop istio-mutual",
+    );
+    fails_with(
+        egress().args([
+            "enable",
+            "--host",
+            "h.example.com",
+            "--credential",
+            "x-cacert",
+        ]),
+        "-cacert",
+    );
+    fails_with(
+        egress().args(["enable", "--host", "h.example.com", "--istio-cr", "default"]),
+        "NAMESPACE/NAME",
+    );
+    fails_with(
+        egress().args(["expose", "--host", "h.example.com", "--service", "httpbin"]),
+        "no port",
+    );
+    fails_with(
+        egress().args([
+            "expose",
+            "--host",
+            "h.example.com",
+            "--service",
+            "httpbin:0",
+        ]),
+        "1 to 65535",
+    );
+    fails_with(
+        egress().args([
+            "expose",
+            "--host",
+            "h.example.com",
+            "--service",
+            "httpbin:8000",
+            "--methods",
+            "FETCH",
+        ]),
+        "FETCH",
+    );
+    fails_with(
+        egress().args(["disable", "--host", "h.example.com", "--dry-run=client"]),
+        "--dry-run=server",
+    );
+    // clap's own usage errors are exit 2 too.
+    egress()
+        .args(["enable", "--host", "h.example.com", "--port", "0"])
+        .assert()
+        .code(2);
+    egress().args(["enable"]).assert().code(2);
+}
+
+#[test]
+fn without_a_kubeconfig_a_real_run_is_a_cluster_error() {
+    let out = egress()
+        .args(["enable", "--host", "h.example.com"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("kubeconfig"), "{stderr}");
+}
+
+fn dry_run(args: &[&str]) -> String {
+    let out = egress()
+        .args(args)
+        .arg("--dry-run=client")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn dry_run_streams_are_read_back_by_kubectl() {
+    let kubectl = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .expect("kubectl not found: install it (apt-get install -y kubernetes-client)");
+    let tmp = tempfile::tempdir().unwrap();
+    let streams = [
+        dry_run(&[
+            "enable",
+            "--host",
+            "httpbin.example.com",
+            "-n",
+            "mtls-demo",
+            "--istio-cr",
+            "kyma-system/default",
+            "--restrict-to-namespace",
+        ]),
+        dry_run(&[
+            "expose",
+            "--host",
+            "httpbin.example.com",
+            "--service",
+            "httpbin:8000",
+            "-n",
+            "mtls-demo",
+            "--route",
+            "apirule",
+            "--label-namespace",
+        ]),
+    ];
+    for (i, stream) in streams.iter().enumerate() {
+        let dir = tmp.path().join(format!("k{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("plan.yaml"), stream).unwrap();
+        std::fs::write(dir.join("kustomization.yaml"), "resources:\n- plan.yaml\n").unwrap();
+        let built = Process::new(&kubectl)
+            .arg("kustomize")
+            .arg(&dir)
+            .env("KUBECONFIG", tmp.path().join("none"))
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let theirs: Vec<Value> =
+            serde_saphyr::from_multiple(&String::from_utf8(built.stdout).unwrap()).unwrap();
+        let ours: Vec<Value> = serde_saphyr::from_multiple(stream).unwrap();
+        assert_eq!(theirs.len(), ours.len());
+        // kustomize reorders documents (namespaces first, then by kind); compare as sets.
+        for o in &ours {
+            assert!(theirs.contains(o), "kubectl changed {o}");
+        }
+    }
+    // -o json is a List.
+    let list: Value = serde_json::from_str(&{
+        let out = egress()
+            .args([
+                "enable",
+                "--host",
+                "h.example.com",
+                "--dry-run=client",
+                "-o",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    })
+    .unwrap();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn help_reads_as_a_kubectl_plugin_and_kubectl_runs_it() {
+    let out = egress().arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("Usage: kubectl mtls-egress"), "{help}");
+    insta::assert_snapshot!("help", help);
+    let out = egress().args(["enable", "--help"]).output().unwrap();
+    insta::assert_snapshot!("help_enable", String::from_utf8(out.stdout).unwrap());
+    for shell in ["bash", "zsh", "fish"] {
+        let out = egress().args(["completion", shell]).output().unwrap();
+        assert!(String::from_utf8(out.stdout).unwrap().contains("enable"));
+    }
+    let kubectl = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .expect("kubectl not found: install it (apt-get install -y kubernetes-client)");
+    let only_ours = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_kubectl-mtls_egress"));
+    std::fs::copy(bin, only_ours.path().join("kubectl-mtls_egress")).unwrap();
+    let run = Process::new(&kubectl)
+        .args(["mtls-egress", "--help"])
+        .env("PATH", only_ours.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    assert!(String::from_utf8_lossy(&run.stdout).contains("Usage: kubectl mtls-egress"));
+}
