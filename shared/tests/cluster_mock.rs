@@ -28,6 +28,29 @@ const SECRET_PATH: &str = "/api/v1/namespaces/istio-system/secrets/kyma-mtls-cer
 const GATEWAY_PATH: &str = "/apis/networking.istio.io/v1/namespaces/istio-system/gateways/mtls-gw";
 const SECRET_DATA: &[u8] = b"-----BEGIN PRIVATE KEY----- not-for-logs";
 
+/// The requests as a sequential run would list them: the concurrent preflight regrouped per
+/// object (its GET, then its dry-run PATCH, objects in the order first seen), then the writes in
+/// the order they were sent. Fails if any write came before the last dry run.
+fn phased(state: &common::fake_api::Shared) -> Vec<String> {
+    let all = seen(state);
+    let split = all.iter().rposition(Seen::dry_run).map_or(0, |i| i + 1);
+    let (pre, writes) = all.split_at(split);
+    assert!(
+        pre.iter().all(|s| s.method == "GET" || s.dry_run()),
+        "a write before the preflight ended: {:?}",
+        summaries(state)
+    );
+    let mut order: Vec<&str> = Vec::new();
+    for s in pre {
+        if !order.contains(&s.path.as_str()) {
+            order.push(&s.path);
+        }
+    }
+    let mut pre: Vec<&Seen> = pre.iter().collect();
+    pre.sort_by_key(|s| (order.iter().position(|p| *p == s.path), s.method != "GET"));
+    pre.into_iter().chain(writes).map(Seen::summary).collect()
+}
+
 fn secret(name: &str, value: &[u8]) -> Secret {
     Secret {
         metadata: ObjectMeta {
@@ -192,7 +215,7 @@ async fn custom_kinds_and_cluster_scoped_objects_use_their_paths_and_force_only_
 
     // Preflight for every object first, then the real pass, in plan order.
     assert_eq!(
-        summaries(&state),
+        phased(&state),
         [
             "GET /api/v1/namespaces/mtls-demo".to_string(),
             "PATCH /api/v1/namespaces/mtls-demo (dry run)".into(),
@@ -304,8 +327,16 @@ async fn real_apply_reports_created_configured_unchanged_from_resource_versions(
             "secret/new created"
         ]
     );
+    // Independent objects are preflighted concurrently: the second object's read goes out
+    // before the first object's dry run comes back.
+    let raw = summaries(&state);
+    let pos = |s: String| raw.iter().position(|r| *r == s).unwrap();
+    assert!(
+        pos(format!("GET {}", path("old"))) < pos(format!("PATCH {} (dry run)", path("same"))),
+        "{raw:#?}"
+    );
     assert_eq!(
-        summaries(&state),
+        phased(&state),
         [
             format!("GET {}", path("same")),
             format!("PATCH {} (dry run)", path("same")),
@@ -443,8 +474,11 @@ async fn a_failing_preflight_on_the_second_object_writes_nothing() {
     .await
     .unwrap_err();
     assert!(matches!(err, ClusterError::Invalid { .. }), "{err:?}");
+    // The preflight runs concurrently, so the third object may have been read and dry-run too;
+    // what matters is that nothing was written.
+    let sums = phased(&state);
     assert_eq!(
-        summaries(&state),
+        sums[..4],
         [
             format!("GET {}", path("same")),
             format!("PATCH {} (dry run)", path("same")),

@@ -4,13 +4,16 @@
 //! [`FIELD_MANAGER`] and `fieldValidation=Strict` (an unknown field is an error, never silently
 //! dropped); `force=true` only when the user asked to take over conflicting fields.
 //!
-//! "Nothing half-applied": a preflight pass first server-dry-runs (`dryRun=All`) every object in
-//! order and stops at the first error, before anything is written; only then does the real pass
-//! write. The preflight also reads each object, so every result says whether it was `created`,
+//! "Nothing half-applied": a preflight pass first server-dry-runs (`dryRun=All`) every object and
+//! stops at the first error, before anything is written; only then does the real pass write.
+//! Objects are independent within a pass, so both passes send their requests concurrently over
+//! the client's shared connection pool (cluster-scoped objects, such as a Namespace the others
+//! live in, are written first and in order). The preflight also reads each object, so every result says whether it was `created`,
 //! `configured` or left `unchanged`, like kubectl.
 
 use std::fmt;
 
+use futures::future::try_join_all;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
@@ -114,35 +117,41 @@ impl fmt::Display for Applied {
 /// One exception to "the dry run must accept everything": an object whose namespace is missing
 /// while the plan itself creates that namespace earlier is accepted, since a dry run cannot see
 /// the namespace the real pass will create.
-pub async fn apply(
-    client: &Client,
-    plan: &Plan,
+pub async fn apply<'a>(
+    client: &'a Client,
+    plan: &'a Plan,
     mode: ApplyMode,
 ) -> Result<Vec<Applied>, ClusterError> {
     let force = mode.force_conflicts();
     let objects = plan.objects();
 
-    // Preflight: read, then dry-run every object; nothing is written.
-    let mut checked = Vec::with_capacity(objects.len());
-    for (index, object) in objects.iter().enumerate() {
-        let api = api_for(client, object);
-        let before = get(&api, object).await?;
-        let dry_run = match patch(&api, object, force, true).await {
-            Ok(returned) => Some(returned),
-            Err(ClusterError::NamespaceNotFound { namespace, .. })
-                if plan_creates_namespace(&objects[..index], &namespace) =>
-            {
-                tracing::debug!(
-                    object = %object.display_name(),
-                    namespace = %namespace,
-                    "dry run skipped: the plan creates the namespace first"
-                );
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        checked.push((before, dry_run));
-    }
+    // Preflight: read, then dry-run every object; nothing is written. Objects are independent
+    // here, so they are checked concurrently over the client's shared connection pool.
+    let checked = try_join_all(
+        objects
+            .iter()
+            .enumerate()
+            .map(|(index, object)| async move {
+                let api = api_for(client, object);
+                let before = get(&api, object).await?;
+                let dry_run = match patch(&api, object, force, true).await {
+                    Ok(returned) => Some(returned),
+                    Err(ClusterError::NamespaceNotFound { namespace, .. })
+                        if plan_creates_namespace(&objects[..index], &namespace) =>
+                    {
+                        tracing::debug!(
+                            object = %object.display_name(),
+                            namespace = %namespace,
+                            "dry run skipped: the plan creates the namespace first"
+                        );
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
+                Ok::<_, ClusterError>((before, dry_run))
+            }),
+    )
+    .await?;
 
     let mut results = Vec::with_capacity(objects.len());
     match mode {
@@ -165,7 +174,9 @@ pub async fn apply(
             }
         }
         ApplyMode::Apply { .. } => {
-            for (object, (before, _)) in objects.iter().zip(checked) {
+            // Cluster-scoped objects (a Namespace the rest may live in) go first, in order; the
+            // namespaced objects then go concurrently.
+            let write = |object: &'a PlannedObject, before: Option<Value>| async move {
                 let api = api_for(client, object);
                 let returned = patch(&api, object, force, false).await?;
                 let outcome = match before {
@@ -175,8 +186,26 @@ pub async fn apply(
                     }
                     Some(_) => Outcome::Configured,
                 };
-                results.push(result(object, outcome, false, returned));
+                Ok::<_, ClusterError>(result(object, outcome, false, returned))
+            };
+            let (cluster_scoped, namespaced): (Vec<_>, Vec<_>) = objects
+                .iter()
+                .zip(checked)
+                .enumerate()
+                .partition(|(_, (object, _))| object.namespace.is_none());
+            let mut done = Vec::with_capacity(objects.len());
+            for (index, (object, (before, _))) in cluster_scoped {
+                done.push((index, write(object, before).await?));
             }
+            let written = try_join_all(namespaced.into_iter().map(
+                |(index, (object, (before, _)))| async move {
+                    Ok::<_, ClusterError>((index, write(object, before).await?))
+                },
+            ))
+            .await?;
+            done.extend(written);
+            done.sort_by_key(|(index, _)| *index);
+            results.extend(done.into_iter().map(|(_, applied)| applied));
         }
     }
     Ok(results)
