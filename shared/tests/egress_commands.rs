@@ -321,6 +321,28 @@ async fn status_lists_the_host_and_disable_removes_exactly_what_enable_made() {
     );
 
     let host = DnsName::parse("httpbin.example.com").unwrap();
+    // A server dry run of disable lists what would go and deletes nothing.
+    let before = ours(&state);
+    let args = DisableCli::parse_from([
+        "disable",
+        "--host",
+        "httpbin.example.com",
+        "--dry-run=server",
+    ])
+    .args;
+    let mut out = Vec::new();
+    disable::execute(&client, NS, &host, &args, &mut out)
+        .await
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.ends_with("deleted (server dry run)"))
+            .count(),
+        5,
+        "{out}"
+    );
+    assert_eq!(ours(&state), before);
     let args = DisableCli::parse_from(["disable", "--host", "httpbin.example.com"]).args;
     let mut out = Vec::new();
     disable::execute(&client, NS, &host, &args, &mut out)

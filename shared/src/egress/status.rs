@@ -73,9 +73,7 @@ pub async fn collect(client: &kube::Client, scope: Option<&str>) -> Result<Vec<H
                    annotations: &BTreeMap<String, String>,
                    ns: &str,
                    object: String| {
-        let Some(slug) = labels.get(HOST_LABEL) else {
-            return None;
-        };
+        let slug = labels.get(HOST_LABEL)?;
         let host = annotations
             .get(HOST_ANNOTATION)
             .cloned()

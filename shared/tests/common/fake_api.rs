@@ -34,9 +34,14 @@ impl Seen {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
-    /// Whether `dryRun=All` was sent.
+    /// Whether `dryRun=All` was sent (as a query parameter, or in a DELETE's DeleteOptions body).
     pub fn dry_run(&self) -> bool {
         self.param("dryRun") == Some("All")
+            || self
+                .body
+                .as_ref()
+                .and_then(|b| b["dryRun"].as_array())
+                .is_some_and(|d| d.iter().any(|v| v == "All"))
     }
     /// `GET path`, `PATCH path (dry run)`, `PATCH path`, `DELETE path`.
     pub fn summary(&self) -> String {

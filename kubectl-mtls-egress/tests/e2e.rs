@@ -1,0 +1,403 @@
+#![allow(missing_docs)]
+//! `kubectl mtls-egress` against a live API server, when `MTLS_E2E_KUBECONFIG` names one.
+//!
+//! It installs the CRDs it needs from `../shared/crds` when missing, creates its own namespaces
+//! (and `istio-system`, `kyma-system` and a Kyma `Istio` CR when missing), runs expose, enable
+//! (`--no-wait`: no Istio control plane is required), status, a second enable (all unchanged), a
+//! server dry run (nothing created) and disable, and asserts through the API after each step. It
+//! deletes everything it created at the end, also when an assertion fails. Without the variable
+//! it says so on stderr (uncaptured) and passes without touching anything.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+
+const MANAGER: &str = "kubectl-mtls-e2e";
+
+fn kubeconfig() -> Option<String> {
+    match std::env::var("MTLS_E2E_KUBECONFIG") {
+        Ok(path) if !path.is_empty() => Some(path),
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED mtls-egress e2e: set MTLS_E2E_KUBECONFIG to the kubeconfig of a disposable cluster to run it"
+            );
+            None
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn client(path: &str) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+fn dynamic(
+    client: &Client,
+    gvk: (&str, &str, &str),
+    plural: &str,
+    ns: Option<&str>,
+) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(gvk.0, gvk.1, gvk.2), plural);
+    match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// What this run created, deleted again on drop (in reverse order).
+struct Created {
+    kubeconfig: String,
+    /// A Kyma Istio CR that existed before: our field manager's fields are released again.
+    release_istio: Option<(String, String)>,
+    /// `(group, version, kind, plural, namespace, name)`.
+    objects: Vec<(String, String, String, String, Option<String>, String)>,
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        let kubeconfig = self.kubeconfig.clone();
+        let objects = std::mem::take(&mut self.objects);
+        let release = self.release_istio.take();
+        let _ = std::thread::spawn(move || {
+            runtime().block_on(async {
+                let client = client(&kubeconfig).await;
+                if let Some((ns, name)) = release {
+                    // Applying an object without our fields as our field manager releases them:
+                    // the CR is left as its other managers had it.
+                    let api = dynamic(&client, ("operator.kyma-project.io", "v1alpha2", "Istio"), "istios", Some(&ns));
+                    let body = json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio", "metadata": {"name": name, "namespace": ns}});
+                    let _ = api.patch(&name, &PatchParams::apply("kubectl-mtls").force(), &Patch::Apply(&body)).await;
+                }
+                for (g, v, k, plural, ns, name) in objects.into_iter().rev() {
+                    let api = dynamic(&client, (&g, &v, &k), &plural, ns.as_deref());
+                    let _ = api.delete(&name, &DeleteParams::default()).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+async fn apply(api: &Api<DynamicObject>, name: &str, body: Value) {
+    api.patch(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+}
+
+/// Installs the CRDs from ../shared/crds that are not there yet; records what it installed.
+async fn install_crds(client: &Client, created: &mut Created) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds");
+    let wanted = [
+        "serviceentries.networking.istio.io",
+        "gateways.networking.istio.io",
+        "destinationrules.networking.istio.io",
+        "virtualservices.networking.istio.io",
+        "telemetries.telemetry.istio.io",
+        "authorizationpolicies.security.istio.io",
+        "istios.operator.kyma-project.io",
+        "apirules.gateway.kyma-project.io",
+    ];
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(
+            &text,
+            serde_saphyr::options! { budget: serde_saphyr::budget! { max_nodes: 10_000_000, max_reader_input_bytes: Some(64 * 1024 * 1024) } },
+        )
+        .unwrap();
+        for doc in docs
+            .into_iter()
+            .filter(|d| d["kind"] == "CustomResourceDefinition")
+        {
+            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+            if !wanted.contains(&name.as_str()) || crds.get_opt(&name).await.unwrap().is_some() {
+                continue;
+            }
+            crds.patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&doc),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+            created.objects.push((
+                "apiextensions.k8s.io".into(),
+                "v1".into(),
+                "CustomResourceDefinition".into(),
+                "customresourcedefinitions".into(),
+                None,
+                name.clone(),
+            ));
+            // Wait until the API server serves it.
+            for _ in 0..60 {
+                let crd = crds.get(&name).await.unwrap();
+                let established = crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                if established {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+fn egress(kubeconfig: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mtls_egress"))
+        .args(args)
+        .args(["--kubeconfig", kubeconfig])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+async fn labelled(client: &Client, host_slug: &str) -> Vec<String> {
+    let selector =
+        format!("app.kubernetes.io/managed-by=kubectl-mtls,kubectl-mtls/host={host_slug}");
+    let mut found = Vec::new();
+    for (g, k, plural) in [
+        ("networking.istio.io", "ServiceEntry", "serviceentries"),
+        ("networking.istio.io", "Gateway", "gateways"),
+        ("networking.istio.io", "DestinationRule", "destinationrules"),
+        ("networking.istio.io", "VirtualService", "virtualservices"),
+    ] {
+        let api = dynamic(client, (g, "v1", k), plural, None);
+        for o in api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap()
+        {
+            found.push(format!("{k}/{}", o.metadata.name.unwrap_or_default()));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn expose_enable_status_disable_against_a_live_api_server() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let suffix = format!(
+        "{:06x}",
+        (std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos())
+            & 0xffffff
+    );
+    let target_ns = format!("mtls-e2e-target-{suffix}");
+    let client_ns = format!("mtls-e2e-client-{suffix}");
+    let host = format!("httpbin-{suffix}.e2e.example.com");
+    let host_slug = host.replace('.', "-");
+    let rt = runtime();
+    let mut created = Created {
+        kubeconfig: kubeconfig.clone(),
+        release_istio: None,
+        objects: Vec::new(),
+    };
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        install_crds(&client, &mut created).await;
+        let namespaces = dynamic(&client, ("", "v1", "Namespace"), "namespaces", None);
+        for ns in [
+            target_ns.as_str(),
+            client_ns.as_str(),
+            "istio-system",
+            "kyma-system",
+        ] {
+            if namespaces.get_opt(ns).await.unwrap().is_none() {
+                apply(
+                    &namespaces,
+                    ns,
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                )
+                .await;
+                created.objects.push((
+                    "".into(),
+                    "v1".into(),
+                    "Namespace".into(),
+                    "namespaces".into(),
+                    None,
+                    ns.to_string(),
+                ));
+            }
+        }
+        let istios = dynamic(
+            &client,
+            ("operator.kyma-project.io", "v1alpha2", "Istio"),
+            "istios",
+            None,
+        );
+        if istios
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+        {
+            let api = dynamic(
+                &client,
+                ("operator.kyma-project.io", "v1alpha2", "Istio"),
+                "istios",
+                Some("kyma-system"),
+            );
+            apply(
+                &api,
+                "default",
+                json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio",
+                "metadata": {"name": "default", "namespace": "kyma-system"}, "spec": {}}),
+            )
+            .await;
+            created.objects.push((
+                "operator.kyma-project.io".into(),
+                "v1alpha2".into(),
+                "Istio".into(),
+                "istios".into(),
+                Some("kyma-system".into()),
+                "default".into(),
+            ));
+        }
+    });
+
+    // Target side.
+    let (code, out, err) = egress(
+        &kubeconfig,
+        &[
+            "expose",
+            "--host",
+            &host,
+            "--service",
+            "httpbin:8000",
+            "-n",
+            &target_ns,
+            "--route",
+            "virtualservice",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("gateway.networking.istio.io/") && out.contains(" created"),
+        "{out}"
+    );
+
+    // A server dry run creates nothing.
+    let (code, out, err) = egress(
+        &kubeconfig,
+        &[
+            "enable",
+            "--host",
+            &host,
+            "-n",
+            &client_ns,
+            "--no-wait",
+            "--dry-run=server",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().all(|l| l.ends_with("(server dry run)")),
+        "{out}"
+    );
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let found = labelled(&client, &host_slug).await;
+        // Only the target side's Gateway and VirtualService exist so far.
+        assert_eq!(found.len(), 2, "{found:?}");
+    });
+
+    // Client side, twice: the second run changes nothing.
+    let (code, out, err) = egress(
+        &kubeconfig,
+        &["enable", "--host", &host, "-n", &client_ns, "--no-wait"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "serviceentry.networking.istio.io/mtls-{host_slug} created"
+        )),
+        "{out}"
+    );
+    let (code, again, err) = egress(
+        &kubeconfig,
+        &["enable", "--host", &host, "-n", &client_ns, "--no-wait"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(again.lines().all(|l| l.ends_with(" unchanged")), "{again}");
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        assert_eq!(labelled(&client, &host_slug).await.len(), 2 + 5);
+        let istios = dynamic(
+            &client,
+            ("operator.kyma-project.io", "v1alpha2", "Istio"),
+            "istios",
+            None,
+        );
+        let cr = istios
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        assert_eq!(
+            cr.data["spec"]["components"]["egressGateway"]["enabled"],
+            true
+        );
+    });
+
+    let (code, out, err) = egress(&kubeconfig, &["status", "-n", &client_ns, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["host"], host.as_str());
+    assert_eq!(rows[0]["hop"], "istio-mutual");
+
+    // Disable removes exactly what enable made; expose's objects stay until disabled in their namespace.
+    let (code, out, err) = egress(&kubeconfig, &["disable", "--host", &host, "-n", &client_ns]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deleted"), "{out}");
+    let (code, _, err) = egress(&kubeconfig, &["disable", "--host", &host, "-n", &target_ns]);
+    assert_eq!(code, 0, "{err}");
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        assert!(labelled(&client, &host_slug).await.is_empty());
+    });
+    drop(created);
+}
