@@ -21,6 +21,6 @@ export KUBECONFIG=/nonexistent   # the render must not need a cluster
 hyperfine -N --warmup 10 --runs "$RUNS" --export-markdown "$OUT/egress.md" \
   -n "enable --dry-run=client (1 host)" "$BIN enable --host httpbin.example.com -n mtls-demo --istio-cr kyma-system/default --dry-run=client" \
   -n "expose --dry-run=client (1 host)" "$BIN expose --host httpbin.example.com --service httpbin:8000 -n mtls-demo --route apirule --dry-run=client" \
-  -n "--help" "$BIN --help"
+  -n "help (--help)" "$BIN --help"
 size=$(stat -c %s "$BIN")
 printf '\nstripped size of %s: %.2f MiB (target < 8 MiB)\n' "$(basename "$BIN")" "$(echo "$size / 1048576" | bc -l)"

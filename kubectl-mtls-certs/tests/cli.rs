@@ -14,7 +14,9 @@ const CLIENT: &str = "client.example.com";
 fn certs() -> Command {
     let mut cmd = Command::cargo_bin("kubectl-mtls_certs").unwrap();
     // Never let a developer's own cluster leak into a test.
+    // Help text wraps at COLUMNS when there is no terminal: pin it for the snapshots.
     cmd.env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("COLUMNS", "100")
         .env_remove("RUST_LOG");
     cmd
 }

@@ -10,7 +10,9 @@ use serde_json::Value;
 
 fn egress() -> Command {
     let mut cmd = Command::cargo_bin("kubectl-mtls_egress").unwrap();
+    // Help text wraps at COLUMNS when there is no terminal: pin it for the snapshots.
     cmd.env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("COLUMNS", "100")
         .env_remove("RUST_LOG");
     cmd
 }

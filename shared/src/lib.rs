@@ -5,7 +5,8 @@
 //!
 //! - [`names`]: DNS names as certificates and Istio hosts need them.
 //! - [`pki`]: stage 1 — generate, issue, parse, inspect and verify certificates; bundles on disk.
-//! - [`manifest`]: pure builders of the Kubernetes objects we emit (the Istio credential Secrets).
+//! - [`manifest`]: pure builders of the objects we emit (credential Secrets, target and egress
+//!   routing, the lockdown policy).
 //! - [`resources`]: typed Istio and Kyma custom resources (minimal structs).
 //! - [`plan`]: an ordered list of typed objects, rendered for `--dry-run=client` or sent by [`cluster`].
 //! - [`cluster`]: the thin cluster layer — client from kubectl-style flags, server-side apply of a
@@ -15,6 +16,7 @@
 //! - [`egress`]: the `kubectl mtls-egress` commands.
 //! - [`netpol`]: the NetworkPolicy evaluator behind `kubectl mtls-lockdown explain`.
 //! - [`lockdown`]: the `kubectl mtls-lockdown` commands.
+//! - [`probe`]: the `kubectl mtls-probe` commands.
 //! - [`error`]: the error every command returns, and its exit code.
 
 pub mod certs;
@@ -28,6 +30,7 @@ pub mod names;
 pub mod netpol;
 pub mod pki;
 pub mod plan;
+pub mod probe;
 pub mod resources;
 
 pub use error::Error;
