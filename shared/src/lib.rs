@@ -14,6 +14,7 @@
 //! - [`cli`]: flags and plumbing every plugin shares (output format, dry-run, exit codes, logging).
 //! - [`certs`]: the `kubectl mtls-certs` commands.
 //! - [`egress`]: the `kubectl mtls-egress` commands.
+//! - [`doctor`]: static diagnosis rules (used by `kubectl mtls-probe doctor`).
 //! - [`netpol`]: the NetworkPolicy evaluator behind `kubectl mtls-lockdown explain`.
 //! - [`lockdown`]: the `kubectl mtls-lockdown` commands.
 //! - [`probe`]: the `kubectl mtls-probe` commands.
@@ -22,6 +23,7 @@
 pub mod certs;
 pub mod cli;
 pub mod cluster;
+pub mod doctor;
 pub mod egress;
 pub mod error;
 pub mod lockdown;
