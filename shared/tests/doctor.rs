@@ -46,6 +46,7 @@ fn recommended(b: &Bundle) -> Option<Vec<Value>> {
     };
     let mut docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     docs.retain(|d| !d.is_null());
+    docs.extend(cluster());
     for d in &mut docs {
         if d["kind"] == "Secret" {
             let sd = &mut d["stringData"];
@@ -57,6 +58,41 @@ fn recommended(b: &Bundle) -> Option<Vec<Value>> {
         }
     }
     Some(docs)
+}
+
+/// The rest of a client cluster the lockdown rules look at: namespaces, DNS, istiod, one caller.
+fn cluster() -> Vec<Value> {
+    let ns = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}})
+    };
+    let pod = |ns: &str, name: &str, labels: Value, ip: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}, "status": {"podIP": ip}})
+    };
+    vec![
+        ns("kube-system"),
+        ns("istio-system"),
+        ns("mtls-demo"),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+            "spec": {"clusterIP": "100.104.0.10", "selector": {"k8s-app": "kube-dns"},
+                "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 8053},
+                          {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 8053}]}}),
+        pod(
+            "kube-system",
+            "coredns",
+            json!({"k8s-app": "kube-dns"}),
+            "10.0.0.10",
+        ),
+        pod(
+            "istio-system",
+            "istiod",
+            json!({"istio": "pilot", "app": "istiod"}),
+            "10.0.0.20",
+        ),
+        pod("mtls-demo", "curl", json!({"app": "curl"}), "10.0.1.5"),
+    ]
 }
 
 fn ids(docs: &[Value]) -> Vec<&'static str> {

@@ -7,8 +7,10 @@
 //! - [`credentials`]: the credential Secrets (layout, key, chain, SAN, EKU, expiry, CA direction).
 //! - [`routing`]: ServiceEntry, Gateways, VirtualService, DestinationRules for each host.
 //! - [`mesh`]: the Kyma Istio CR, the egress gateway, mesh-wide Telemetry.
+//! - [`lockdown`]: NetworkPolicies still let pods reach DNS (UDP and TCP) and istiod; Kyma labels.
 
 pub mod credentials;
+pub mod lockdown;
 pub mod mesh;
 pub mod routing;
 pub mod snapshot;
@@ -169,6 +171,7 @@ pub fn diagnose(snapshot: &Snapshot, scope: &Scope, now: time::OffsetDateTime) -
     let mut findings = Vec::new();
     findings.extend(credentials::check(snapshot, now));
     findings.extend(mesh::check(snapshot));
+    findings.extend(lockdown::check(snapshot));
     let hosts = match &scope.host {
         Some(h) => vec![h.clone()],
         None => routing::hosts(snapshot),

@@ -8,6 +8,7 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::netpol::Inventory;
 use crate::resources::{DestinationRule, Gateway, Istio, ServiceEntry, Telemetry, VirtualService};
 
 /// The objects of one or two clusters.
@@ -29,6 +30,8 @@ pub struct Snapshot {
     pub destination_rules: Vec<DestinationRule>,
     /// Telemetries.
     pub telemetries: Vec<Telemetry>,
+    /// Pods, Namespaces, Services and NetworkPolicies, for the lockdown rules.
+    pub inventory: Inventory,
     /// Whether Secrets were supplied (a file with one, or a cluster read); without them the
     /// credential rules cannot tell a missing Secret from one that was not looked at.
     pub secrets_supplied: bool,
@@ -59,6 +62,12 @@ impl Snapshot {
                 self.add_document(item)?;
             }
             return Ok(());
+        }
+        if matches!(
+            (group.as_str(), kind.as_str()),
+            ("", "Pod" | "Namespace" | "Service") | ("networking.k8s.io", "NetworkPolicy")
+        ) {
+            return self.inventory.add_document(doc, "default");
         }
         match (group.as_str(), kind.as_str()) {
             ("", "Secret") => {
