@@ -68,7 +68,7 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
         let client_namespaces: Vec<String> = s
             .service_entries
             .iter()
-            .filter_map(|se| kube::ResourceExt::namespace(se))
+            .filter_map(kube::ResourceExt::namespace)
             .collect();
         for pod in inventory.pods() {
             let labelled = pod
