@@ -5,6 +5,7 @@
 //! stdout carries data (tables, YAML, JSON); stderr carries talk (errors, progress, logs).
 
 mod apply;
+mod files;
 mod table;
 
 use std::future::Future;
@@ -12,6 +13,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 pub use apply::{apply_and_print, print_plan};
+pub use files::read_manifests;
 pub use table::Table;
 
 use crate::cluster::KubeArgs;

@@ -1,8 +1,7 @@
 //! Filling an [`Inventory`] for `explain`: from `-f` files (offline, no cluster) or from the
 //! cluster (the same kinds, read with kube, for the namespaces that matter).
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -10,6 +9,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::core::ApiResource;
 
+use crate::cli::read_manifests;
 use crate::cluster::{ClusterError, Operation, list};
 use crate::error::Error;
 use crate::netpol::Inventory;
@@ -18,53 +18,10 @@ use crate::netpol::Inventory;
 /// `-` for stdin. Objects without a namespace belong to `default_namespace`.
 pub fn from_files(paths: &[PathBuf], default_namespace: &str) -> Result<Inventory, Error> {
     let mut inventory = Inventory::new();
-    for path in paths {
-        if path.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map_err(|e| {
-                Error::Usage(format!(
-                    "cannot read stdin: {e}; pipe YAML or JSON manifests into -f -"
-                ))
-            })?;
-            add(&mut inventory, &text, "-", default_namespace)?;
-        } else if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| unreadable(path, &e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file()
-                        && p.extension()
-                            .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-                })
-                .collect();
-            files.sort();
-            for file in files {
-                let text = std::fs::read_to_string(&file).map_err(|e| unreadable(&file, &e))?;
-                add(
-                    &mut inventory,
-                    &text,
-                    &file.display().to_string(),
-                    default_namespace,
-                )?;
-            }
-        } else {
-            let text = std::fs::read_to_string(path).map_err(|e| unreadable(path, &e))?;
-            add(
-                &mut inventory,
-                &text,
-                &path.display().to_string(),
-                default_namespace,
-            )?;
-        }
+    for (origin, text) in read_manifests(paths)? {
+        add(&mut inventory, &text, &origin, default_namespace)?;
     }
     Ok(inventory)
-}
-
-fn unreadable(path: &Path, e: &std::io::Error) -> Error {
-    Error::Usage(format!(
-        "cannot read {}: {e}; check the path given to -f",
-        path.display()
-    ))
 }
 
 fn add(inventory: &mut Inventory, text: &str, origin: &str, ns: &str) -> Result<(), Error> {
