@@ -1,6 +1,16 @@
 //! `kubectl mtls-probe`: stage 4, proof that the mTLS path works end to end (`direct`, `check`)
-//! and diagnosis when it does not (`doctor`). Today it offers shell completion; the probes are
-//! being built.
+//! and diagnosis when it does not (`doctor`, whose rules live in [`crate::doctor`]).
+//!
+//! Modules: [`direct`] (the `direct` command: workstation → target), [`report`] (checks and
+//! their rendering), [`http`] (the minimal HTTP/1.1 client), and the pure parsers the
+//! cluster-side probes read with: [`xfcc`] (the `X-Forwarded-Client-Cert` header) and
+//! [`access_log`] (Envoy's JSON access-log lines).
+
+pub mod access_log;
+pub mod direct;
+pub mod http;
+pub mod report;
+pub mod xfcc;
 
 use std::io::Write;
 
@@ -19,10 +29,16 @@ pub const BIN_NAME: &str = "kubectl-mtls_probe";
     bin_name = "kubectl mtls-probe",
     version,
     about = "Prove the mTLS path through the egress gateway works end to end, and diagnose it when it does not",
-    after_help = "Planned commands (not available yet):
-  direct    workstation -> target: refused without a client certificate, 200 with ours, verified chain
-  check     client cluster: request through the egress gateway, XFCC matches our client certificate
-  doctor    static diagnosis of both clusters, one finding per problem with its fix"
+    after_help = "Examples:
+  # Workstation -> target: refused without a client certificate, 200 with ours, chain and SAN verified
+  kubectl mtls-probe direct --host httpbin.example.com --cert ./mtls/client.crt --key ./mtls/client.key --ca ./mtls/ca.crt
+
+  # Static diagnosis of both clusters, or of a GitOps folder (one finding per problem, with the fix)
+  kubectl mtls-probe doctor --context client --target-context target
+  kubectl mtls-probe doctor -f ./gitops
+
+Planned (not available yet):
+  check     client cluster: request through the egress gateway, XFCC matches our client certificate"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -33,6 +49,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    Direct(direct::DirectArgs),
+    Doctor(crate::doctor::command::DoctorArgs),
     /// Print a shell completion script (bash, zsh or fish)
     Completion {
         /// The shell to complete for.
@@ -48,6 +66,8 @@ impl Plugin for Cli {
 
     async fn run(self, out: &mut dyn Write) -> Result<(), Error> {
         match self.command {
+            Command::Direct(args) => direct::run(&args, out).await,
+            Command::Doctor(args) => crate::doctor::command::run(&args, &self.global, out).await,
             Command::Completion { shell } => write_completion(shell, Cli::command(), BIN_NAME, out),
         }
     }

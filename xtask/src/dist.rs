@@ -1,0 +1,398 @@
+//! `cargo xtask dist`: release binaries, completions, one reproducible `.tar.gz` per platform,
+//! sha256 sums, and the krew manifests rendered from the template.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail, ensure};
+use flate2::{Compression, GzBuilder};
+use sha2::{Digest as _, Sha256};
+
+use crate::krew::{self, ArchiveRef, Template};
+
+/// The four plugins: krew name, cargo package, executable.
+pub const PLUGINS: [Plugin; 4] = [
+    Plugin::new("mtls-certs", "kubectl-mtls-certs", "kubectl-mtls_certs"),
+    Plugin::new("mtls-egress", "kubectl-mtls-egress", "kubectl-mtls_egress"),
+    Plugin::new(
+        "mtls-lockdown",
+        "kubectl-mtls-lockdown",
+        "kubectl-mtls_lockdown",
+    ),
+    Plugin::new("mtls-probe", "kubectl-mtls-probe", "kubectl-mtls_probe"),
+];
+
+/// One plugin's names.
+#[derive(Debug, Clone, Copy)]
+pub struct Plugin {
+    /// Krew plugin name (`mtls-certs`), also the manifest's file name.
+    pub name: &'static str,
+    /// Cargo package.
+    pub package: &'static str,
+    /// Executable file name, which is also the name krew links onto `PATH`.
+    pub bin: &'static str,
+}
+
+impl Plugin {
+    const fn new(name: &'static str, package: &'static str, bin: &'static str) -> Plugin {
+        Plugin { name, package, bin }
+    }
+}
+
+/// The shells completions are generated for, and the file each script goes to in the archive.
+pub fn completion_files(bin: &str) -> [(&'static str, String); 3] {
+    [
+        ("bash", format!("completions/{bin}.bash")),
+        ("zsh", format!("completions/_{bin}")),
+        ("fish", format!("completions/{bin}.fish")),
+    ]
+}
+
+/// What `dist` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Rust target triples; empty means the host.
+    pub targets: Vec<String>,
+    /// Where the archives go.
+    pub out: PathBuf,
+    /// The krew index directory: `template.yaml` is read, `plugins/*.yaml` written.
+    pub krew: PathBuf,
+}
+
+/// An archive `dist` wrote.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its platform and checksum.
+    pub archive: ArchiveRef,
+    /// Size of each packed executable, in bytes.
+    pub bin_sizes: Vec<(String, u64)>,
+}
+
+/// The workspace this xtask belongs to (its parent directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_path_buf()
+}
+
+/// The workspace version (xtask inherits it).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The workspace repository URL (xtask inherits it).
+pub const REPOSITORY: &str = env!("CARGO_PKG_REPOSITORY");
+
+/// Maps a Rust target triple to krew's `(os, arch)`; `None` for targets we do not package.
+pub fn krew_platform(target: &str) -> Option<(&'static str, &'static str)> {
+    let arch = match target.split('-').next()? {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "i686" => "386",
+        "armv7" | "arm" => "arm",
+        "powerpc64le" => "ppc64le",
+        _ => return None,
+    };
+    let os = if target.contains("-linux-") {
+        "linux"
+    } else if target.contains("-apple-darwin") {
+        "darwin"
+    } else {
+        // Windows needs .zip archives and .exe names; not built here (no toolchain).
+        return None;
+    };
+    Some((os, arch))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn output(cmd: &mut Command) -> anyhow::Result<Vec<u8>> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    ensure!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(out.stdout)
+}
+
+fn host_target() -> anyhow::Result<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let vv = String::from_utf8(output(Command::new(&rustc).arg("-vV"))?)?;
+    vv.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_string)
+        .context("rustc -vV printed no host line")
+}
+
+fn target_installed(target: &str) -> anyhow::Result<bool> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = String::from_utf8(output(Command::new(&rustc).args(["--print", "sysroot"]))?)?;
+    Ok(Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(target)
+        .join("lib")
+        .is_dir())
+}
+
+fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    let json =
+        output(
+            cargo()
+                .current_dir(root)
+                .args(["metadata", "--format-version", "1", "--no-deps"]),
+        )?;
+    let meta: serde_json::Value = serde_json::from_slice(&json)?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata has no target_directory")
+}
+
+/// `cargo build --release --locked` of the four plugin packages; returns the directory holding
+/// the executables. The host builds without `--target`, so it shares `target/release`.
+fn build(root: &Path, target: &str, host: &str) -> anyhow::Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["build", "--release", "--locked", "--bins"]);
+    for p in PLUGINS {
+        cmd.args(["-p", p.package]);
+    }
+    let dir = target_dir(root)?;
+    let bins = if target == host {
+        dir.join("release")
+    } else {
+        cmd.args(["--target", target]);
+        dir.join(target).join("release")
+    };
+    eprintln!("dist: {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    ensure!(status.success(), "{cmd:?} failed ({status})");
+    Ok(bins)
+}
+
+/// One file in an archive.
+struct Entry {
+    path: String,
+    data: Vec<u8>,
+    mode: u32,
+}
+
+/// The `.tar.gz` bytes for `entries`: sorted by path, `completions/` as a directory entry, fixed
+/// owner (0/0 root), modes and mtime, gzip header without a timestamp or file name.
+fn pack(mut entries: Vec<Entry>, mtime: u64) -> anyhow::Result<Vec<u8>> {
+    let gz = GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), Compression::best());
+    let mut tar = tar::Builder::new(gz);
+    let header = |kind: tar::EntryType, size: u64, mode: u32| -> anyhow::Result<tar::Header> {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(mode);
+        h.set_mtime(mtime);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_username("root")?;
+        h.set_groupname("root")?;
+        Ok(h)
+    };
+    // Parent directories get their own entries, sorted in among the files ("completions/"
+    // comes right before "completions/…"), so the whole archive is in path order.
+    let mut dirs: Vec<Entry> = entries
+        .iter()
+        .filter_map(|e| e.path.rsplit_once('/').map(|(d, _)| format!("{d}/")))
+        .map(|path| Entry {
+            path,
+            data: Vec::new(),
+            mode: 0o755,
+        })
+        .collect();
+    entries.append(&mut dirs);
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    entries.dedup_by(|a, b| a.path == b.path);
+    for e in &entries {
+        let kind = if e.path.ends_with('/') {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        };
+        let mut h = header(kind, e.data.len() as u64, e.mode)?;
+        tar.append_data(&mut h, &e.path, e.data.as_slice())?;
+    }
+    Ok(tar.into_inner()?.finish()?)
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Runs `dist`: builds, packs, checksums, renders the manifests into `opts.krew/plugins/`.
+pub fn dist(opts: &Options) -> anyhow::Result<Vec<Built>> {
+    let root = workspace_root();
+    let host = host_target()?;
+    let mut targets = opts.targets.clone();
+    if targets.is_empty() {
+        targets.push(host.clone());
+    }
+    targets.sort();
+    targets.dedup();
+    for t in &targets {
+        if krew_platform(t).is_none() {
+            bail!("target {t} is not packaged: dist knows linux and darwin targets (tar.gz)");
+        }
+        if !target_installed(t)? {
+            bail!("target {t} is not installed: `rustup target add {t}` (and a linker for it)");
+        }
+    }
+    let mtime = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) => s
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={s} is not a number"))?,
+        Err(_) => 0,
+    };
+    let template = Template::load(&opts.krew.join("template.yaml"))?;
+    let license = std::fs::read(root.join("LICENSE")).context("cannot read LICENSE")?;
+
+    // Completions are the same on every platform: generate them with the host build.
+    let host_bins = build(&root, &host, &host)?;
+    let mut common = vec![Entry {
+        path: "LICENSE".into(),
+        data: license,
+        mode: 0o644,
+    }];
+    for p in PLUGINS {
+        for (shell, path) in completion_files(p.bin) {
+            let exe = host_bins.join(p.bin);
+            let script = output(Command::new(&exe).args(["completion", shell]))?;
+            ensure!(
+                !script.is_empty(),
+                "{} completion {shell} printed nothing",
+                exe.display()
+            );
+            common.push(Entry {
+                path,
+                data: script,
+                mode: 0o644,
+            });
+        }
+    }
+
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    let mut built = Vec::new();
+    for t in &targets {
+        let (os, arch) = krew_platform(t).expect("checked above");
+        let bins = if *t == host {
+            host_bins.clone()
+        } else {
+            build(&root, t, &host)?
+        };
+        let mut entries: Vec<Entry> = common
+            .iter()
+            .map(|e| Entry {
+                path: e.path.clone(),
+                data: e.data.clone(),
+                mode: e.mode,
+            })
+            .collect();
+        let mut bin_sizes = Vec::new();
+        for p in PLUGINS {
+            let path = bins.join(p.bin);
+            let data =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            bin_sizes.push((p.bin.to_string(), data.len() as u64));
+            entries.push(Entry {
+                path: p.bin.into(),
+                data,
+                mode: 0o755,
+            });
+        }
+        let bytes = pack(entries, mtime)?;
+        let sha256 = sha256_hex(&bytes);
+        let name = krew::archive_file_name(VERSION, os, arch);
+        let path = opts.out.join(&name);
+        std::fs::write(&path, &bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let mut sum = std::fs::File::create(opts.out.join(format!("{name}.sha256")))?;
+        writeln!(sum, "{sha256}  {name}")?;
+        built.push(Built {
+            path,
+            archive: ArchiveRef {
+                os: os.into(),
+                arch: arch.into(),
+                sha256,
+            },
+            bin_sizes,
+        });
+    }
+
+    let archives: Vec<ArchiveRef> = built.iter().map(|b| b.archive.clone()).collect();
+    let plugins_dir = opts.krew.join("plugins");
+    std::fs::create_dir_all(&plugins_dir)?;
+    for (file, text) in template.render(VERSION, REPOSITORY, &archives)? {
+        let path = plugins_dir.join(file);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(built)
+}
+
+/// `manifests --check`: every committed manifest passes krew's and our rules, and is exactly
+/// what the template renders for the archives it points at. Returns the problems found.
+pub fn check_manifests(krew_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let template = Template::load(&krew_dir.join("template.yaml"))?;
+    let mut problems = Vec::new();
+    let plugins_dir = krew_dir.join("plugins");
+    let mut files: Vec<String> = std::fs::read_dir(&plugins_dir)
+        .with_context(|| format!("cannot read {}", plugins_dir.display()))?
+        .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+        .collect::<anyhow::Result<_>>()?;
+    files.sort();
+    let mut expected: Vec<String> = template
+        .plugins
+        .iter()
+        .map(|p| format!("{}.yaml", p.name))
+        .collect();
+    expected.sort();
+    if files != expected {
+        problems.push(format!(
+            "krew/plugins holds {files:?}, the template names {expected:?}"
+        ));
+    }
+    for file in files {
+        let text = std::fs::read_to_string(plugins_dir.join(&file))?;
+        let manifest = match krew::validate(&file, &text) {
+            Ok(m) => m,
+            Err(errors) => {
+                problems.extend(errors.into_iter().map(|e| format!("{file}: {e}")));
+                continue;
+            }
+        };
+        problems.extend(
+            krew::project_rules(&manifest, VERSION, REPOSITORY)
+                .into_iter()
+                .map(|e| format!("{file}: {e}")),
+        );
+        let rendered = template.render(VERSION, REPOSITORY, &krew::archives_of(&manifest))?;
+        match rendered.iter().find(|(f, _)| *f == file) {
+            Some((_, want)) if *want == text => {}
+            Some(_) => problems.push(format!(
+                "{file}: differs from what krew/template.yaml renders; run `cargo xtask dist`"
+            )),
+            None => {}
+        }
+    }
+    Ok(problems)
+}

@@ -1,0 +1,92 @@
+//! `cargo xtask dist [--target T]… [--out DIR] [--krew DIR]` and `cargo xtask manifests --check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use xtask::dist;
+
+/// Release tooling for kubectl-mtls.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build release archives for each target and rewrite the krew manifests to match them.
+    Dist {
+        /// Rust target triple to build (repeatable); default: the host.
+        #[arg(long = "target", value_name = "TRIPLE")]
+        targets: Vec<String>,
+        /// Output directory for the archives and their .sha256 files.
+        #[arg(long, default_value_os_t = dist::workspace_root().join("dist"))]
+        out: PathBuf,
+        /// The krew index directory (template.yaml in, plugins/*.yaml out).
+        #[arg(long, default_value_os_t = dist::workspace_root().join("krew"))]
+        krew: PathBuf,
+    },
+    /// Check the committed krew manifests against krew's rules and the template.
+    Manifests {
+        /// Check only (required: manifests are written by `dist`).
+        #[arg(long)]
+        check: bool,
+        /// The krew index directory.
+        #[arg(long, default_value_os_t = dist::workspace_root().join("krew"))]
+        krew: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::Dist { targets, out, krew } => {
+            let started = std::time::Instant::now();
+            let built = dist::dist(&dist::Options {
+                targets,
+                out,
+                krew: krew.clone(),
+            })?;
+            for b in &built {
+                let size = std::fs::metadata(&b.path)?.len();
+                println!("{}  {}  ({size} bytes)", b.archive.sha256, b.path.display());
+                for (bin, bytes) in &b.bin_sizes {
+                    println!("    {bin}: {bytes} bytes");
+                }
+            }
+            println!(
+                "rewrote {}/plugins/*.yaml; dist took {:.1} s",
+                krew.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Manifests { check, krew } => {
+            anyhow::ensure!(
+                check,
+                "manifests are written by `cargo xtask dist`; `manifests --check` checks them"
+            );
+            let problems = dist::check_manifests(&krew)?;
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            if problems.is_empty() {
+                println!("krew manifests OK");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
