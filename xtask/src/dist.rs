@@ -1,5 +1,6 @@
-//! `cargo xtask dist`: release binaries, completions, one reproducible `.tar.gz` per platform,
-//! sha256 sums, and the krew manifests rendered from the template.
+//! `cargo xtask dist`: the release build of the multi-call `kubectl-mtls`, completions, one
+//! reproducible `.tar.gz` per platform, sha256 sums, and the krew manifests rendered from the
+//! template.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,16 +12,19 @@ use sha2::{Digest as _, Sha256};
 
 use crate::krew::{self, ArchiveRef, Template};
 
-/// The four plugins: krew name, cargo package, executable.
+/// The cargo package that builds the one executable every archive carries.
+pub const PACKAGE: &str = "kubectl-mtls";
+/// The multi-call executable: it runs the plugin named by the file name it is started as
+/// (`kubectl-mtls_certs` → certs, …), so the four plugins share one copy of their common code.
+/// Every manifest's `bin`.
+pub const BIN: &str = krew::BIN;
+
+/// The four plugins: krew name and the link name kubectl runs.
 pub const PLUGINS: [Plugin; 4] = [
-    Plugin::new("mtls-certs", "kubectl-mtls-certs", "kubectl-mtls_certs"),
-    Plugin::new("mtls-egress", "kubectl-mtls-egress", "kubectl-mtls_egress"),
-    Plugin::new(
-        "mtls-lockdown",
-        "kubectl-mtls-lockdown",
-        "kubectl-mtls_lockdown",
-    ),
-    Plugin::new("mtls-probe", "kubectl-mtls-probe", "kubectl-mtls_probe"),
+    Plugin::new("mtls-certs", "kubectl-mtls_certs"),
+    Plugin::new("mtls-egress", "kubectl-mtls_egress"),
+    Plugin::new("mtls-lockdown", "kubectl-mtls_lockdown"),
+    Plugin::new("mtls-probe", "kubectl-mtls_probe"),
 ];
 
 /// One plugin's names.
@@ -28,24 +32,23 @@ pub const PLUGINS: [Plugin; 4] = [
 pub struct Plugin {
     /// Krew plugin name (`mtls-certs`), also the manifest's file name.
     pub name: &'static str,
-    /// Cargo package.
-    pub package: &'static str,
-    /// Executable file name, which is also the name krew links onto `PATH`.
-    pub bin: &'static str,
+    /// The name krew links onto `PATH` (`kubectl-` + name with `-` → `_`), pointing at [`BIN`];
+    /// kubectl runs it with that name as `argv[0]`, which selects the plugin.
+    pub link: &'static str,
 }
 
 impl Plugin {
-    const fn new(name: &'static str, package: &'static str, bin: &'static str) -> Plugin {
-        Plugin { name, package, bin }
+    const fn new(name: &'static str, link: &'static str) -> Plugin {
+        Plugin { name, link }
     }
 }
 
 /// The shells completions are generated for, and the file each script goes to in the archive.
-pub fn completion_files(bin: &str) -> [(&'static str, String); 3] {
+pub fn completion_files(link: &str) -> [(&'static str, String); 3] {
     [
-        ("bash", format!("completions/{bin}.bash")),
-        ("zsh", format!("completions/_{bin}")),
-        ("fish", format!("completions/{bin}.fish")),
+        ("bash", format!("completions/{link}.bash")),
+        ("zsh", format!("completions/_{link}")),
+        ("fish", format!("completions/{link}.fish")),
     ]
 }
 
@@ -67,7 +70,7 @@ pub struct Built {
     pub path: PathBuf,
     /// Its platform and checksum.
     pub archive: ArchiveRef,
-    /// Size of each packed executable, in bytes.
+    /// Size of the packed executable ([`BIN`]), in bytes.
     pub bin_sizes: Vec<(String, u64)>,
 }
 
@@ -105,8 +108,45 @@ pub fn krew_platform(target: &str) -> Option<(&'static str, &'static str)> {
     Some((os, arch))
 }
 
+/// `cargo`, with the environment a plain shell would give it.
+///
+/// `cargo xtask` is `cargo run`, and `cargo test` runs the dist tests: both hand this process
+/// `CARGO_MANIFEST_DIR`, `CARGO_PKG_*` and friends describing xtask. Build scripts declare
+/// `rerun-if-env-changed` on some of these (ring: `CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, …;
+/// every cc-rs user: `SOURCE_DATE_EPOCH`), and cargo compares them with its *own* environment,
+/// so passing them on made every dist rebuild ring, rustls, kube and everything above them,
+/// and the next plain `cargo build --release` (bench/gen.sh) rebuild them back. Dropping them
+/// lets dist reuse what a plain release build left in `target/release` and vice versa.
+/// `SOURCE_DATE_EPOCH` only sets the archive's mtimes (nothing in the build reads a clock).
 fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let per_package = [
+            "CARGO_PKG_",
+            "CARGO_BIN_EXE_",
+            "CARGO_FEATURE_",
+            "CARGO_CFG_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p));
+        let set_by_cargo_for_xtask = matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "OUT_DIR"
+                | "SOURCE_DATE_EPOCH"
+        );
+        if per_package || set_by_cargo_for_xtask {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
 }
 
 fn output(cmd: &mut Command) -> anyhow::Result<Vec<u8>> {
@@ -155,15 +195,14 @@ fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
         .context("cargo metadata has no target_directory")
 }
 
-/// `cargo build --release --locked` of the four plugin packages; returns the directory holding
-/// the executables. The host builds without `--target`, so it shares `target/release`.
+/// `cargo build --release --locked -p kubectl-mtls`; returns the directory holding the
+/// executable. The host builds without `--target`, so it shares `target/release` (and, since
+/// the multi-call package enables no features of its own, the dependency builds of
+/// `cargo build --release --workspace --bins`).
 fn build(root: &Path, target: &str, host: &str) -> anyhow::Result<PathBuf> {
     let mut cmd = cargo();
     cmd.current_dir(root)
-        .args(["build", "--release", "--locked", "--bins"]);
-    for p in PLUGINS {
-        cmd.args(["-p", p.package]);
-    }
+        .args(["build", "--release", "--locked", "-p", PACKAGE]);
     let dir = target_dir(root)?;
     let bins = if target == host {
         dir.join("release")
@@ -177,6 +216,15 @@ fn build(root: &Path, target: &str, host: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("cannot run {cmd:?}"))?;
     ensure!(status.success(), "{cmd:?} failed ({status})");
     Ok(bins)
+}
+
+/// Makes `link` run `target`: a symlink on unix, a copy elsewhere.
+fn link_or_copy(target: &Path, link: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    let made = std::os::unix::fs::symlink(target, link);
+    #[cfg(not(unix))]
+    let made = std::fs::copy(target, link).map(drop);
+    made.with_context(|| format!("cannot link {} to {}", link.display(), target.display()))
 }
 
 /// One file in an archive.
@@ -266,16 +314,22 @@ pub fn dist(opts: &Options) -> anyhow::Result<Vec<Built>> {
     let template = Template::load(&opts.krew.join("template.yaml"))?;
     let license = std::fs::read(root.join("LICENSE")).context("cannot read LICENSE")?;
 
-    // Completions are the same on every platform: generate them with the host build.
+    // Completions are the same on every platform: generate them with the host build, run
+    // through links named like the plugins (the name selects the plugin).
     let host_bins = build(&root, &host, &host)?;
     let mut common = vec![Entry {
         path: "LICENSE".into(),
         data: license,
         mode: 0o644,
     }];
+    let links = target_dir(&root)?.join("xtask-dist-links");
+    let _ = std::fs::remove_dir_all(&links);
+    std::fs::create_dir_all(&links)
+        .with_context(|| format!("cannot create {}", links.display()))?;
     for p in PLUGINS {
-        for (shell, path) in completion_files(p.bin) {
-            let exe = host_bins.join(p.bin);
+        let exe = links.join(p.link);
+        link_or_copy(&host_bins.join(BIN), &exe)?;
+        for (shell, path) in completion_files(p.link) {
             let script = output(Command::new(&exe).args(["completion", shell]))?;
             ensure!(
                 !script.is_empty(),
@@ -289,6 +343,8 @@ pub fn dist(opts: &Options) -> anyhow::Result<Vec<Built>> {
             });
         }
     }
+    std::fs::remove_dir_all(&links)
+        .with_context(|| format!("cannot remove {}", links.display()))?;
 
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
@@ -308,18 +364,15 @@ pub fn dist(opts: &Options) -> anyhow::Result<Vec<Built>> {
                 mode: e.mode,
             })
             .collect();
-        let mut bin_sizes = Vec::new();
-        for p in PLUGINS {
-            let path = bins.join(p.bin);
-            let data =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            bin_sizes.push((p.bin.to_string(), data.len() as u64));
-            entries.push(Entry {
-                path: p.bin.into(),
-                data,
-                mode: 0o755,
-            });
-        }
+        let path = bins.join(BIN);
+        let data =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bin_sizes = vec![(BIN.to_string(), data.len() as u64)];
+        entries.push(Entry {
+            path: BIN.into(),
+            data,
+            mode: 0o755,
+        });
         let bytes = pack(entries, mtime)?;
         let sha256 = sha256_hex(&bytes);
         let name = krew::archive_file_name(VERSION, os, arch);

@@ -15,6 +15,11 @@ pub const API_VERSION: &str = "krew.googlecontainertools.github.com/v1alpha2";
 /// The only `kind` krew accepts.
 pub const KIND: &str = "Plugin";
 
+/// Every manifest's `bin` (plus `.exe` on windows): the one multi-call executable in the
+/// archive. krew links `kubectl-<name, '-' → '_'>` ([`link_name`]) to it, and the link name it is
+/// started as selects the plugin.
+pub const BIN: &str = "kubectl-mtls";
+
 /// The `<os, arch>` pairs krew supports (`allPlatforms` in validate-krew-manifest); every
 /// platform must select at least one, and no pair may be selected by two platforms.
 pub const SUPPORTED_PLATFORMS: &[(&str, &str)] = &[
@@ -367,7 +372,8 @@ pub fn krew_rules(file_name: &str, m: &Manifest) -> Vec<String> {
 }
 
 /// This project's rules on top of krew's: the version is the workspace's, every `bin` is the
-/// executable krew's link name points at, the homepage is the repository.
+/// multi-call executable [`BIN`], the plugin is one that executable runs (its link name is
+/// one it dispatches on), the homepage is the repository.
 pub fn project_rules(m: &Manifest, version: &str, repository: &str) -> Vec<String> {
     let mut errors = Vec::new();
     let name = m
@@ -389,7 +395,13 @@ pub fn project_rules(m: &Manifest, version: &str, repository: &str) -> Vec<Strin
             spec.homepage
         ));
     }
-    let bin = bin_name(name);
+    let link = link_name(name);
+    if !crate::dist::PLUGINS.iter().any(|p| p.link == link) {
+        errors.push(format!(
+            "{BIN} does not run a plugin linked as {link:?}: it knows {:?}",
+            crate::dist::PLUGINS.map(|p| p.link)
+        ));
+    }
     for (i, p) in spec.platforms.iter().flatten().enumerate() {
         let windows = p.selector.as_ref().is_some_and(|s| {
             s.selected_platforms()
@@ -397,9 +409,9 @@ pub fn project_rules(m: &Manifest, version: &str, repository: &str) -> Vec<Strin
                 .any(|(os, _)| *os == "windows")
         });
         let want = if windows {
-            format!("{bin}.exe")
+            format!("{BIN}.exe")
         } else {
-            bin.clone()
+            BIN.to_string()
         };
         if p.bin.as_deref() != Some(want.as_str()) {
             errors.push(format!(
@@ -411,9 +423,9 @@ pub fn project_rules(m: &Manifest, version: &str, repository: &str) -> Vec<Strin
     errors
 }
 
-/// The executable name kubectl runs for plugin `name` (and the link name krew creates):
+/// The link krew creates for plugin `name` (and the executable name kubectl runs for it):
 /// `mtls-certs` → `kubectl-mtls_certs`.
-pub fn bin_name(plugin: &str) -> String {
+pub fn link_name(plugin: &str) -> String {
     format!("kubectl-{}", plugin.replace('-', "_"))
 }
 
@@ -558,7 +570,7 @@ impl Template {
                     }),
                     uri: Some(uri),
                     sha256: Some(a.sha256.clone()),
-                    bin: Some(bin_name(&p.name)),
+                    bin: Some(BIN.to_string()),
                     files: None,
                 });
             }

@@ -1,8 +1,10 @@
 //! Release tooling for the kubectl-mtls workspace, run as `cargo xtask …`.
 //!
-//! - [`dist`] builds the four plugins in release mode, packs one reproducible `.tar.gz` per
-//!   platform (the four executables, `LICENSE`, bash/zsh/fish completions), writes sha256 sums
-//!   and renders the krew manifests in `krew/plugins/` from `krew/template.yaml`.
+//! - [`dist`] builds the multi-call `kubectl-mtls` (all four plugins, chosen by the name it runs
+//!   as) in release mode, packs one reproducible `.tar.gz` per platform (that executable,
+//!   `LICENSE`, bash/zsh/fish completions for each plugin), writes sha256 sums and renders the
+//!   krew manifests in `krew/plugins/` from `krew/template.yaml`; every manifest's `bin` is
+//!   `kubectl-mtls`.
 //! - [`krew`] holds the manifest types and krew's validation rules, used by `dist`, by
 //!   `manifests --check`, and by the tests.
 

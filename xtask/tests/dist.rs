@@ -1,7 +1,8 @@
-//! `cargo xtask dist` end to end: it builds the release binaries (slow: fat LTO) and packs the
-//! archive twice, once per test binary run; every test checks something of that one result:
-//! manifests vs archive, archive contents, reproducibility, and the plugins run through the real
-//! `kubectl`, both from a plain `PATH` and from a krew-like install.
+//! `cargo xtask dist` end to end: it builds the multi-call release binary (slow: fat LTO) and
+//! packs the archive twice, once per test binary run; every test checks something of that one
+//! result: manifests vs archive, archive contents, reproducibility, and the plugins run through
+//! the real `kubectl` via links named like the plugins, both from a plain `PATH` and from a
+//! krew-like install.
 #![allow(missing_docs)]
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::LazyLock;
 
-use xtask::dist::{PLUGINS, REPOSITORY, VERSION, workspace_root};
+use xtask::dist::{BIN, PLUGINS, REPOSITORY, VERSION, workspace_root};
 use xtask::krew;
 
 /// A fixed SOURCE_DATE_EPOCH for both runs, so the test can check every entry's mtime.
@@ -197,6 +198,7 @@ fn every_manifest_carries_the_sha256_of_its_archive_and_a_packed_executable_bin(
             p.name
         );
         let bin = platform.bin.unwrap();
+        assert_eq!(bin, BIN, "{}: bin is the multi-call executable", p.name);
         let (mode, _, _, _, is_dir, data) = &archive[&bin];
         assert!(!is_dir && mode & 0o111 == 0o111, "{bin} mode {mode:o}");
         assert!(data.starts_with(b"\x7fELF"), "{bin} is an executable");
@@ -222,17 +224,20 @@ fn archive_is_flat_with_license_completions_and_fixed_metadata() {
     sorted.sort();
     assert_eq!(order, sorted, "entries in sorted order");
 
-    let mut expected = vec!["LICENSE".to_string(), "completions/".to_string()];
+    let mut expected = vec![
+        "LICENSE".to_string(),
+        "completions/".to_string(),
+        BIN.to_string(),
+    ];
     for p in PLUGINS {
-        expected.push(p.bin.to_string());
-        for (_, file) in xtask::dist::completion_files(p.bin) {
+        for (_, file) in xtask::dist::completion_files(p.link) {
             expected.push(file);
         }
     }
     expected.sort();
     assert_eq!(
         order, expected,
-        "exactly the binaries, LICENSE and completions"
+        "exactly the multi-call binary, LICENSE and completions"
     );
 
     let license = std::fs::read(workspace_root().join("LICENSE")).unwrap();
@@ -242,22 +247,31 @@ fn archive_is_flat_with_license_completions_and_fixed_metadata() {
     for (path, (mode, uid, gid, mtime, is_dir, data)) in &archive {
         assert_eq!((*uid, *gid), (0, 0), "{path} owner");
         assert_eq!(*mtime, EPOCH, "{path} mtime = SOURCE_DATE_EPOCH");
-        let exe = PLUGINS.iter().any(|p| p.bin == path);
-        let want = if exe || *is_dir { 0o755 } else { 0o644 };
+        let want = if path == BIN || *is_dir { 0o755 } else { 0o644 };
         assert_eq!(*mode, want, "{path} mode");
         assert!(*is_dir || !data.is_empty(), "{path} is empty");
     }
     for p in PLUGINS {
-        for (shell, file) in xtask::dist::completion_files(p.bin) {
+        for (shell, file) in xtask::dist::completion_files(p.link) {
             assert!(
-                text(&archive[&file].5).contains(p.bin),
+                text(&archive[&file].5).contains(p.link),
                 "{shell} script names {}",
-                p.bin
+                p.link
             );
         }
-        let size = archive[p.bin].5.len() as u64;
-        assert!(size < 8 * MIB, "{} is {size} bytes, target < 8 MiB", p.bin);
     }
+    assert!(
+        archive[BIN].5.starts_with(b"\x7fELF"),
+        "{BIN} is an executable"
+    );
+    let size = archive[BIN].5.len() as u64;
+    let packed = std::fs::metadata(&d.archive).unwrap().len();
+    eprintln!(
+        "sizes: {BIN} {size} bytes ({:.2} MiB), archive {packed} bytes ({:.2} MiB)",
+        size as f64 / MIB as f64,
+        packed as f64 / MIB as f64
+    );
+    assert!(size < 8 * MIB, "{BIN} is {size} bytes, target < 8 MiB");
 }
 
 #[test]
@@ -266,18 +280,18 @@ fn bash_completion_registers_each_plugin() {
     let dir = d.tmp.join("bash-completion");
     untar(&d.archive, &dir);
     for p in PLUGINS {
-        let script = dir.join(format!("completions/{}.bash", p.bin));
+        let script = dir.join(format!("completions/{}.bash", p.link));
         let out = Command::new("bash")
             .arg("-c")
             .arg(format!(
                 "source '{}' && complete -p {}",
                 script.display(),
-                p.bin
+                p.link
             ))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
-        assert!(text(&out.stdout).contains(p.bin), "{}", text(&out.stdout));
+        assert!(text(&out.stdout).contains(p.link), "{}", text(&out.stdout));
     }
 }
 
@@ -295,14 +309,31 @@ fn two_dist_runs_give_byte_identical_archives() {
 }
 
 #[test]
+fn the_multi_call_binary_under_its_own_name_says_how_to_run_it() {
+    let d = dist();
+    let unpacked = d.tmp.join("unpacked-own-name");
+    untar(&d.archive, &unpacked);
+    let out = Command::new(unpacked.join(BIN))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    for p in PLUGINS {
+        assert!(err.contains(p.link), "{err}");
+    }
+}
+
+#[test]
 fn kubectl_finds_all_four_plugins_on_path_and_runs_them() {
     let d = dist();
     let unpacked = d.tmp.join("unpacked");
     untar(&d.archive, &unpacked);
+    // PATH holds only the four links, each pointing at the one unpacked executable.
     let path_dir = d.tmp.join("path");
     std::fs::create_dir_all(&path_dir).unwrap();
     for p in PLUGINS {
-        std::fs::copy(unpacked.join(p.bin), path_dir.join(p.bin)).unwrap();
+        std::os::unix::fs::symlink(unpacked.join(BIN), path_dir.join(p.link)).unwrap();
     }
 
     let list = kubectl_with_path(&path_dir, &["plugin", "list"]);
@@ -313,7 +344,7 @@ fn kubectl_finds_all_four_plugins_on_path_and_runs_them() {
     );
     assert!(!stderr.to_lowercase().contains("warning"), "{stderr}");
     for p in PLUGINS {
-        let full = path_dir.join(p.bin).display().to_string();
+        let full = path_dir.join(p.link).display().to_string();
         assert!(
             stdout.lines().any(|l| l.trim() == full),
             "{full} not listed:\n{stdout}"
@@ -367,10 +398,13 @@ fn krew_like_install_from_the_manifests_runs_through_kubectl() {
             "krew requires a LICENSE among installed files"
         );
         let bin = store.join(platform.bin.unwrap());
+        assert_eq!(bin, store.join(BIN));
         let mode = std::fs::metadata(&bin).unwrap().permissions().mode();
         assert!(mode & 0o111 != 0, "{} is executable", bin.display());
-        // krew's link name: "kubectl-" + plugin name with '-' → '_'.
+        // krew's link name: "kubectl-" + plugin name with '-' → '_', pointing at the manifest's
+        // bin in this plugin's own store directory.
         let link = bin_dir.join(format!("kubectl-{}", p.name.replace('-', "_")));
+        assert_eq!(link, bin_dir.join(p.link));
         std::os::unix::fs::symlink(&bin, &link).unwrap();
     }
 
@@ -382,7 +416,7 @@ fn krew_like_install_from_the_manifests_runs_through_kubectl() {
     );
     assert!(!stderr.to_lowercase().contains("warning"), "{stderr}");
     for p in PLUGINS {
-        let link = bin_dir.join(p.bin).display().to_string();
+        let link = bin_dir.join(p.link).display().to_string();
         assert!(
             stdout.lines().any(|l| l.trim() == link),
             "{link} not listed:\n{stdout}"

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use xtask::dist::{PLUGINS, REPOSITORY, VERSION, check_manifests, workspace_root};
+use xtask::dist::{BIN, PLUGINS, REPOSITORY, VERSION, check_manifests, workspace_root};
 use xtask::krew::{self, ArchiveRef, Template};
 
 fn krew_dir() -> PathBuf {
@@ -29,7 +29,7 @@ fn every_committed_manifest_passes_krew_and_project_rules() {
             Some(format!("v{VERSION}").as_str())
         );
         for platform in spec.platforms.unwrap() {
-            assert_eq!(platform.bin.as_deref(), Some(p.bin), "{file}");
+            assert_eq!(platform.bin.as_deref(), Some(BIN), "{file}");
         }
     }
 }
@@ -200,7 +200,7 @@ fn uri_that_is_not_an_archive_is_rejected() {
 
 #[test]
 fn missing_bin_and_description_are_rejected() {
-    let text = replace_once(&good(), "    bin: kubectl-mtls_certs\n", "");
+    let text = replace_once(&good(), "    bin: kubectl-mtls\n", "");
     rejected("mtls-certs.yaml", &text, ".bin is missing");
     let good = good();
     let start = good.find("  description: |").unwrap();
@@ -222,15 +222,27 @@ fn project_rules_catch_a_foreign_version_and_bin() {
     assert!(krew::project_rules(&m, VERSION, REPOSITORY).is_empty());
     let errors = krew::project_rules(&m, "9.9.9", REPOSITORY);
     assert!(errors.iter().any(|e| e.contains("v9.9.9")), "{errors:?}");
-    let text = replace_once(
-        &good(),
-        "bin: kubectl-mtls_certs",
-        "bin: kubectl-mtls-certs",
-    );
-    let m = krew::validate("mtls-certs.yaml", &text).unwrap();
+    // The per-plugin executables of before the multi-call binary are not in the archive.
+    for wrong in ["kubectl-mtls_certs", "kubectl-mtls-certs"] {
+        let text = replace_once(&good(), "bin: kubectl-mtls\n", &format!("bin: {wrong}\n"));
+        let m = krew::validate("mtls-certs.yaml", &text).unwrap();
+        let errors = krew::project_rules(&m, VERSION, REPOSITORY);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(&format!("must be \"{BIN}\""))),
+            "{wrong}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn project_rules_reject_a_plugin_the_multi_call_binary_does_not_run() {
+    let text = replace_once(&good(), "name: mtls-certs", "name: mtls-other");
+    let m = krew::validate("mtls-other.yaml", &text).unwrap();
     let errors = krew::project_rules(&m, VERSION, REPOSITORY);
     assert!(
-        errors.iter().any(|e| e.contains("kubectl-mtls_certs")),
+        errors.iter().any(|e| e.contains("kubectl-mtls_other")),
         "{errors:?}"
     );
 }
@@ -238,6 +250,6 @@ fn project_rules_catch_a_foreign_version_and_bin() {
 #[test]
 fn krew_link_names_follow_the_underscore_rule() {
     for p in PLUGINS {
-        assert_eq!(krew::bin_name(p.name), p.bin);
+        assert_eq!(krew::link_name(p.name), p.link);
     }
 }
