@@ -85,6 +85,25 @@ impl Certificate {
         me.issuer() == ca.subject() && me.verify_signature(Some(ca.public_key())).is_ok()
     }
 
+    /// The DNS names among the subject alternative names, as written in the certificate.
+    pub fn dns_sans(&self) -> Vec<String> {
+        self.x509()
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|s| {
+                s.value
+                    .general_names
+                    .iter()
+                    .filter_map(|g| match g {
+                        x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether the certificate is self-signed (a root).
     pub fn is_self_signed(&self) -> bool {
         self.is_signed_by(self)

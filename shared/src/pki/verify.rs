@@ -99,21 +99,7 @@ pub fn verify(req: &VerifyRequest<'_>) -> Result<Vec<Check>, PkiError> {
         ));
     }
 
-    let dns_sans: Vec<String> = x
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|s| {
-            s.value
-                .general_names
-                .iter()
-                .filter_map(|g| match g {
-                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let dns_sans = leaf.dns_sans();
     checks.push(match req.host {
         Some(host) => {
             let covered = dns_sans

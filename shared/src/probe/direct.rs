@@ -672,25 +672,6 @@ fn classify_server(seen: &ServerSeen) -> ServerVerdict {
     }
 }
 
-/// The leaf's DNS SANs.
-fn dns_sans(leaf: &Certificate) -> Vec<String> {
-    let x = leaf.x509();
-    x.subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|s| {
-            s.value
-                .general_names
-                .iter()
-                .filter_map(|g| match g {
-                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Whether a response is nginx's (or a similar server's) refusal of a client certificate:
 /// 400/495/496 with a body about the SSL certificate.
 fn certificate_refusal(r: &Response) -> bool {
@@ -820,7 +801,7 @@ fn evaluate(
     let leaf_desc = report.server_chain.first().map_or_else(String::new, |c| {
         format!("{} (issuer {})", c.subject, c.issuer)
     });
-    let sans = leaf.as_ref().map(dns_sans).unwrap_or_default();
+    let sans = leaf.as_ref().map(Certificate::dns_sans).unwrap_or_default();
     let name_covered = sans
         .iter()
         .any(|s| DnsName::parse(s).is_ok_and(|n| n.covers(req.host.as_str())));

@@ -322,23 +322,11 @@ impl ClientIdentity {
     pub fn from_certificate(cert: &Certificate) -> Self {
         let x = cert.x509();
         let subject = x.subject().to_string();
-        let dns = x
-            .subject_alternative_name()
-            .ok()
-            .flatten()
-            .map(|s| {
-                s.value
-                    .general_names
-                    .iter()
-                    .filter_map(|g| match g {
-                        x509_parser::extensions::GeneralName::DNSName(d) => {
-                            Some(d.to_ascii_lowercase())
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let dns = cert
+            .dns_sans()
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect();
         Self {
             sha256: sha256_hex(cert.der()),
             der: cert.der().to_vec(),
