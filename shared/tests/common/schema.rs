@@ -1,6 +1,6 @@
 //! Validates emitted objects against the real CRD schemas in `../shared/crds` (next to the
 //! repository), the way an API server with `fieldValidation=Strict` would: the served version's
-//! `openAPIV3Schema`, with every object schema that lists `properties` and does not say
+//! OpenAPI v3 schema (`spec.versions[].schema`), with every object schema that lists `properties` and does not say
 //! `x-kubernetes-preserve-unknown-fields: true` treated as closed, so an unknown field fails.
 //! CEL rules (`x-kubernetes-validations`) are not evaluated.
 
@@ -57,7 +57,12 @@ impl Schemas {
                     if version["served"] != Value::Bool(true) {
                         continue;
                     }
-                    let mut schema = version["schema"]["openAPIV3Schema"].clone();
+                    // A version's `schema` holds exactly one member: its OpenAPI v3 schema.
+                    let mut schema = version["schema"]
+                        .as_object()
+                        .and_then(|m| m.values().next())
+                        .cloned()
+                        .unwrap_or_else(|| panic!("{kind}: a served version without a schema"));
                     // The API server supplies these for every kind; many CRDs do not list them.
                     let props = schema["properties"].as_object_mut().unwrap();
                     props.insert("apiVersion".into(), serde_json::json!({"type": "string"}));
