@@ -6,42 +6,12 @@
 //! deletes the namespace at the end, also when an assertion fails. Without the variable it says
 //! so on stderr (uncaptured) and passes without touching anything.
 
-use std::io::Write;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Api;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
-use kube::{Api, Client, Config};
-
-fn kubeconfig() -> Option<String> {
-    match std::env::var("MTLS_E2E_KUBECONFIG") {
-        Ok(path) if !path.is_empty() => Some(path),
-        _ => {
-            // Written straight to the process's stderr, so it shows even when output is captured.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED e2e_secret: set MTLS_E2E_KUBECONFIG to the kubeconfig of a disposable cluster to run it"
-            );
-            None
-        }
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn client(path: &str) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
-}
+use test_support::e2e::{client, kubeconfig, runtime};
 
 /// Deletes the test namespace when dropped.
 struct NamespaceGuard {
@@ -97,7 +67,7 @@ fn gen_bundle(dir: &Path, force: bool) {
 
 #[test]
 fn secret_applies_idempotently_to_a_live_cluster() {
-    let Some(kubeconfig) = kubeconfig() else {
+    let Some(kubeconfig) = kubeconfig("e2e_secret") else {
         return;
     };
     let suffix: u32 = std::process::id()

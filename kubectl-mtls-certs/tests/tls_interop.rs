@@ -10,14 +10,11 @@
 //! Both the default (ECDSA P-256) and the RSA-2048 bundle are exercised. nginx, curl and openssl
 //! are required: when one is missing the test fails with an install hint instead of passing.
 
-use std::fs;
-use std::io::Read as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use tempfile::TempDir;
+use test_support::nginx::{Nginx, require_tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-mtls_certs");
 const DOMAIN: &str = "nginx.example.com";
@@ -25,22 +22,6 @@ const CLIENT: &str = "client.example.com";
 
 // ---------------------------------------------------------------------------------------------
 // Tools and bundles.
-
-/// Finds `name` on `PATH` (plus `/usr/sbin` and `/sbin`, where Debian puts nginx and which are
-/// not on a normal user's `PATH`). Panics with an install hint when it is missing: these tests
-/// must fail, never silently pass, on a machine without the tools.
-fn require_tool(name: &str) -> PathBuf {
-    let package = match name {
-        "nginx" => "nginx-light",
-        other => other,
-    };
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("{name} not found: install it (apt-get install -y {package})"))
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output()
@@ -99,101 +80,18 @@ impl Bundle {
 // ---------------------------------------------------------------------------------------------
 // nginx.
 
-/// A running nginx; killed (and reaped) on drop, whatever the test outcome.
-struct Nginx {
-    child: Child,
-    port: u16,
-    dir: TempDir,
+/// nginx for `server`: TLS on a free loopback port with its certificate, client certificates
+/// required and verified against its CA.
+fn start_nginx(server: &Bundle) -> Nginx {
+    Nginx::start(|dir, port| nginx_conf(dir, server, port))
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn url(nginx: &Nginx) -> String {
+    format!("https://{DOMAIN}:{}/", nginx.port)
 }
 
-impl Nginx {
-    /// Starts nginx in the foreground with a config of its own in a temp dir: TLS on a free port
-    /// of 127.0.0.1, `server.crt`/`server.key` of `server`, client certificates required and
-    /// verified against `ca.crt` of `server`. Retries a few times if another process grabbed the
-    /// port between our probe and nginx's bind.
-    fn start(server: &Bundle) -> Self {
-        let nginx = require_tool("nginx");
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let port = free_port();
-            let conf = dir.path().join("nginx.conf");
-            fs::write(&conf, nginx_conf(dir.path(), server, port)).expect("write nginx.conf");
-            let child = Command::new(&nginx)
-                .arg("-p")
-                .arg(dir.path())
-                .arg("-e")
-                .arg(dir.path().join("error.log"))
-                .arg("-c")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", nginx.display()));
-            let mut running = Nginx { child, port, dir };
-            match running.wait_ready(Duration::from_secs(5)) {
-                Ok(()) => return running,
-                Err(e) if e.contains("Address already in use") => last_error = e,
-                Err(e) => panic!("nginx did not start: {e}"),
-            }
-        }
-        panic!("nginx did not start: {last_error}")
-    }
-
-    /// Waits (bounded) until the port accepts connections; fails early if nginx exits.
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll nginx") {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = self.child.stderr.take() {
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                return Err(format!(
-                    "nginx exited with {status}: {stderr}{}",
-                    self.error_log()
-                ));
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "port {} not accepting after {timeout:?}; error.log: {}",
-                    self.port,
-                    self.error_log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn error_log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-
-    fn url(&self) -> String {
-        format!("https://{DOMAIN}:{}/", self.port)
-    }
-
-    fn resolve(&self) -> String {
-        format!("{DOMAIN}:{}:127.0.0.1", self.port)
-    }
-}
-
-/// A port that was free a moment ago (bind to port 0, read it, release it).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
+fn resolve(nginx: &Nginx) -> String {
+    format!("{DOMAIN}:{}:127.0.0.1", nginx.port)
 }
 
 fn nginx_conf(dir: &Path, server: &Bundle, port: u16) -> String {
@@ -257,7 +155,7 @@ fn curl(nginx: &Nginx, cacert: &Path, client: Option<&Bundle>) -> CurlResult {
     let mut cmd = Command::new(require_tool("curl"));
     cmd.args(["--silent", "--show-error", "--max-time", "10"])
         .args(["--write-out", "\n%{http_code}"])
-        .args(["--resolve", &nginx.resolve()])
+        .args(["--resolve", &resolve(nginx)])
         .arg("--cacert")
         .arg(cacert);
     if let Some(client) = client {
@@ -266,7 +164,7 @@ fn curl(nginx: &Nginx, cacert: &Path, client: Option<&Bundle>) -> CurlResult {
             .arg("--key")
             .arg(client.path("client.key"));
     }
-    let out = run(cmd.arg(nginx.url()));
+    let out = run(cmd.arg(url(nginx)));
     let stdout = text(&out.stdout);
     let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
     CurlResult {
@@ -283,7 +181,7 @@ fn nginx_mtls(key_type: &str) {
     let ours = Bundle::generate(key_type);
     // Same names, different CA: only the chain of trust differs from `ours`.
     let foreign = Bundle::generate(key_type);
-    let nginx = Nginx::start(&ours);
+    let nginx = start_nginx(&ours);
 
     // 1. No client certificate: the TLS layer is fine, nginx refuses the request.
     let r = curl(&nginx, &ours.path("ca.crt"), None);

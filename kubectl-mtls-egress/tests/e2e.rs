@@ -8,46 +8,17 @@
 //! deletes everything it created at the end, also when an assertion fails. Without the variable
 //! it says so on stderr (uncaptured) and passes without touching anything.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Client, Config};
 use serde_json::{Value, json};
+use test_support::e2e::{client, kubeconfig, runtime};
 
 const MANAGER: &str = "kubectl-mtls-e2e";
-
-fn kubeconfig() -> Option<String> {
-    match std::env::var("MTLS_E2E_KUBECONFIG") {
-        Ok(path) if !path.is_empty() => Some(path),
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED mtls-egress e2e: set MTLS_E2E_KUBECONFIG to the kubeconfig of a disposable cluster to run it"
-            );
-            None
-        }
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn client(path: &str) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
-}
 
 fn dynamic(
     client: &Client,
@@ -212,7 +183,7 @@ async fn labelled(client: &Client, host_slug: &str) -> Vec<String> {
 
 #[test]
 fn expose_enable_status_disable_against_a_live_api_server() {
-    let Some(kubeconfig) = kubeconfig() else {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e") else {
         return;
     };
     let suffix = format!(

@@ -5,46 +5,17 @@
 //! cluster lacks it (and removes it again), works in its own namespace and deletes it at the end,
 //! also when an assertion fails. Without the variable it says so on stderr and passes.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
 use serde_json::{Value, json};
+use test_support::e2e::{client, kubeconfig, runtime};
 
 const SIDECAR_CRD: &str = "sidecars.networking.istio.io";
-
-fn kubeconfig() -> Option<String> {
-    match std::env::var("MTLS_E2E_KUBECONFIG") {
-        Ok(path) if !path.is_empty() => Some(path),
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED e2e (mtls-lockdown): set MTLS_E2E_KUBECONFIG to the kubeconfig of a disposable cluster to run it"
-            );
-            None
-        }
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn client(path: &str) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
-}
 
 /// Deletes the namespace (and the CRD when the test installed it) when dropped.
 struct Cleanup {
@@ -131,7 +102,7 @@ fn lockdown(kubeconfig: &str, namespace: &str, args: &[&str]) -> (i32, String, S
 
 #[test]
 fn apply_explain_remove_on_a_live_cluster() {
-    let Some(kubeconfig) = kubeconfig() else {
+    let Some(kubeconfig) = kubeconfig("e2e (mtls-lockdown)") else {
         return;
     };
     let suffix = std::process::id()

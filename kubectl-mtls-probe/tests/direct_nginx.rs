@@ -14,16 +14,14 @@
 //! install hint.
 
 use std::fs;
-use std::io::Read as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 use shared::names::DnsName;
 use shared::pki::{Bundle, BundleRequest, KeyType, PrivateKey, Usage, sha256_hex};
 use tempfile::TempDir;
+use test_support::nginx::{Nginx, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-mtls_probe");
 const DOMAIN: &str = "nginx.example.com";
@@ -86,16 +84,6 @@ impl Pki {
 // ---------------------------------------------------------------------------------------------
 // nginx.
 
-/// Finds `name` on `PATH`, `/usr/sbin` or `/sbin`; panics with an install hint when missing.
-fn require_tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("{name} not found: install it (apt-get install -y nginx-light)"))
-}
-
 /// How nginx is set up for one scenario.
 struct Setup<'a> {
     pki: &'a Pki,
@@ -124,84 +112,14 @@ impl<'a> Setup<'a> {
     }
 }
 
-/// A running nginx; killed (and reaped) on drop.
-struct Nginx {
-    child: Child,
-    port: u16,
-    dir: TempDir,
+/// nginx set up for one scenario, on a free loopback port.
+fn start_nginx(setup: &Setup<'_>) -> Nginx {
+    Nginx::start(|dir, port| nginx_conf(dir, setup, port))
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
-impl Nginx {
-    fn start(setup: &Setup<'_>) -> Self {
-        let nginx = require_tool("nginx");
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let port = free_port();
-            let conf = dir.path().join("nginx.conf");
-            fs::write(&conf, nginx_conf(dir.path(), setup, port)).expect("write nginx.conf");
-            let child = Command::new(&nginx)
-                .arg("-p")
-                .arg(dir.path())
-                .arg("-e")
-                .arg(dir.path().join("error.log"))
-                .arg("-c")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", nginx.display()));
-            let mut running = Nginx { child, port, dir };
-            match running.wait_ready(Duration::from_secs(5)) {
-                Ok(()) => return running,
-                Err(e) if e.contains("Address already in use") => last_error = e,
-                Err(e) => panic!("nginx did not start: {e}"),
-            }
-        }
-        panic!("nginx did not start: {last_error}")
-    }
-
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll nginx") {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = self.child.stderr.take() {
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                let log = fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
-                return Err(format!("nginx exited with {status}: {stderr}{log}"));
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "port {} not accepting after {timeout:?}",
-                    self.port
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn connect(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
+/// What `--connect` takes for this nginx.
+fn connect(nginx: &Nginx) -> String {
+    format!("127.0.0.1:{}", nginx.port)
 }
 
 fn nginx_conf(dir: &Path, setup: &Setup<'_>, port: u16) -> String {
@@ -286,7 +204,7 @@ fn direct(args: &[&str]) -> Run {
 /// `direct --host DOMAIN --connect nginx -o json` with these client/CA files of `pki`.
 fn probe(nginx: &Nginx, pki: &Pki, cert: &str, key: &str, ca: &Path, extra: &[&str]) -> Run {
     let (cert, key) = (pki.path(cert), pki.path(key));
-    let connect = nginx.connect();
+    let connect = connect(nginx);
     let mut args = vec![
         "--host",
         DOMAIN,
@@ -385,7 +303,7 @@ fn assert_no_private_key(run: &Run) {
 #[test]
 fn right_certificates_pass_every_check() {
     let pki = Pki::new();
-    let nginx = Nginx::start(&Setup::mutual(&pki));
+    let nginx = start_nginx(&Setup::mutual(&pki));
     let run = probe(
         &nginx,
         &pki,
@@ -402,7 +320,7 @@ fn right_certificates_pass_every_check() {
     assert_eq!(r["ok"], true);
     assert_eq!(r["tlsVersion"], "TLSv1.3");
     assert_eq!(r["httpStatus"], 200);
-    assert_eq!(r["address"], nginx.connect());
+    assert_eq!(r["address"], connect(&nginx));
     // The chain as presented: our server cert, issued by our CA.
     let leaf = &r["serverChain"][0];
     assert_eq!(leaf["subject"], format!("CN={DOMAIN}"));
@@ -465,7 +383,7 @@ fn tls_1_2_passes_and_is_reported() {
     let pki = Pki::new();
     let mut setup = Setup::mutual(&pki);
     setup.protocols = "TLSv1.2";
-    let nginx = Nginx::start(&setup);
+    let nginx = start_nginx(&setup);
     let r = probe(
         &nginx,
         &pki,
@@ -484,7 +402,7 @@ fn tls_1_2_passes_and_is_reported() {
 fn wrong_ca_is_server_not_trusted() {
     let pki = Pki::new();
     let foreign = Pki::new(); // same names, another CA
-    let nginx = Nginx::start(&Setup::mutual(&pki));
+    let nginx = start_nginx(&Setup::mutual(&pki));
     let run = probe(
         &nginx,
         &pki,
@@ -518,7 +436,7 @@ fn server_cert_for_another_host_is_a_san_mismatch() {
     let mut setup = Setup::mutual(&pki);
     setup.server_cert = "other-server.crt";
     setup.server_key = "other-server.key";
-    let nginx = Nginx::start(&setup);
+    let nginx = start_nginx(&setup);
     let run = probe(
         &nginx,
         &pki,
@@ -542,9 +460,9 @@ fn server_cert_for_another_host_is_a_san_mismatch() {
 fn client_cert_from_another_ca_is_refused() {
     let pki = Pki::new();
     let foreign = Pki::new();
-    let nginx = Nginx::start(&Setup::mutual(&pki));
+    let nginx = start_nginx(&Setup::mutual(&pki));
     let (cert, key) = (foreign.path("client.crt"), foreign.path("client.key"));
-    let connect = nginx.connect();
+    let connect = connect(&nginx);
     let ca = pki.path("ca.crt");
     let run = direct(&[
         "--host",
@@ -576,7 +494,7 @@ fn server_not_requiring_client_certs_fails_the_refusal_check() {
     let pki = Pki::new();
     let mut setup = Setup::mutual(&pki);
     setup.verify_client = "optional";
-    let nginx = Nginx::start(&setup);
+    let nginx = start_nginx(&setup);
     let run = probe(
         &nginx,
         &pki,
@@ -605,7 +523,7 @@ fn a_look_alike_certificate_in_xfcc_is_not_ours() {
         r#"Hash={};Subject=\\\"$ssl_client_s_dn\\\""#,
         sha256_hex(foreign.bundle.client.cert.der())
     );
-    let nginx = Nginx::start(&setup);
+    let nginx = start_nginx(&setup);
     let run = probe(
         &nginx,
         &pki,
@@ -629,7 +547,7 @@ fn a_look_alike_certificate_in_xfcc_is_not_ours() {
     // With our own Hash baked in, the Hash path passes end to end.
     let mut setup = Setup::mutual(&pki);
     setup.xfcc = format!("Hash={}", sha256_hex(pki.bundle.client.cert.der()));
-    let nginx = Nginx::start(&setup);
+    let nginx = start_nginx(&setup);
     let r = probe(
         &nginx,
         &pki,
@@ -645,7 +563,7 @@ fn a_look_alike_certificate_in_xfcc_is_not_ours() {
 #[test]
 fn wrong_path_is_an_http_status_failure() {
     let pki = Pki::new();
-    let nginx = Nginx::start(&Setup::mutual(&pki));
+    let nginx = start_nginx(&Setup::mutual(&pki));
     let run = probe(
         &nginx,
         &pki,
