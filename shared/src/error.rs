@@ -1,6 +1,7 @@
 //! The one error type commands return, and how it maps to kubectl-style exit codes.
 //!
-//! Exit codes (DESIGN.md): 0 success, 1 a check failed, 2 bad input or usage, 3 cluster/API error.
+//! Exit codes (DESIGN.md): 0 success, 1 a check failed, 2 bad input or usage, 3 cluster/API error;
+//! 130 when the user interrupted a command with Ctrl-C.
 //! Every variant's `Display` is one line: the cause, then a hint the user can act on.
 
 use crate::cluster::ClusterError;
@@ -37,6 +38,9 @@ pub enum Error {
     /// The command ran, and what it checked did not hold (e.g. `verify`).
     #[error("{0}")]
     CheckFailed(String),
+    /// The user pressed Ctrl-C; what the command created was removed before exiting.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
     /// Writing the command's own output failed (a closed pipe is not reported).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -63,6 +67,8 @@ impl Error {
             | Error::Usage(_)
             | Error::Output(_) => 2,
             Error::State(_) => 3,
+            // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
+            Error::Interrupted(_) => 130,
             Error::Cluster(e) => e.exit_code(),
         }
     }

@@ -8,6 +8,7 @@
 //!   created / configured / unchanged [`Applied`] per object.
 //! - [`delete_labelled()`] (`delete`): remove exactly the objects we labelled, nothing else.
 //! - [`get_opt`], [`list`], [`served`] (`read`): reads with the same error mapping.
+//! - [`create_pod`], [`exec`], [`logs_since`], [`delete_pod`] (`pods`): what a probe does with pods.
 //! - [`ClusterError`] (`error`): cause + hint for each failure (no kubeconfig, unknown context,
 //!   unreachable, 401, 403 naming verb/resource/namespace, 404, 409 conflicts, invalid objects,
 //!   timeouts), with its exit code; [`Operation`] says what a request was doing.
@@ -18,10 +19,12 @@ mod apply;
 mod connect;
 mod delete;
 mod error;
+mod pods;
 mod read;
 
 pub use apply::{Applied, ApplyMode, FIELD_MANAGER, Outcome, apply};
 pub use connect::{KubeArgs, parse_request_timeout, validate_namespace};
 pub use delete::delete_labelled;
 pub use error::{ClusterError, Operation};
+pub use pods::{ExecOutput, create_pod, delete_pod, exec, exit_status, logs_since};
 pub use read::{api, get_cluster_opt, get_opt, list, served};

@@ -1,12 +1,14 @@
 //! `kubectl mtls-probe`: stage 4, proof that the mTLS path works end to end (`direct`, `check`)
 //! and diagnosis when it does not (`doctor`, whose rules live in [`crate::doctor`]).
 //!
-//! Modules: [`direct`] (the `direct` command: workstation → target), [`report`] (checks and
+//! Modules: [`check`] (the `check` command: from a pod in the client cluster), [`direct`] (the
+//! `direct` command: workstation → target), [`report`] (checks and
 //! their rendering), [`http`] (the minimal HTTP/1.1 client), and the pure parsers the
 //! cluster-side probes read with: [`xfcc`] (the `X-Forwarded-Client-Cert` header) and
 //! [`access_log`] (Envoy's JSON access-log lines).
 
 pub mod access_log;
+pub mod check;
 pub mod direct;
 pub mod http;
 pub mod report;
@@ -33,12 +35,13 @@ pub const BIN_NAME: &str = "kubectl-mtls_probe";
   # Workstation -> target: refused without a client certificate, 200 with ours, chain and SAN verified
   kubectl mtls-probe direct --host httpbin.example.com --cert ./mtls/client.crt --key ./mtls/client.key --ca ./mtls/ca.crt
 
+  # Client cluster: a request through the egress gateway, XFCC carries our client certificate, the
+  # gateway logged outbound|443||host, and (with a lockdown) nothing else leaves the namespace
+  kubectl mtls-probe check --host httpbin.example.com -n apps --client-cert ./mtls/client.crt
+
   # Static diagnosis of both clusters, or of a GitOps folder (one finding per problem, with the fix)
   kubectl mtls-probe doctor --context client --target-context target
-  kubectl mtls-probe doctor -f ./gitops
-
-Planned (not available yet):
-  check     client cluster: request through the egress gateway, XFCC matches our client certificate"
+  kubectl mtls-probe doctor -f ./gitops"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -49,6 +52,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    Check(check::CheckArgs),
     Direct(direct::DirectArgs),
     Doctor(crate::doctor::command::DoctorArgs),
     /// Print a shell completion script (bash, zsh or fish)
@@ -66,6 +70,7 @@ impl Plugin for Cli {
 
     async fn run(self, out: &mut dyn Write) -> Result<(), Error> {
         match self.command {
+            Command::Check(args) => check::run(&args, &self.global, out).await,
             Command::Direct(args) => direct::run(&args, out).await,
             Command::Doctor(args) => crate::doctor::command::run(&args, &self.global, out).await,
             Command::Completion { shell } => write_completion(shell, Cli::command(), BIN_NAME, out),

@@ -1,7 +1,8 @@
 //! A small in-process fake API server (tower-test) for request-shape and command-flow tests:
 //! objects stored by path, namespaces, GET / LIST (with equality label selectors, per namespace or
 //! across all) / server-side-apply PATCH (a deep merge, honouring `dryRun=All`) / DELETE, discovery
-//! of configured group-versions, and errors injected per request. It is a stand-in for request
+//! of configured group-versions, and errors injected per request; pod creation (POST), pod logs,
+//! and — over real HTTP with [`tcp_server`] — exec as a `v4.channel.k8s.io` websocket. It is a stand-in for request
 //! flows, not for Kubernetes semantics (no field ownership, no admission, no defaulting).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,7 +76,55 @@ pub struct State {
     pub inject: BTreeMap<String, Inject>,
     /// Every request, in order.
     pub seen: Vec<Seen>,
+    /// Container logs by `POD_PATH/CONTAINER` (`/api/v1/namespaces/NS/pods/NAME/istio-proxy`).
+    pub logs: BTreeMap<String, String>,
+    /// Runs on every created pod (e.g. to add a sidecar and a Running status).
+    pub on_pod_create: Option<Arc<dyn Fn(&mut Value) + Send + Sync>>,
+    /// Answers exec requests (only [`tcp_server`] serves exec); it may change the state, e.g.
+    /// append a gateway access-log line for the request it "ran".
+    pub on_exec: Option<Arc<dyn Fn(&ExecCall, &mut State) -> ExecReply + Send + Sync>>,
     next_rv: u64,
+}
+
+/// An exec request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct ExecCall {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod.
+    pub pod: String,
+    /// The `container` parameter.
+    pub container: String,
+    /// The `command` parameters, in order.
+    pub command: Vec<String>,
+}
+
+/// What an exec "printed", and its final status (channel 3).
+#[derive(Debug, Clone)]
+pub struct ExecReply {
+    /// Channel 1.
+    pub stdout: Vec<u8>,
+    /// Channel 2.
+    pub stderr: Vec<u8>,
+    /// The exit code (`0` → `Success`); `Err(message)` for a command that could not run.
+    pub exit: Result<i32, String>,
+}
+
+impl ExecReply {
+    /// The status object the API server sends on channel 3.
+    fn status(&self) -> Value {
+        match &self.exit {
+            Ok(0) => json!({"metadata": {}, "status": "Success"}),
+            Ok(code) => json!({
+                "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+                "message": format!("command terminated with non-zero exit code: exit code {code}"),
+                "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
+            }),
+            Err(message) => json!({
+                "metadata": {}, "status": "Failure", "reason": "InternalError", "message": message,
+            }),
+        }
+    }
 }
 
 impl State {
@@ -192,11 +241,11 @@ fn matches_selector(object: &Value, selector: Option<&str>) -> bool {
     })
 }
 
-fn answer(state: &mut State, seen: &Seen) -> (u16, Result<Value, &'static str>) {
+fn answer(state: &mut State, seen: &Seen) -> (u16, Result<Value, String>) {
     if let Some(inject) = state.inject.get(&seen.summary()) {
         return match inject {
             Inject::Status(s) => (s["code"].as_u64().unwrap() as u16, Ok(s.clone())),
-            Inject::Text(code, text) => (*code, Err(*text)),
+            Inject::Text(code, text) => (*code, Err(text.to_string())),
         };
     }
     let name = seen.path.rsplit('/').next().unwrap().to_string();
@@ -221,7 +270,29 @@ fn answer(state: &mut State, seen: &Seen) -> (u16, Result<Value, &'static str>) 
                             })).collect::<Vec<_>>(),
                         })),
                     ),
-                    None => (404, Err("404 page not found")),
+                    None => (404, Err("404 page not found".to_string())),
+                };
+            }
+            if let Some(pod) = seen.path.strip_suffix("/log") {
+                let container = seen.param("container").unwrap_or_default();
+                return match state.objects.get(pod) {
+                    Some(_) => (
+                        200,
+                        Err(state
+                            .logs
+                            .get(&format!("{pod}/{container}"))
+                            .cloned()
+                            .unwrap_or_default()),
+                    ),
+                    None => (
+                        404,
+                        Ok(status(
+                            404,
+                            "NotFound",
+                            "pod not found",
+                            Some(json!({"name": name})),
+                        )),
+                    ),
                 };
             }
             if let Some((gv, plural, ns)) = collection(&seen.path) {
@@ -310,6 +381,51 @@ fn answer(state: &mut State, seen: &Seen) -> (u16, Result<Value, &'static str>) 
             }
             (200, Ok(result))
         }
+        "POST" => {
+            let (_, plural, ns) = collection(&seen.path).expect("POST to a collection");
+            if let Some(ns) = &ns
+                && !state.namespaces.contains(ns)
+            {
+                return (
+                    404,
+                    Ok(status(
+                        404,
+                        "NotFound",
+                        &format!("namespaces {ns:?} not found"),
+                        Some(json!({"name": ns, "kind": "namespaces"})),
+                    )),
+                );
+            }
+            let mut new = seen.body.clone().expect("a create has a body");
+            let name = new["metadata"]["name"]
+                .as_str()
+                .expect("a name")
+                .to_string();
+            let path = format!("{}/{name}", seen.path);
+            if state.objects.contains_key(&path) {
+                return (
+                    409,
+                    Ok(status(
+                        409,
+                        "AlreadyExists",
+                        &format!("{plural} {name:?} already exists"),
+                        Some(json!({"name": name})),
+                    )),
+                );
+            }
+            state.next_rv += 1;
+            new["metadata"]["resourceVersion"] = json!(format!("{}", 100 + state.next_rv));
+            new["metadata"]["uid"] = json!(format!("uid-{name}"));
+            if plural == "pods"
+                && let Some(hook) = state.on_pod_create.clone()
+            {
+                hook(&mut new);
+            }
+            if !seen.dry_run() {
+                state.objects.insert(path, new.clone());
+            }
+            (201, Ok(new))
+        }
         "DELETE" => match state.objects.get(&seen.path).cloned() {
             Some(o) => {
                 if !seen.dry_run() {
@@ -367,27 +483,7 @@ pub fn fake_server(setup: impl FnOnce(&mut State)) -> (kube::Client, Shared) {
         while let Some((request, send)) = handle.next_request().await {
             let (parts, body) = request.into_parts();
             let bytes = body.collect_bytes().await.expect("request body");
-            let seen = Seen {
-                method: parts.method.to_string(),
-                path: parts.uri.path().to_string(),
-                query: parts
-                    .uri
-                    .query()
-                    .unwrap_or_default()
-                    .split('&')
-                    .filter(|p| !p.is_empty())
-                    .map(|p| {
-                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                        (k.to_string(), v.to_string())
-                    })
-                    .collect(),
-                content_type: parts
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .map(|v| v.to_str().unwrap().to_string()),
-                body: (!bytes.is_empty())
-                    .then(|| serde_json::from_slice(&bytes).expect("request body is JSON")),
-            };
+            let seen = seen_from(&parts, &bytes);
             let (code, reply) = {
                 let mut state = server_state.lock().unwrap();
                 state.seen.push(seen.clone());
@@ -395,7 +491,7 @@ pub fn fake_server(setup: impl FnOnce(&mut State)) -> (kube::Client, Shared) {
             };
             let body = match reply {
                 Ok(json) => serde_json::to_vec(&json).unwrap(),
-                Err(text) => text.as_bytes().to_vec(),
+                Err(text) => text.into_bytes(),
             };
             send.send_response(
                 Response::builder()
@@ -407,6 +503,170 @@ pub fn fake_server(setup: impl FnOnce(&mut State)) -> (kube::Client, Shared) {
         }
     });
     (kube::Client::new(service, "default"), shared)
+}
+
+fn seen_from(parts: &http::request::Parts, bytes: &[u8]) -> Seen {
+    Seen {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect(),
+        content_type: parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string()),
+        body: (!bytes.is_empty())
+            .then(|| serde_json::from_slice(bytes).expect("request body is JSON")),
+    }
+}
+
+/// Like [`fake_server`], but over real HTTP on 127.0.0.1, so that exec works: an exec request is
+/// upgraded to a websocket speaking `v4.channel.k8s.io`, answered by [`State::on_exec`].
+pub fn tcp_server(setup: impl FnOnce(&mut State)) -> (kube::Client, Shared) {
+    let mut state = State::default();
+    state
+        .namespaces
+        .extend(["default".into(), "istio-system".into()]);
+    setup(&mut state);
+    let shared: Shared = Arc::new(Mutex::new(state));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let server_state = shared.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let state = server_state.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let state = state.clone();
+                    async move { Ok::<_, std::convert::Infallible>(serve(state, request).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().unwrap());
+    (kube::Client::try_from(config).unwrap(), shared)
+}
+
+async fn serve(state: Shared, mut request: Request<hyper::body::Incoming>) -> Response<Body> {
+    use http_body_util::BodyExt as _;
+    let upgrade = request
+        .uri()
+        .path()
+        .ends_with("/exec")
+        .then(|| hyper::upgrade::on(&mut request));
+    let (parts, body) = request.into_parts();
+    let bytes = body.collect().await.expect("request body").to_bytes();
+    let seen = seen_from(&parts, &bytes);
+    if let Some(upgrade) = upgrade {
+        return exec(state, &parts, seen, upgrade);
+    }
+    let (code, reply) = {
+        let mut state = state.lock().unwrap();
+        state.seen.push(seen.clone());
+        answer(&mut state, &seen)
+    };
+    let body = match reply {
+        Ok(json) => serde_json::to_vec(&json).unwrap(),
+        Err(text) => text.into_bytes(),
+    };
+    Response::builder()
+        .status(code)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn exec(
+    state: Shared,
+    parts: &http::request::Parts,
+    seen: Seen,
+    upgrade: hyper::upgrade::OnUpgrade,
+) -> Response<Body> {
+    use futures::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let segments: Vec<&str> = seen.path.split('/').collect();
+    let call = ExecCall {
+        namespace: segments[4].to_string(),
+        pod: segments[6].to_string(),
+        container: seen.param("container").unwrap_or_default().to_string(),
+        command: seen
+            .query
+            .iter()
+            .filter(|(k, _)| k == "command")
+            .map(|(_, v)| decode(v))
+            .collect(),
+    };
+    let reply = {
+        let mut state = state.lock().unwrap();
+        state.seen.push(seen.clone());
+        if !state.objects.contains_key(&segments[..7].join("/")) {
+            None
+        } else {
+            let handler = state.on_exec.clone().expect("State::on_exec is set");
+            Some(handler(&call, &mut state))
+        }
+    };
+    let Some(reply) = reply else {
+        let body = status(404, "NotFound", "pod not found", None);
+        return Response::builder()
+            .status(404)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+    };
+    let key = parts.headers[http::header::SEC_WEBSOCKET_KEY].as_bytes();
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key);
+    tokio::spawn(async move {
+        let upgraded = upgrade.await.expect("upgrade");
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        let frame = |channel: u8, data: &[u8]| {
+            let mut bytes = vec![channel];
+            bytes.extend_from_slice(data);
+            Message::Binary(bytes.into())
+        };
+        let status = serde_json::to_vec(&reply.status()).unwrap();
+        for message in [
+            frame(1, &reply.stdout),
+            frame(2, &reply.stderr),
+            frame(3, &status),
+        ] {
+            if ws.send(message).await.is_err() {
+                return;
+            }
+        }
+        let _ = ws.close(None).await;
+    });
+    Response::builder()
+        .status(101)
+        .header(http::header::CONNECTION, "Upgrade")
+        .header(http::header::UPGRADE, "websocket")
+        .header(http::header::SEC_WEBSOCKET_ACCEPT, accept)
+        .header(http::header::SEC_WEBSOCKET_PROTOCOL, "v4.channel.k8s.io")
+        .body(Body::empty())
+        .unwrap()
 }
 
 /// Every request so far.
