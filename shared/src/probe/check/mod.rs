@@ -196,6 +196,7 @@ pub struct GatewayLogEntry {
 }
 
 /// Validates the flags (and reads `--client-cert`): every problem here is bad input (exit 2).
+/// `namespace` is the one `-n` or the context selects.
 pub fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<CheckRequest, Error> {
     let host = DnsName::parse_exact(&args.host)?;
     let usage = |m: String| Err(Error::Usage(m));
@@ -278,9 +279,10 @@ pub fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<CheckReque
 
 /// Runs `check`: connect, probe, render, exit code.
 pub async fn run(args: &CheckArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
-    // Flags are checked before any file or cluster is touched.
+    // Flags are checked before the kubeconfig is read or the cluster is contacted.
+    let mut request = request_from_args(args, "")?;
     let (client, namespace) = global.kube.connect().await?;
-    let request = request_from_args(args, &namespace)?;
+    request.namespace = namespace;
     let report = execute(&client, &request, &mut std::io::stderr()).await?;
     match args.output {
         OutputFormat::Json => {
