@@ -79,12 +79,18 @@ pub struct State {
     /// Container logs by `POD_PATH/CONTAINER` (`/api/v1/namespaces/NS/pods/NAME/istio-proxy`).
     pub logs: BTreeMap<String, String>,
     /// Runs on every created pod (e.g. to add a sidecar and a Running status).
-    pub on_pod_create: Option<Arc<dyn Fn(&mut Value) + Send + Sync>>,
+    pub on_pod_create: Option<PodHook>,
     /// Answers exec requests (only [`tcp_server`] serves exec); it may change the state, e.g.
     /// append a gateway access-log line for the request it "ran".
-    pub on_exec: Option<Arc<dyn Fn(&ExecCall, &mut State) -> ExecReply + Send + Sync>>,
+    pub on_exec: Option<ExecHandler>,
     next_rv: u64,
 }
+
+/// Changes a pod as it is created.
+pub type PodHook = Arc<dyn Fn(&mut Value) + Send + Sync>;
+
+/// Answers an exec request.
+pub type ExecHandler = Arc<dyn Fn(&ExecCall, &mut State) -> ExecReply + Send + Sync>;
 
 /// An exec request as the server saw it.
 #[derive(Debug, Clone)]
