@@ -335,6 +335,33 @@ fn each_defect_is_found_by_its_rule_and_only_by_it() {
                 }
             }),
         ),
+        (
+            "lockdown-dns",
+            Box::new(|d: &mut Vec<Value>| {
+                // The tutorial's mistake: DNS over UDP only.
+                find(d, "NetworkPolicy", "egress-only-via-istio")["spec"]["egress"][0]["ports"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|p| p["protocol"] != "TCP");
+            }),
+        ),
+        (
+            "lockdown-istiod",
+            Box::new(|d: &mut Vec<Value>| {
+                let egress = find(d, "NetworkPolicy", "egress-only-via-istio")["spec"]["egress"]
+                    .as_array_mut()
+                    .unwrap();
+                let before = egress.len();
+                egress.retain(|r| r["ports"][0]["port"] != 15012);
+                assert_eq!(egress.len(), before - 1, "the istiod rule");
+            }),
+        ),
+        (
+            "kyma-egress-label",
+            Box::new(|d: &mut Vec<Value>| {
+                find(d, "Istio", "default")["spec"]["networkPoliciesEnabled"] = json!(true);
+            }),
+        ),
     ];
     let covered: Vec<&str> = cases.iter().map(|(id, _)| *id).collect();
     let all: Vec<&str> = RULES.iter().map(|(id, _)| *id).collect();

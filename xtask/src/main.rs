@@ -1,12 +1,13 @@
-//! `cargo xtask dist [--target T]… [--out DIR] [--krew DIR]` and `cargo xtask manifests --check`.
+//! `cargo xtask dist [--target T]… [--out DIR] [--krew DIR]`, `cargo xtask manifests --check`, and
+//! `cargo xtask docs [--check]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::dist;
+use xtask::{dist, docs};
 
-/// Release tooling for kubectl-mtls.
+/// Project tooling for kubectl-mtls: release archives, krew manifests, generated docs.
 #[derive(Parser)]
 #[command(name = "cargo xtask")]
 struct Cli {
@@ -36,6 +37,16 @@ enum Cmd {
         /// The krew index directory.
         #[arg(long, default_value_os_t = dist::workspace_root().join("krew"))]
         krew: PathBuf,
+    },
+    /// Rewrite the README's generated regions: the command reference (from the plugins' clap
+    /// definitions) and the troubleshooting table (from doctor's rules).
+    Docs {
+        /// Only compare: exit 1 and name the stale regions when the README is not current.
+        #[arg(long)]
+        check: bool,
+        /// The README to update.
+        #[arg(long, default_value_os_t = docs::readme_path())]
+        readme: PathBuf,
     },
 }
 
@@ -87,6 +98,29 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             } else {
                 Ok(ExitCode::FAILURE)
             }
+        }
+        Cmd::Docs { check, readme } => {
+            let shown = readme.display();
+            if check {
+                let text = std::fs::read_to_string(&readme)
+                    .map_err(|e| anyhow::anyhow!("read {shown}: {e}"))?;
+                let stale = docs::stale_regions(&text)?;
+                if stale.is_empty() {
+                    println!("{shown}: generated regions are current");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                eprintln!(
+                    "{shown}: stale generated region(s): {}; run `cargo xtask docs`",
+                    stale.join(", ")
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            if docs::write_readme(&readme)? {
+                println!("{shown}: rewrote the generated regions");
+            } else {
+                println!("{shown}: generated regions are current");
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
