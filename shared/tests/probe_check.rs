@@ -396,6 +396,15 @@ async fn lockdown_is_tested_from_an_injected_and_a_plain_pod() {
             "the policy's selector labels, so it covers the pod"
         );
     }
+    assert_eq!(
+        created[0]["metadata"]["labels"]["networking.kyma-project.io/to-egressgateway"],
+        "allowed"
+    );
+    assert!(
+        created[1]["metadata"]["labels"]
+            .get("networking.kyma-project.io/to-egressgateway")
+            .is_none()
+    );
     let inject: Vec<&str> = created
         .iter()
         .map(|p| p["metadata"]["labels"][pod::INJECT_LABEL].as_str().unwrap())

@@ -42,7 +42,9 @@ use super::xfcc::{ClientIdentity, XfccElement};
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::cluster::{self, ClusterError, ExecOutput};
 use crate::error::Error;
-use crate::manifest::lockdown::{COMPONENT as LOCKDOWN_COMPONENT, ISTIO_NAMESPACE, POLICY_NAME};
+use crate::manifest::lockdown::{
+    COMPONENT as LOCKDOWN_COMPONENT, ISTIO_NAMESPACE, KYMA_EGRESS_POD_LABEL, POLICY_NAME,
+};
 use crate::manifest::{COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER};
 use crate::names::DnsName;
 use crate::pki::{Certificate, PkiError};
@@ -311,7 +313,7 @@ pub async fn execute(
         let mut progress = &mut *progress;
         tokio::select! {
             r = probe(client, request, &run_id, &created, &mut progress) => r,
-            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted(format!(
+            _ = ctrl_c() => Err(Error::Interrupted(format!(
                 "the check stopped before it finished{}",
                 if request.keep { "" } else { "; its probe pods were deleted" }
             ))),
@@ -355,6 +357,13 @@ pub async fn execute(
     match (outcome, cleanup_error) {
         (Ok(_), Some(e)) => Err(e.into()),
         (outcome, _) => outcome,
+    }
+}
+
+/// Resolves when the user presses Ctrl-C; never, when SIGINT cannot be watched.
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -549,13 +558,22 @@ async fn start_pods(
         Some(Ok(labels)) => labels.clone(),
         _ => BTreeMap::new(),
     };
-    let probe = |kind: &str, image: &str, injected: bool| ProbePod {
-        name: pod::pod_name(kind, run_id),
-        namespace: ns.to_string(),
-        image: image.to_string(),
-        injected,
-        run_id: run_id.to_string(),
-        extra_labels: extra_labels.clone(),
+    let probe = |kind: &str, image: &str, injected: bool| {
+        let mut labels = extra_labels.clone();
+        if injected {
+            // What Kyma's `networkPoliciesEnabled` policies require to reach the egress gateway
+            // (`mtls-lockdown apply --label-pods` puts it on workloads; doctor flags its absence).
+            let (k, v) = KYMA_EGRESS_POD_LABEL;
+            labels.insert(k.to_string(), v.to_string());
+        }
+        ProbePod {
+            name: pod::pod_name(kind, run_id),
+            namespace: ns.to_string(),
+            image: image.to_string(),
+            injected,
+            run_id: run_id.to_string(),
+            extra_labels: labels,
+        }
     };
     // An existing pod is checked before anything is created.
     let existing = match &request.source {
