@@ -112,6 +112,220 @@ fn bad_input_is_refused_before_the_cluster_is_contacted() {
     egress().args(["enable"]).assert().code(2);
 }
 
+/// `connect` with every required flag; a flag in `extra` replaces the base flag of that name
+/// (clap refuses an option given twice), other flags are added.
+fn connect(certs: &Path, extra: &[&str]) -> Command {
+    let certs = certs.to_str().unwrap();
+    let mut pairs: Vec<(&str, Option<&str>)> = vec![
+        ("--target-context", Some("target")),
+        ("--client-context", Some("client")),
+        ("--host", Some("httpbin.example.com")),
+        ("--client-name", Some("client.example.com")),
+        ("--service", Some("httpbin:8000")),
+        ("-n", Some("mtls-demo")),
+        ("--certs", Some(certs)),
+    ];
+    let mut rest = extra.iter().copied().peekable();
+    while let Some(flag) = rest.next() {
+        let value = rest.next_if(|v| !v.starts_with('-'));
+        match pairs.iter_mut().find(|(k, _)| *k == flag) {
+            Some(pair) => pair.1 = value,
+            None => pairs.push((flag, value)),
+        }
+    }
+    let mut cmd = egress();
+    cmd.arg("connect");
+    for (flag, value) in pairs {
+        cmd.arg(flag).args(value);
+    }
+    cmd
+}
+
+#[test]
+fn connect_and_disconnect_refuse_bad_input_before_anything_happens() {
+    // KUBECONFIG points nowhere: reading it would be exit 3, so exit 2 means no cluster was
+    // contacted; and the --certs directory must not appear.
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    fails_with(
+        &mut connect(&certs, &["--client-context", "target"]),
+        "both \"target\" and both sides would use namespace mtls-demo",
+    );
+    fails_with(
+        &mut connect(&certs, &["--context", "target"]),
+        "--context selects one cluster",
+    );
+    fails_with(
+        &mut connect(&certs, &["--host", "bad..host"]),
+        "empty label",
+    );
+    fails_with(&mut connect(&certs, &["--host", "10.1.2.3"]), "IP address");
+    fails_with(
+        &mut connect(&certs, &["--client-name", "httpbin.example.com"]),
+        "--host and --client-name are both",
+    );
+    fails_with(&mut connect(&certs, &["--service", "httpbin"]), "no port");
+    fails_with(
+        &mut connect(&certs, &["--service", "httpbin:0"]),
+        "1 to 65535",
+    );
+    fails_with(
+        &mut connect(&certs, &["--target-namespace", "Bad_NS"]),
+        "Bad_NS",
+    );
+    fails_with(
+        &mut connect(&certs, &["--lockdown", "--dry-run=client"]),
+        "--dns-ip",
+    );
+    assert!(!certs.exists(), "bad input wrote {}", certs.display());
+    // A directory with part of a bundle is neither reused nor written into.
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::write(certs.join("ca.crt"), "keep me").unwrap();
+    fails_with(&mut connect(&certs, &[]), "holds ca.crt but not server.crt");
+    let left: Vec<_> = std::fs::read_dir(&certs).unwrap().collect();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(certs.join("ca.crt")).unwrap(),
+        "keep me"
+    );
+    // clap's own errors (a missing context) are exit 2 too, and name the flag.
+    let out = egress()
+        .args([
+            "connect",
+            "--target-context",
+            "a",
+            "--host",
+            "h.example.com",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--client-context"));
+
+    let disconnect = |extra: &[&str]| {
+        let mut cmd = egress();
+        cmd.args([
+            "disconnect",
+            "--target-context",
+            "target",
+            "--client-context",
+            "client",
+            "-n",
+            "mtls-demo",
+        ])
+        .args(extra);
+        cmd
+    };
+    fails_with(
+        &mut disconnect(&["--host", "h.example.com", "--dry-run"]),
+        "--dry-run=server",
+    );
+    fails_with(&mut disconnect(&["--host", "*.example.com"]), "wildcard");
+    fails_with(
+        &mut disconnect(&["--host", "h.example.com", "--cluster", "c"]),
+        "--cluster selects one cluster",
+    );
+    // With good flags and no kubeconfig, the cluster error names the cluster.
+    let out = disconnect(&["--host", "h.example.com"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: target (context target): "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn connect_dry_run_prints_one_stream_per_cluster_and_touches_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    let out = connect(
+        &certs,
+        &[
+            "--target-namespace",
+            "partner",
+            "--lockdown",
+            "--dns-ip",
+            "10.96.0.10",
+            "--dry-run=client",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("generated in memory only"), "{stderr}");
+    assert!(!certs.exists());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let client_at = stdout
+        .find("# cluster: client (context client), namespace mtls-demo\n")
+        .expect("a client stream");
+    assert!(stdout.starts_with("# cluster: target (context target), namespace partner\n"));
+    let (target, client) = stdout.split_at(client_at);
+    let kinds = |stream: &str| -> Vec<String> {
+        serde_saphyr::from_multiple::<Value>(stream)
+            .unwrap()
+            .iter()
+            .filter(|d| !d.is_null())
+            .map(|d| d["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(kinds(target), ["Secret", "Gateway", "VirtualService"]);
+    assert_eq!(
+        kinds(client),
+        [
+            "Secret",
+            "ServiceEntry",
+            "Gateway",
+            "DestinationRule",
+            "VirtualService",
+            "DestinationRule",
+            "Telemetry",
+            "NetworkPolicy"
+        ]
+    );
+    // Each stream is what `kubectl --context X apply -f -` reads.
+    let kubectl = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .expect("kubectl not found: install it (apt-get install -y kubernetes-client)");
+    for (i, stream) in [target, client].iter().enumerate() {
+        let dir = tmp.path().join(format!("k{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("plan.yaml"), stream).unwrap();
+        std::fs::write(dir.join("kustomization.yaml"), "resources:\n- plan.yaml\n").unwrap();
+        let built = Process::new(&kubectl)
+            .arg("kustomize")
+            .arg(&dir)
+            .env("KUBECONFIG", tmp.path().join("none"))
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+    }
+    // -o json: one object per cluster, each with a List.
+    let out = connect(
+        &certs,
+        &[
+            "--dry-run=client",
+            "-o",
+            "json",
+            "--target-namespace",
+            "partner",
+        ],
+    )
+    .output()
+    .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["target"]["context"], "target");
+    assert_eq!(doc["client"]["manifests"]["kind"], "List");
+    assert!(!certs.exists());
+}
+
 #[test]
 fn without_a_kubeconfig_a_real_run_is_a_cluster_error() {
     let out = egress()
@@ -222,6 +436,8 @@ fn help_reads_as_a_kubectl_plugin_and_kubectl_runs_it() {
     insta::assert_snapshot!("help", help);
     let out = egress().args(["enable", "--help"]).output().unwrap();
     insta::assert_snapshot!("help_enable", String::from_utf8(out.stdout).unwrap());
+    let out = egress().args(["connect", "--help"]).output().unwrap();
+    insta::assert_snapshot!("help_connect", String::from_utf8(out.stdout).unwrap());
     for shell in ["bash", "zsh", "fish"] {
         let out = egress().args(["completion", shell]).output().unwrap();
         assert!(String::from_utf8(out.stdout).unwrap().contains("enable"));

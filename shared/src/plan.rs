@@ -128,6 +128,22 @@ impl Plan {
     }
 }
 
+impl Extend<PlannedObject> for Plan {
+    /// Appends objects after the plan's own, in the order given (e.g. another plan's objects).
+    fn extend<I: IntoIterator<Item = PlannedObject>>(&mut self, objects: I) {
+        self.objects.extend(objects);
+    }
+}
+
+impl FromIterator<PlannedObject> for Plan {
+    /// A plan of these objects, in the order given (e.g. a one-object plan to send on its own).
+    fn from_iter<I: IntoIterator<Item = PlannedObject>>(objects: I) -> Self {
+        Self {
+            objects: objects.into_iter().collect(),
+        }
+    }
+}
+
 /// Renders JSON values as one multi-document YAML stream.
 pub fn render_yaml<'a>(docs: impl IntoIterator<Item = &'a Value>) -> String {
     let mut out = String::new();

@@ -56,27 +56,9 @@ pub const BUNDLE_FILES: [&str; 6] = [
     "client.key",
 ];
 
-#[derive(Serialize)]
-struct Written {
-    file: String,
-    #[serde(flatten)]
-    summary: CertSummary,
-}
-
-/// Runs `gen`.
-pub fn run(args: &GenArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let domain = DnsName::parse(&args.domain)?;
-    let client = DnsName::parse_exact(&args.client)?;
-    let request = BundleRequest {
-        domain,
-        client,
-        days: args.days,
-        key_type: args.key_type,
-        ca_name: args.ca_name.clone(),
-    };
-    let now = super::now();
-    let bundle = Bundle::generate(&request, now)?;
-    let files = [
+/// The six files of a bundle, named as [`BUNDLE_FILES`] (keys marked secret: mode 0600).
+pub fn bundle_files(bundle: &Bundle) -> Vec<OutputFile> {
+    [
         (&bundle.ca.cert, &bundle.ca.key),
         (&bundle.server.cert, &bundle.server.key),
         (&bundle.client.cert, &bundle.client.key),
@@ -97,8 +79,30 @@ pub fn run(args: &GenArgs, out: &mut dyn Write) -> Result<(), Error> {
             },
         ]
     })
-    .collect::<Vec<_>>();
-    write_files(&args.out, &files, args.force)?;
+    .collect()
+}
+
+#[derive(Serialize)]
+struct Written {
+    file: String,
+    #[serde(flatten)]
+    summary: CertSummary,
+}
+
+/// Runs `gen`.
+pub fn run(args: &GenArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let domain = DnsName::parse(&args.domain)?;
+    let client = DnsName::parse_exact(&args.client)?;
+    let request = BundleRequest {
+        domain,
+        client,
+        days: args.days,
+        key_type: args.key_type,
+        ca_name: args.ca_name.clone(),
+    };
+    let now = super::now();
+    let bundle = Bundle::generate(&request, now)?;
+    write_files(&args.out, &bundle_files(&bundle), args.force)?;
 
     let written: Vec<Written> = [
         ("ca.crt", &bundle.ca.cert),

@@ -138,6 +138,25 @@ fn load_credential(side: Side, inputs: &Inputs) -> Result<CredentialPem, Error> 
     })
 }
 
+/// Reads and checks a credential from three files (as `secret` does for its flags): the PEM
+/// parses, the key belongs to the certificate, the chain is leaf-first and current, the
+/// certificate has the EKU `side` needs, and `ca` holds CA certificates only.
+pub fn load_credential_files(
+    side: Side,
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+) -> Result<CredentialPem, Error> {
+    load_credential(
+        side,
+        &Inputs {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            ca: ca.to_path_buf(),
+        },
+    )
+}
+
 /// Builds the one-object plan of `secret`, without touching a cluster.
 pub fn plan(args: &SecretArgs, namespace: &str) -> Result<Plan, Error> {
     let pem = load_credential(args.side, &args.inputs())?;

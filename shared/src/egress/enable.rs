@@ -106,13 +106,30 @@ pub async fn run(args: &EnableArgs, global: &GlobalArgs, out: &mut dyn Write) ->
 /// `enable` against a connected cluster: detect, check, apply, wait.
 pub async fn execute(
     client: &kube::Client,
-    mut request: EnableRequest,
+    request: EnableRequest,
     args: &EnableArgs,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
+    let request = prepare(client, request, args.force).await?;
+    let plan = enable_plan(&request)?;
+    apply_and_print(client, &plan, &args.apply, out).await?;
+    if args.apply.dry_run == DryRun::Server || args.no_wait {
+        return Ok(());
+    }
+    out.flush()?;
+    detect::wait_ready(client, request.kyma_istio.as_ref(), args.timeout).await
+}
+
+/// Reads what the plan depends on, before anything is written: the Kyma Istio CR to patch (unless
+/// the request names one) or else an existing egress gateway, and DestinationRules that would
+/// shadow the origination rule (refused unless `force`). Returns the request with the Istio CR set.
+pub async fn prepare(
+    client: &kube::Client,
+    mut request: EnableRequest,
+    force: bool,
+) -> Result<EnableRequest, Error> {
     let client = client.clone();
     let host = request.host.clone();
-    // Everything the plan depends on is checked before the first write.
     enable_plan(&request)?;
     let kyma = match request.kyma_istio.clone() {
         Some(cr) => Some(cr),
@@ -130,19 +147,13 @@ pub async fn execute(
             "destinationrule {} also applies to {host} and can take precedence over the mTLS origination rule (Istio looks in the client namespace first)",
             shadowing.join(", ")
         );
-        if !args.force {
+        if !force {
             return Err(Error::State(format!(
                 "{message}: remove it, or pass --force to go ahead"
             )));
         }
         super::note(format!("warning: {message}"));
     }
-    request.kyma_istio = kyma.clone();
-    let plan = enable_plan(&request)?;
-    apply_and_print(&client, &plan, &args.apply, out).await?;
-    if args.apply.dry_run == DryRun::Server || args.no_wait {
-        return Ok(());
-    }
-    out.flush()?;
-    detect::wait_ready(&client, kyma.as_ref(), args.timeout).await
+    request.kyma_istio = kyma;
+    Ok(request)
 }

@@ -118,11 +118,26 @@ pub async fn run(args: &ExposeArgs, global: &GlobalArgs, out: &mut dyn Write) ->
 /// `expose` against a connected cluster: choose the route, warn, apply.
 pub async fn execute(
     client: &Client,
-    mut request: ExposeRequest,
+    request: ExposeRequest,
     route: RouteChoice,
     apply: &ApplyArgs,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
+    let request = prepare(client, request, route, false).await?;
+    let plan = expose_plan(&request)?;
+    apply_and_print(client, &plan, apply, out).await
+}
+
+/// Reads what the plan depends on: decides the route from what the cluster serves (or refuses
+/// `--route apirule` without Kyma's APIRule) and warns about missing prerequisites — not about the
+/// server credential Secret when `secret_planned` (the caller applies it with the plan). Writes
+/// nothing.
+pub async fn prepare(
+    client: &Client,
+    mut request: ExposeRequest,
+    route: RouteChoice,
+    secret_planned: bool,
+) -> Result<ExposeRequest, Error> {
     expose_plan(&request)?;
     let apirule = detect::apirule_served(client).await?;
     request.route = match (route, apirule) {
@@ -134,13 +149,16 @@ pub async fn execute(
         (RouteChoice::Apirule, true) | (RouteChoice::Auto, true) => Route::Apirule,
         _ => Route::Virtualservice,
     };
-    warn_about_prerequisites(client, &request).await?;
-    let plan = expose_plan(&request)?;
-    apply_and_print(client, &plan, apply, out).await
+    warn_about_prerequisites(client, &request, secret_planned).await?;
+    Ok(request)
 }
 
 /// The warnings of `expose`: what will make the exposed host fail even though the plan applies.
-async fn warn_about_prerequisites(client: &Client, req: &ExposeRequest) -> Result<(), Error> {
+async fn warn_about_prerequisites(
+    client: &Client,
+    req: &ExposeRequest,
+    secret_planned: bool,
+) -> Result<(), Error> {
     let ns = crate::cluster::get_cluster_opt::<Namespace>(client, &req.namespace).await?;
     let Some(ns) = ns else {
         return Err(Error::State(format!(
@@ -179,24 +197,27 @@ async fn warn_about_prerequisites(client: &Client, req: &ExposeRequest) -> Resul
         }
         Err(e) => note(format!("warning: cannot check the service: {e}")),
     }
-    match crate::cluster::get_opt::<Secret>(client, ISTIO_NAMESPACE, &req.credential).await {
-        Ok(None) => note(format!(
-            "warning: secret {ISTIO_NAMESPACE}/{} does not exist: the Gateway has no certificate until you run `kubectl mtls-certs secret target --dir DIR`",
-            req.credential
-        )),
-        Ok(Some(secret)) => {
-            let keys: Vec<String> = secret.data.unwrap_or_default().into_keys().collect();
-            let complete = [Layout::Generic, Layout::Tls]
-                .iter()
-                .any(|l| l.keys().iter().all(|k| keys.iter().any(|have| have == k)));
-            if !complete {
-                note(format!(
-                    "warning: secret {ISTIO_NAMESPACE}/{} has keys {keys:?}: a MUTUAL Gateway needs cert/key/cacert (or tls.crt/tls.key/ca.crt)",
-                    req.credential
-                ));
+    // The caller applies the Secret with the plan: nothing to check yet.
+    if !secret_planned {
+        match crate::cluster::get_opt::<Secret>(client, ISTIO_NAMESPACE, &req.credential).await {
+            Ok(None) => note(format!(
+                "warning: secret {ISTIO_NAMESPACE}/{} does not exist: the Gateway has no certificate until you run `kubectl mtls-certs secret target --dir DIR`",
+                req.credential
+            )),
+            Ok(Some(secret)) => {
+                let keys: Vec<String> = secret.data.unwrap_or_default().into_keys().collect();
+                let complete = [Layout::Generic, Layout::Tls]
+                    .iter()
+                    .any(|l| l.keys().iter().all(|k| keys.iter().any(|have| have == k)));
+                if !complete {
+                    note(format!(
+                        "warning: secret {ISTIO_NAMESPACE}/{} has keys {keys:?}: a MUTUAL Gateway needs cert/key/cacert (or tls.crt/tls.key/ca.crt)",
+                        req.credential
+                    ));
+                }
             }
+            Err(e) => note(format!("warning: cannot check the server credential: {e}")),
         }
-        Err(e) => note(format!("warning: cannot check the server credential: {e}")),
     }
     if let Ok(Some(istio)) = detect::kyma_istio_cr(client).await
         && istio.spec.network_policies_enabled == Some(true)

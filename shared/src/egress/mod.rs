@@ -1,10 +1,13 @@
 //! `kubectl mtls-egress`: stage 2 on the target cluster ([`expose`]) and stage 3 on the client
-//! cluster ([`enable`], [`disable`], [`status`]). The plans are built by [`crate::manifest::expose`]
-//! and [`crate::manifest::egress`]; this module reads the cluster state the plans depend on
-//! ([`detect`]), sends them, and reports.
+//! cluster ([`enable`], [`disable`], [`status`]); both clusters at once with [`connect`] (stages
+//! 1-4, one plan per cluster) and [`disconnect`]. The plans are built by
+//! [`crate::manifest::expose`] and [`crate::manifest::egress`]; this module reads the cluster state
+//! the plans depend on ([`detect`]), sends them, and reports.
 
+pub mod connect;
 pub mod detect;
 pub mod disable;
+pub mod disconnect;
 pub mod enable;
 pub mod expose;
 pub mod status;
@@ -27,6 +30,12 @@ pub const BIN_NAME: &str = "kubectl-mtls_egress";
     version,
     about = "Expose a workload behind mutual TLS on the target cluster, and route the client cluster's calls through the Istio egress gateway with mTLS origination",
     after_help = "Examples:
+  # Both clusters in one command: certificates, target, client, probe (and undo)
+  kubectl mtls-egress connect --target-context target --client-context client \\
+    --host httpbin.example.com --client-name client.example.com --service httpbin:8000 -n mtls-demo
+  kubectl mtls-egress disconnect --target-context target --client-context client \\
+    --host httpbin.example.com -n mtls-demo
+
   # Target cluster: MUTUAL Gateway + APIRule (Kyma) or VirtualService for the workload
   kubectl mtls-egress expose --host httpbin.example.com --service httpbin:8000 -n mtls-demo --context target
 
@@ -51,6 +60,8 @@ enum Command {
     Enable(enable::EnableArgs),
     Disable(disable::DisableArgs),
     Status(status::StatusArgs),
+    Connect(connect::ConnectArgs),
+    Disconnect(disconnect::DisconnectArgs),
     /// Print a shell completion script (bash, zsh or fish)
     Completion {
         /// The shell to complete for.
@@ -70,6 +81,8 @@ impl Plugin for Cli {
             Command::Enable(args) => enable::run(&args, &self.global, out).await,
             Command::Disable(args) => disable::run(&args, &self.global, out).await,
             Command::Status(args) => status::run(&args, &self.global, out).await,
+            Command::Connect(args) => connect::run(&args, &self.global, out).await,
+            Command::Disconnect(args) => disconnect::run(&args, &self.global, out).await,
             Command::Completion { shell } => write_completion(shell, Cli::command(), BIN_NAME, out),
         }
     }

@@ -77,7 +77,8 @@ pub fn plan(
     Ok(plan)
 }
 
-fn inputs(args: &ApplyCmdArgs, namespace: &str, dns_service_ip: IpAddr) -> LockdownInputs {
+/// The policy inputs the flags give for `namespace`, before anything is detected on the cluster.
+pub fn inputs(args: &ApplyCmdArgs, namespace: &str, dns_service_ip: IpAddr) -> LockdownInputs {
     LockdownInputs {
         namespace: namespace.to_string(),
         dns_service_ip,
@@ -143,6 +144,34 @@ pub async fn apply_with(
     args: &ApplyCmdArgs,
     out: &mut dyn Write,
 ) -> Result<Vec<String>, Error> {
+    let detected = detect_inputs(client, namespace, args).await?;
+    let plan = plan(&detected.inputs, args.registry_only, &detected.deployments)?;
+    if args.apply.dry_run == DryRun::Client {
+        print_plan(&plan, args.apply.output, out)?;
+    } else {
+        apply_and_print(client, &plan, &args.apply, out).await?;
+    }
+    Ok(detected.notes)
+}
+
+/// What [`detect_inputs`] read from the cluster.
+#[derive(Debug, Clone)]
+pub struct Detected {
+    /// The policy inputs (flags, completed by what the cluster has).
+    pub inputs: LockdownInputs,
+    /// The Deployments to give Kyma's egress pod label (`--label-pods`).
+    pub deployments: Vec<String>,
+    /// Notes for stderr (defaults used, Kyma's pod label).
+    pub notes: Vec<String>,
+}
+
+/// Reads what the plan of `apply` depends on, and refuses before anything is written: unknown
+/// namespace, kube-dns not found without `--dns-ip`. Reads only.
+pub async fn detect_inputs(
+    client: &kube::Client,
+    namespace: &str,
+    args: &ApplyCmdArgs,
+) -> Result<Detected, Error> {
     let mut notes = Vec::new();
     detect::require_namespace(client, namespace).await?;
     let (dns_ip, dns_ports) = match (args.dns_ip, detect::kube_dns(client).await?) {
@@ -183,11 +212,9 @@ pub async fn apply_with(
             "Kyma's Istio CR has networkPoliciesEnabled: the egress gateway accepts only pods labelled {label_key}={label_value}; add --label-pods to label the pod templates of the Deployments in {namespace}"
         ));
     }
-    let plan = plan(&inputs, args.registry_only, &deployments)?;
-    if args.apply.dry_run == DryRun::Client {
-        print_plan(&plan, args.apply.output, out)?;
-    } else {
-        apply_and_print(client, &plan, &args.apply, out).await?;
-    }
-    Ok(notes)
+    Ok(Detected {
+        inputs,
+        deployments,
+        notes,
+    })
 }
