@@ -10,7 +10,8 @@ mod common;
 use std::path::Path;
 
 use clap::Parser;
-use common::fake_api::{Inject, Shared, State, fake_server, seen, status};
+use common::fake_api::{Inject, Shared, State, fake_server, seen, status, tcp_server};
+use common::mesh::{Mesh, install};
 use serde_json::{Value, json};
 use shared::cli::{DryRun, GlobalArgs, OutputFormat};
 use shared::egress::connect::bundle::{
@@ -883,13 +884,22 @@ async fn a_server_dry_run_stores_nothing_on_either_cluster_and_writes_no_files()
 }
 
 #[tokio::test]
-async fn the_probe_stage_skips_direct_when_the_host_does_not_resolve_and_says_why() {
+async fn the_probe_stage_skips_direct_when_the_host_does_not_resolve_and_runs_check() {
     let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("mtls");
+    // `.invalid` never resolves (RFC 6761), so `direct` cannot run from here.
+    let host = "httpbin.connect.invalid";
     let (target, _) = fake_server(target_cluster);
-    let (client, _) = fake_server(client_cluster);
-    let mut request = connect_request(&tmp.path().join("mtls"), &["--no-wait"]).unwrap();
-    // `.invalid` never resolves (RFC 6761).
-    let host = DnsName::parse("httpbin.connect.invalid").unwrap();
+    // The client cluster has a mesh that answers the way a working one does: XFCC carries the
+    // client certificate connect generated, one gateway replica logs the request.
+    let mut mesh = Mesh::working(host, CLIENT_NS, "");
+    mesh.xfcc_cert_file = Some(certs.join("client.crt"));
+    let (client, client_state) = tcp_server(|state| {
+        client_cluster(state);
+        install(state, mesh);
+    });
+    let mut request = connect_request(&certs, &["--no-wait"]).unwrap();
+    let host = DnsName::parse(host).unwrap();
     request.bundle.domain = host.clone();
     request.expose.host = host.clone();
     request.enable.host = host;
@@ -904,9 +914,40 @@ async fn the_probe_stage_skips_direct_when_the_host_does_not_resolve_and_says_wh
         run.progress
     );
     assert!(
+        run.progress.contains(
+            &format!("check: namespace {CLIENT_NS} -> egress gateway -> httpbin.connect.invalid (attempt 1/3)")
+        ),
+        "{}",
+        run.progress
+    );
+    assert!(
         run.out.contains("probe direct:") && run.out.contains("skipped"),
         "{}",
         run.out
+    );
+    let check = &run.out[run.out.find("probe check:").expect("a check table")..];
+    for passed in [
+        "egress-gateway",
+        "probe-pod",
+        "request",
+        "xfcc",
+        "access-log",
+    ] {
+        assert!(
+            check
+                .lines()
+                .any(|l| l.starts_with(passed) && l.contains(" ok ")),
+            "{passed} should pass:\n{check}"
+        );
+    }
+    // The probe pod is gone again.
+    assert!(
+        !client_state
+            .lock()
+            .unwrap()
+            .objects
+            .keys()
+            .any(|k| k.contains("/pods/mtls-probe-"))
     );
 }
 

@@ -4,17 +4,14 @@
 //! and command, one log request per egress gateway replica, the verdicts, and that probe pods
 //! are deleted on success, on failure and when a request errors half-way (`--keep` aside).
 //!
-//! The fake "runs" curl: an exec of `curl http://D/headers` answers like httpbin behind the
-//! egress gateway would, and appends the access-log line the gateway would write (with the
-//! request id the probe sent) to one replica's log; `curl https://EXTERNAL/` exits as the
-//! scenario says for the injected and the plain pod.
+//! The fake cluster and its curl are in `common/mesh.rs`.
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::fake_api::{ExecCall, ExecReply, Inject, Shared, State, seen, status, tcp_server};
+use common::fake_api::{Inject, Shared, State, seen, status, tcp_server};
+use common::mesh::{GATEWAYS, Mesh, install};
 use serde_json::{Value, json};
 use shared::names::DnsName;
 use shared::pki::{Bundle, BundleRequest, KeyType};
@@ -24,7 +21,6 @@ use shared::probe::xfcc::ClientIdentity;
 
 const HOST: &str = "httpbin.example.com";
 const NS: &str = "apps";
-const GATEWAYS: [&str; 2] = ["istio-egressgateway-7f-a", "istio-egressgateway-7f-b"];
 
 fn bundle() -> Bundle {
     Bundle::generate(
@@ -40,174 +36,17 @@ fn bundle() -> Bundle {
     .unwrap()
 }
 
-/// How the fake cluster behaves.
-#[derive(Clone)]
-struct Scenario {
-    /// The HTTP status the target answers.
-    status: u16,
-    /// curl's exit code for the request (0 = it got a response).
-    curl_exit: i32,
-    /// The SHA-256 the gateway puts into XFCC's Hash.
-    xfcc_hash: String,
-    /// Which replica logs the request (`None`: no access log at all).
-    logging_replica: Option<usize>,
-    /// The code and flags the gateway logs.
-    logged: (u16, &'static str),
-    /// Exit codes of `curl https://EXTERNAL/` from the injected and the plain pod.
-    reach: (i32, i32),
-    /// Whether created pods start (otherwise: ImagePullBackOff).
-    pods_start: bool,
-    /// Whether the gateway logs a request id of its own.
-    regenerates_request_id: bool,
+fn working(hash: &str) -> Mesh {
+    Mesh::working(HOST, NS, hash)
 }
 
-impl Scenario {
-    fn working(hash: &str) -> Self {
-        Self {
-            status: 200,
-            curl_exit: 0,
-            xfcc_hash: hash.to_string(),
-            logging_replica: Some(1),
-            logged: (200, "-"),
-            reach: (28, 28),
-            pods_start: true,
-            regenerates_request_id: false,
-        }
-    }
-}
-
-fn gateway_log_key(gateway: &str) -> String {
-    format!("/api/v1/namespaces/istio-system/pods/{gateway}/istio-proxy")
-}
-
-fn fake(
-    scenario: Scenario,
-    lockdown: bool,
-    extra: impl FnOnce(&mut State),
-) -> (kube::Client, Shared) {
+/// A fake client cluster with `mesh` (and `lockdown`), then `extra`.
+fn fake(mut mesh: Mesh, lockdown: bool, extra: impl FnOnce(&mut State)) -> (kube::Client, Shared) {
+    mesh.lockdown = lockdown;
     tcp_server(move |state| {
-        state.namespaces.insert(NS.into());
-        for gw in GATEWAYS {
-            state.put(
-                "pods",
-                json!({"apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": gw, "namespace": "istio-system", "labels": {"istio": "egressgateway", "app": "istio-egressgateway"}},
-                    "spec": {"containers": [{"name": "istio-proxy"}]},
-                    "status": {"phase": "Running"}}),
-            );
-            // Earlier traffic to the same host: must not be mistaken for the probe's request.
-            state.logs.insert(
-                gateway_log_key(gw),
-                format!("{{\"upstream_cluster\":\"outbound|443||{HOST}\",\"response_code\":503,\"response_flags\":\"UF\",\"request_id\":\"someone-else\"}}\n"),
-            );
-        }
-        if lockdown {
-            state.put(
-                "networkpolicies",
-                json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                    "metadata": {"name": "mtls-lockdown", "namespace": NS, "labels": {
-                        "app.kubernetes.io/managed-by": "kubectl-mtls", "app.kubernetes.io/component": "lockdown"}},
-                    "spec": {"podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"]}}),
-            );
-        }
-        let starts = scenario.pods_start;
-        state.on_pod_create = Some(Arc::new(move |pod: &mut Value| {
-            let injected = pod["metadata"]["labels"][pod::INJECT_LABEL] == "true";
-            if injected {
-                pod["spec"]["containers"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(json!({"name": "istio-proxy", "image": "istio/proxyv2"}));
-            }
-            let state = if starts {
-                json!({"running": {"startedAt": "2026-11-27T00:00:00Z"}})
-            } else {
-                json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}})
-            };
-            let mut statuses = vec![json!({"name": "probe", "ready": false, "restartCount": 0,
-                "image": "curl", "imageID": "", "state": state})];
-            if injected {
-                statuses.push(
-                    json!({"name": "istio-proxy", "ready": starts, "restartCount": 0,
-                    "image": "proxy", "imageID": "", "state": {"running": {}}}),
-                );
-            }
-            pod["status"] = json!({"phase": if starts {"Running"} else {"Pending"}, "containerStatuses": statuses});
-        }));
-        let s = scenario.clone();
-        state.on_exec = Some(Arc::new(move |call: &ExecCall, state: &mut State| {
-            run_curl(&s, call, state)
-        }));
+        install(state, mesh);
         extra(state);
     })
-}
-
-/// What curl in a probe pod would print, and the gateway line it would cause.
-fn run_curl(s: &Scenario, call: &ExecCall, state: &mut State) -> ExecReply {
-    let url = call.command.last().unwrap().clone();
-    if url.starts_with("https://") {
-        let exit = if call.pod.contains("plain") {
-            s.reach.1
-        } else {
-            s.reach.0
-        };
-        let (stdout, stderr) = match exit {
-            0 => ("200".to_string(), String::new()),
-            28 => (
-                "000".into(),
-                "curl: (28) Connection timed out after 5002 milliseconds".into(),
-            ),
-            code => ("000".into(), format!("curl: ({code}) failed")),
-        };
-        return ExecReply {
-            stdout: stdout.into_bytes(),
-            stderr: stderr.into_bytes(),
-            exit: Ok(exit),
-        };
-    }
-    let (path, query) = url
-        .strip_prefix(&format!("http://{HOST}"))
-        .unwrap()
-        .split_once('?')
-        .unwrap();
-    assert_eq!(path, "/headers");
-    let path = format!("{path}?{query}");
-    if s.curl_exit != 0 {
-        return ExecReply {
-            stdout: b"\nkubectl-mtls-status:000".to_vec(),
-            stderr: format!("curl: ({}) Could not resolve host: {HOST}\n", s.curl_exit)
-                .into_bytes(),
-            exit: Ok(s.curl_exit),
-        };
-    }
-    let h = call.command.iter().position(|a| a == "-H").unwrap();
-    let sent_id = call.command[h + 1].strip_prefix("x-request-id: ").unwrap();
-    assert_eq!(query, format!("kubectl-mtls-probe={sent_id}"));
-    // A gateway that regenerates x-request-id still logs the path with the query.
-    let request_id = if s.regenerates_request_id {
-        "1b9c-regenerated"
-    } else {
-        sent_id
-    };
-    if let Some(replica) = s.logging_replica {
-        let line = json!({"start_time": "2026-11-27T10:00:00.000Z", "method": "GET", "path": path,
-            "authority": HOST, "upstream_cluster": format!("outbound|443||{HOST}"),
-            "response_code": s.logged.0, "response_flags": s.logged.1, "request_id": request_id,
-            "upstream_transport_failure_reason": if s.logged.0 == 200 { Value::Null } else { json!("TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED") }});
-        state
-            .logs
-            .entry(gateway_log_key(GATEWAYS[replica]))
-            .or_default()
-            .push_str(&format!("{line}\n"));
-    }
-    let body = json!({"headers": {"Host": [HOST], "X-Forwarded-Client-Cert": [
-        format!("By=spiffe://cluster.local/ns/default/sa/httpbin;Hash={};Subject=\"CN=client.example.com\";URI=;DNS=client.example.com", s.xfcc_hash)
-    ]}});
-    ExecReply {
-        stdout: format!("{body}\nkubectl-mtls-status:{}", s.status).into_bytes(),
-        stderr: Vec::new(),
-        exit: Ok(0),
-    }
 }
 
 fn request(client: Option<&Bundle>, source: Source) -> CheckRequest {
@@ -277,7 +116,7 @@ fn pods_left(state: &Shared) -> Vec<String> {
 async fn working_path_request_shape_and_cleanup() {
     let b = bundle();
     let hash = shared::pki::sha256_hex(b.client.cert.der());
-    let (client, state) = fake(Scenario::working(&hash), false, |_| {});
+    let (client, state) = fake(working(&hash), false, |_| {});
     let (report, progress) = run(&client, &request(Some(&b), probe_pod_source())).await;
     let report = report.unwrap();
     assert_eq!(
@@ -368,7 +207,7 @@ async fn working_path_request_shape_and_cleanup() {
 async fn lockdown_is_tested_from_an_injected_and_a_plain_pod() {
     let b = bundle();
     let hash = shared::pki::sha256_hex(b.client.cert.der());
-    let mut scenario = Scenario::working(&hash);
+    let mut scenario = working(&hash);
     // The plain pod gets out: the NetworkPolicy does not hold for pods without a sidecar.
     scenario.reach = (28, 0);
     let (client, state) = fake(scenario, true, |_| {});
@@ -427,7 +266,7 @@ async fn lockdown_is_tested_from_an_injected_and_a_plain_pod() {
     );
 
     // Both blocked: passes.
-    let mut scenario = Scenario::working(&hash);
+    let mut scenario = working(&hash);
     scenario.reach = (28, 56);
     let (client, _) = fake(scenario, true, |_| {});
     let report = run(&client, &request(Some(&b), probe_pod_source()))
@@ -443,7 +282,7 @@ async fn failures_name_the_cause_and_still_clean_up() {
     let hash = shared::pki::sha256_hex(b.client.cert.der());
 
     // The host does not resolve in the pod: no ServiceEntry. Nothing reaches the gateway.
-    let mut s = Scenario::working(&hash);
+    let mut s = working(&hash);
     s.curl_exit = 6;
     let (client, state) = fake(s, false, |_| {});
     let report = run(&client, &request(Some(&b), probe_pod_source()))
@@ -465,7 +304,7 @@ async fn failures_name_the_cause_and_still_clean_up() {
     assert!(pods_left(&state).is_empty());
 
     // The gateway's origination fails: 503, and the log line says why.
-    let mut s = Scenario::working(&hash);
+    let mut s = working(&hash);
     s.status = 503;
     s.logged = (503, "UF,URX");
     let (client, _) = fake(s, false, |_| {});
@@ -482,7 +321,7 @@ async fn failures_name_the_cause_and_still_clean_up() {
     );
 
     // The gateway replaced x-request-id: the id in the logged path still identifies the request.
-    let mut s = Scenario::working(&hash);
+    let mut s = working(&hash);
     s.regenerates_request_id = true;
     let (client, _) = fake(s, false, |_| {});
     let report = run(&client, &request(Some(&b), probe_pod_source()))
@@ -496,7 +335,7 @@ async fn failures_name_the_cause_and_still_clean_up() {
     );
 
     // XFCC carries another certificate.
-    let s = Scenario::working(&"ab".repeat(32));
+    let s = working(&"ab".repeat(32));
     let (client, _) = fake(s, false, |_| {});
     let report = run(&client, &request(Some(&b), probe_pod_source()))
         .await
@@ -506,7 +345,7 @@ async fn failures_name_the_cause_and_still_clean_up() {
     assert_eq!(report.checks[3].status, Status::Failed, "{report:#?}");
 
     // Without --client-cert XFCC is reported, not judged.
-    let (client, _) = fake(Scenario::working(&hash), false, |_| {});
+    let (client, _) = fake(working(&hash), false, |_| {});
     let report = run(&client, &request(None, probe_pod_source()))
         .await
         .0
@@ -515,7 +354,7 @@ async fn failures_name_the_cause_and_still_clean_up() {
     assert!(report.checks[3].detail.contains("proves nothing"));
 
     // The image cannot be pulled: the pod check fails, the rest is skipped, the pod is deleted.
-    let mut s = Scenario::working(&hash);
+    let mut s = working(&hash);
     s.pods_start = false;
     let (client, state) = fake(s, false, |_| {});
     let report = run(&client, &request(Some(&b), probe_pod_source()))
@@ -546,7 +385,7 @@ async fn an_api_error_half_way_still_deletes_the_probe_pods() {
         "pods \"x\" is forbidden: User \"dev\" cannot get resource \"pods/log\"",
         None,
     );
-    let (client, state) = fake(Scenario::working(&hash), true, |state| {
+    let (client, state) = fake(working(&hash), true, |state| {
         state.inject.insert(
             format!(
                 "GET /api/v1/namespaces/istio-system/pods/{}/log",
@@ -570,7 +409,7 @@ async fn an_api_error_half_way_still_deletes_the_probe_pods() {
 async fn keep_leaves_the_pods_and_says_how_to_delete_them() {
     let b = bundle();
     let hash = shared::pki::sha256_hex(b.client.cert.der());
-    let (client, state) = fake(Scenario::working(&hash), false, |_| {});
+    let (client, state) = fake(working(&hash), false, |_| {});
     let mut req = request(Some(&b), probe_pod_source());
     req.keep = true;
     let (report, progress) = run(&client, &req).await;
@@ -607,9 +446,7 @@ async fn an_existing_pod_is_used_as_is() {
         container: None,
     };
 
-    let (client, state) = fake(Scenario::working(&hash), false, |s| {
-        s.put("pods", app(true))
-    });
+    let (client, state) = fake(working(&hash), false, |s| s.put("pods", app(true)));
     let report = run(&client, &request(Some(&b), existing.clone()))
         .await
         .0
@@ -634,9 +471,7 @@ async fn an_existing_pod_is_used_as_is() {
     );
 
     // Without a sidecar the request would bypass the gateway: say so, run nothing.
-    let (client, state) = fake(Scenario::working(&hash), false, |s| {
-        s.put("pods", app(false))
-    });
+    let (client, state) = fake(working(&hash), false, |s| s.put("pods", app(false)));
     let report = run(&client, &request(Some(&b), existing.clone()))
         .await
         .0
@@ -652,7 +487,7 @@ async fn an_existing_pod_is_used_as_is() {
     );
 
     // A pod that does not exist: exit 3, before anything is created.
-    let (client, state) = fake(Scenario::working(&hash), true, |_| {});
+    let (client, state) = fake(working(&hash), true, |_| {});
     let err = run(&client, &request(Some(&b), existing))
         .await
         .0

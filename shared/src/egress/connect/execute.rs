@@ -321,7 +321,6 @@ pub async fn execute(
                 port: request.enable.port,
                 certs: request.bundle.dir.clone(),
                 namespace: client_ref.namespace.clone(),
-                lockdown: request.lockdown,
             },
             progress,
         )

@@ -11,6 +11,7 @@ use kube::Client;
 use crate::cli::OutputFormat;
 use crate::error::Error;
 use crate::names::DnsName;
+use crate::probe::check::{self, CheckRequest};
 use crate::probe::direct::{self, DirectArgs};
 use crate::probe::report::{Check, Status};
 
@@ -21,6 +22,10 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 const DIRECT_ATTEMPTS: u32 = 4;
 /// The pause between two attempts.
 const DIRECT_RETRY: Duration = Duration::from_secs(5);
+/// How often `check` is tried (each attempt starts its own probe pods).
+const CHECK_ATTEMPTS: u32 = 3;
+/// The pause between two `check` attempts.
+const CHECK_RETRY: Duration = Duration::from_secs(10);
 
 /// What both probes need.
 #[derive(Debug, Clone)]
@@ -33,8 +38,6 @@ pub struct ProbeInputs {
     pub certs: PathBuf,
     /// The client namespace, where `check` runs its request from.
     pub namespace: String,
-    /// Whether the lockdown was applied (then `check` also proves it holds).
-    pub lockdown: bool,
 }
 
 /// The outcome of one probe.
@@ -150,16 +153,43 @@ fn direct_args(inputs: &ProbeInputs, certs: &Path) -> DirectArgs {
 }
 
 /// `kubectl mtls-probe check` on the client cluster: a request from the client namespace through
-/// the egress gateway, matched against our client certificate.
+/// the egress gateway, matched against our client certificate (and, after `--lockdown`, the proof
+/// that nothing else leaves). Tried up to [`CHECK_ATTEMPTS`] times: Istio pushes new routes to the
+/// sidecars within seconds of the apply, so the first request may still miss them.
 async fn run_check(
     client: &Client,
     inputs: &ProbeInputs,
     progress: &mut dyn Write,
 ) -> Result<Vec<Check>, Error> {
-    let _ = (client, &inputs.namespace, inputs.lockdown, &mut *progress);
-    // LEAD: wire probe::check here
-    Ok(vec![Check::skipped(
-        "check",
-        "kubectl mtls-probe check is not part of this build yet",
-    )])
+    let request = CheckRequest::new(inputs.host.clone(), &inputs.namespace)
+        .with_client_cert(&inputs.certs.join("client.crt"))?;
+    let request = CheckRequest {
+        port: inputs.port,
+        ..request
+    };
+    let mut attempt = 1;
+    loop {
+        writeln!(
+            progress,
+            "      check: namespace {} -> egress gateway -> {} (attempt {attempt}/{CHECK_ATTEMPTS})",
+            inputs.namespace, inputs.host
+        )?;
+        let report = check::execute(client, &request, progress).await?;
+        if report.ok || attempt == CHECK_ATTEMPTS {
+            return Ok(report.checks);
+        }
+        let failed: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Failed)
+            .map(|c| c.name)
+            .collect();
+        writeln!(
+            progress,
+            "      check: {} failed; Istio may still be pushing the new routes, retrying in {CHECK_RETRY:?}",
+            failed.join(", ")
+        )?;
+        tokio::time::sleep(CHECK_RETRY).await;
+        attempt += 1;
+    }
 }

@@ -93,7 +93,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub client_cert: Option<PathBuf>,
     /// A host outside the mesh that a lockdown must make unreachable (HTTPS, port 443)
-    #[arg(long, value_name = "HOST", default_value = "example.com")]
+    #[arg(long, value_name = "HOST", default_value = DEFAULT_EXTERNAL)]
     pub external: String,
     /// Leave the probe pods running (prints how to delete them)
     #[arg(long)]
@@ -108,7 +108,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "NS", default_value = ISTIO_NAMESPACE)]
     pub gateway_namespace: String,
     /// The egress gateway pods' label selector
-    #[arg(long, value_name = "SELECTOR", default_value = "istio=egressgateway")]
+    #[arg(long, value_name = "SELECTOR", default_value = DEFAULT_GATEWAY_SELECTOR)]
     pub gateway_selector: String,
     /// Output format (yaml is json's structure in YAML)
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
@@ -166,6 +166,45 @@ pub struct CheckRequest {
     /// How often to re-read pod status and logs.
     pub poll: Duration,
 }
+
+impl CheckRequest {
+    /// A check of `host` from a new probe pod in `namespace`, with the defaults of the flags.
+    pub fn new(host: DnsName, namespace: &str) -> Self {
+        Self {
+            host,
+            port: 443,
+            path: "/headers".into(),
+            namespace: namespace.to_string(),
+            source: Source::ProbePod {
+                image: pod::DEFAULT_IMAGE.into(),
+            },
+            image: pod::DEFAULT_IMAGE.into(),
+            client: None,
+            external: DEFAULT_EXTERNAL.into(),
+            keep: false,
+            start_timeout: Duration::from_secs(120),
+            curl_timeout: 10,
+            gateway_namespace: ISTIO_NAMESPACE.into(),
+            gateway_selector: DEFAULT_GATEWAY_SELECTOR.into(),
+            log_wait: Duration::from_secs(5),
+            poll: Duration::from_secs(1),
+        }
+    }
+
+    /// Match `X-Forwarded-Client-Cert` against the certificate in `path` (PEM, leaf first).
+    pub fn with_client_cert(mut self, path: &std::path::Path) -> Result<Self, Error> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))?;
+        let chain = Certificate::parse_chain(&text, &origin)?;
+        self.client = Some((ClientIdentity::from_certificate(&chain[0]), origin));
+        Ok(self)
+    }
+}
+
+/// The outside host a lockdown must block, unless `--external` names another.
+pub const DEFAULT_EXTERNAL: &str = "example.com";
+/// The egress gateway pods' labels (Istio's and Kyma's).
+pub const DEFAULT_GATEWAY_SELECTOR: &str = "istio=egressgateway";
 
 /// What a check found.
 #[derive(Debug, Serialize)]
@@ -242,15 +281,6 @@ pub fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<CheckReque
     }
     cluster::validate_namespace(&args.gateway_namespace)
         .map_err(|e| Error::Usage(format!("--gateway-namespace: {e}")))?;
-    let client = match &args.client_cert {
-        Some(path) => {
-            let origin = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))?;
-            let chain = Certificate::parse_chain(&text, &origin)?;
-            Some((ClientIdentity::from_certificate(&chain[0]), origin))
-        }
-        None => None,
-    };
     let source = match &args.pod {
         Some(pod) => Source::Existing {
             pod: pod.clone(),
@@ -260,23 +290,23 @@ pub fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<CheckReque
             image: args.image.clone(),
         },
     };
-    Ok(CheckRequest {
-        host,
+    let request = CheckRequest {
         port: args.port,
         path: args.path.clone(),
-        namespace: namespace.to_string(),
         source,
         image: args.image.clone(),
-        client,
         external: args.external.clone(),
         keep: args.keep,
         start_timeout: Duration::from_secs(args.start_timeout),
         curl_timeout: args.curl_timeout,
         gateway_namespace: args.gateway_namespace.clone(),
         gateway_selector: args.gateway_selector.clone(),
-        log_wait: Duration::from_secs(5),
-        poll: Duration::from_secs(1),
-    })
+        ..CheckRequest::new(host, namespace)
+    };
+    match &args.client_cert {
+        Some(path) => request.with_client_cert(path),
+        None => Ok(request),
+    }
 }
 
 /// Runs `check`: connect, probe, render, exit code.
