@@ -340,9 +340,8 @@ pub async fn execute(
     let run_id = run_id()?;
     let created = Mutex::new(Vec::new());
     let outcome = {
-        let mut progress = &mut *progress;
         tokio::select! {
-            r = probe(client, request, &run_id, &created, &mut progress) => r,
+            r = probe(client, request, &run_id, &created, &mut *progress) => r,
             _ = ctrl_c() => Err(Error::Interrupted(format!(
                 "the check stopped before it finished{}",
                 if request.keep { "" } else { "; its probe pods were deleted" }
