@@ -27,7 +27,7 @@ use shared::manifest::egress::{EnableRequest, Hop};
 use shared::manifest::expose::{ExposeRequest, Route};
 use shared::manifest::lockdown::LockdownInputs;
 use shared::names::DnsName;
-use shared::pki::{Bundle, BundleRequest, KeyType};
+use shared::pki::KeyType;
 
 const HOST: &str = "httpbin.example.com";
 const TARGET_NS: &str = "partner";
@@ -35,20 +35,6 @@ const CLIENT_NS: &str = "mtls-demo";
 
 // ---------------------------------------------------------------------------------------------
 // Plans
-
-fn bundle() -> Bundle {
-    Bundle::generate(
-        &BundleRequest {
-            domain: DnsName::parse(HOST).unwrap(),
-            client: DnsName::parse("client.example.com").unwrap(),
-            days: 30,
-            key_type: KeyType::EcdsaP256,
-            ca_name: None,
-        },
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap()
-}
 
 fn inputs(kyma: bool, lockdown: bool) -> ConnectInputs {
     let host = DnsName::parse(HOST).unwrap();
@@ -77,7 +63,7 @@ fn inputs(kyma: bool, lockdown: bool) -> ConnectInputs {
             restrict_to_namespace: false,
             kyma_istio: kyma.then(|| ("kyma-system".to_string(), "default".to_string())),
         },
-        credentials: bundle::credentials(&bundle()),
+        credentials: bundle::credentials(&common::bundle(HOST)),
         lockdown: lockdown.then(|| LockdownInputs {
             namespace: CLIENT_NS.into(),
             dns_service_ip: "100.104.0.10".parse().unwrap(),

@@ -14,27 +14,13 @@ use common::fake_api::{Inject, Shared, State, seen, status, tcp_server};
 use common::mesh::{GATEWAYS, Mesh, install};
 use serde_json::{Value, json};
 use shared::names::DnsName;
-use shared::pki::{Bundle, BundleRequest, KeyType};
+use shared::pki::Bundle;
 use shared::probe::check::{CheckReport, CheckRequest, Source, execute, pod};
 use shared::probe::report::Status;
 use shared::probe::xfcc::ClientIdentity;
 
 const HOST: &str = "httpbin.example.com";
 const NS: &str = "apps";
-
-fn bundle() -> Bundle {
-    Bundle::generate(
-        &BundleRequest {
-            domain: DnsName::parse(HOST).unwrap(),
-            client: DnsName::parse("client.example.com").unwrap(),
-            days: 30,
-            key_type: KeyType::EcdsaP256,
-            ca_name: None,
-        },
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap()
-}
 
 fn working(hash: &str) -> Mesh {
     Mesh::working(HOST, NS, hash)
@@ -114,7 +100,7 @@ fn pods_left(state: &Shared) -> Vec<String> {
 
 #[tokio::test]
 async fn working_path_request_shape_and_cleanup() {
-    let b = bundle();
+    let b = common::bundle(HOST);
     let hash = shared::pki::sha256_hex(b.client.cert.der());
     let (client, state) = fake(working(&hash), false, |_| {});
     let (report, progress) = run(&client, &request(Some(&b), probe_pod_source())).await;
@@ -205,7 +191,7 @@ async fn working_path_request_shape_and_cleanup() {
 
 #[tokio::test]
 async fn lockdown_is_tested_from_an_injected_and_a_plain_pod() {
-    let b = bundle();
+    let b = common::bundle(HOST);
     let hash = shared::pki::sha256_hex(b.client.cert.der());
     let mut scenario = working(&hash);
     // The plain pod gets out: the NetworkPolicy does not hold for pods without a sidecar.
@@ -278,7 +264,7 @@ async fn lockdown_is_tested_from_an_injected_and_a_plain_pod() {
 
 #[tokio::test]
 async fn failures_name_the_cause_and_still_clean_up() {
-    let b = bundle();
+    let b = common::bundle(HOST);
     let hash = shared::pki::sha256_hex(b.client.cert.der());
 
     // The host does not resolve in the pod: no ServiceEntry. Nothing reaches the gateway.
@@ -377,7 +363,7 @@ async fn failures_name_the_cause_and_still_clean_up() {
 
 #[tokio::test]
 async fn an_api_error_half_way_still_deletes_the_probe_pods() {
-    let b = bundle();
+    let b = common::bundle(HOST);
     let hash = shared::pki::sha256_hex(b.client.cert.der());
     let forbidden = status(
         403,
@@ -407,7 +393,7 @@ async fn an_api_error_half_way_still_deletes_the_probe_pods() {
 
 #[tokio::test]
 async fn keep_leaves_the_pods_and_says_how_to_delete_them() {
-    let b = bundle();
+    let b = common::bundle(HOST);
     let hash = shared::pki::sha256_hex(b.client.cert.der());
     let (client, state) = fake(working(&hash), false, |_| {});
     let mut req = request(Some(&b), probe_pod_source());
@@ -427,7 +413,7 @@ async fn keep_leaves_the_pods_and_says_how_to_delete_them() {
 
 #[tokio::test]
 async fn an_existing_pod_is_used_as_is() {
-    let b = bundle();
+    let b = common::bundle(HOST);
     let hash = shared::pki::sha256_hex(b.client.cert.der());
     let app = |sidecar: bool| {
         let mut containers = vec![json!({"name": "app"})];

@@ -11,6 +11,8 @@
 //! * the response is chunked, and its `/headers` JSON carries XFCC `Hash=` of our certificate
 //!   (what an Istio gateway sends), matched by SHA-256.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use shared::names::DnsName;
-use shared::pki::{Bundle, BundleRequest, KeyType, sha256_hex};
+use shared::pki::{Bundle, sha256_hex};
 use shared::probe::direct::{DirectReport, DirectRequest, probe};
 use shared::probe::report::Status;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -27,21 +29,6 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 const DOMAIN: &str = "httpbin.example.com";
-const CLIENT: &str = "client.example.com";
-
-fn bundle() -> Bundle {
-    Bundle::generate(
-        &BundleRequest {
-            domain: DnsName::parse(DOMAIN).unwrap(),
-            client: DnsName::parse(CLIENT).unwrap(),
-            days: 30,
-            key_type: KeyType::EcdsaP256,
-            ca_name: None,
-        },
-        time::OffsetDateTime::now_utc(),
-    )
-    .expect("bundle")
-}
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -139,7 +126,7 @@ fn status(r: &DirectReport, name: &str) -> (Status, String) {
 
 #[tokio::test]
 async fn tls13_refusal_arrives_on_first_read_and_hash_matches() {
-    let b = bundle();
+    let b = common::bundle(DOMAIN);
     let addr = serve(&b, &[&rustls::version::TLS13]).await;
     let r = probe(&request(&b, &b, addr)).await;
     assert!(r.ok, "{r:#?}");
@@ -161,7 +148,7 @@ async fn tls13_refusal_arrives_on_first_read_and_hash_matches() {
 
 #[tokio::test]
 async fn tls12_refusal_is_a_handshake_alert() {
-    let b = bundle();
+    let b = common::bundle(DOMAIN);
     let addr = serve(&b, &[&rustls::version::TLS12]).await;
     let r = probe(&request(&b, &b, addr)).await;
     assert!(r.ok, "{r:#?}");
@@ -176,8 +163,8 @@ async fn tls12_refusal_is_a_handshake_alert() {
 
 #[tokio::test]
 async fn client_cert_from_another_ca_is_refused_by_alert() {
-    let b = bundle();
-    let foreign = bundle();
+    let b = common::bundle(DOMAIN);
+    let foreign = common::bundle(DOMAIN);
     for versions in [
         &[&rustls::version::TLS13][..],
         &[&rustls::version::TLS12][..],

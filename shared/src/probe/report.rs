@@ -71,13 +71,18 @@ pub fn table(checks: &[Check]) -> Table {
     t
 }
 
-/// `Ok` when no check failed; otherwise [`Error::CheckFailed`] naming the failed checks.
-pub fn outcome(subject: &str, checks: &[Check]) -> Result<(), Error> {
-    let failed: Vec<&str> = checks
+/// The names of the failed checks, in order.
+pub fn failed_names(checks: &[Check]) -> Vec<&'static str> {
+    checks
         .iter()
         .filter(|c| c.status == Status::Failed)
         .map(|c| c.name)
-        .collect();
+        .collect()
+}
+
+/// `Ok` when no check failed; otherwise [`Error::CheckFailed`] naming the failed checks.
+pub fn outcome(subject: &str, checks: &[Check]) -> Result<(), Error> {
+    let failed = failed_names(checks);
     if failed.is_empty() {
         return Ok(());
     }

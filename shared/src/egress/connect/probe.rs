@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::names::DnsName;
 use crate::probe::check::{self, CheckRequest};
 use crate::probe::direct::{self, DirectArgs};
-use crate::probe::report::{Check, Status};
+use crate::probe::report::{self, Check};
 
 /// How long the name lookup of the host may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,11 +52,7 @@ pub struct ProbeResult {
 impl ProbeResult {
     /// The names of the failed checks.
     pub fn failed(&self) -> Vec<&'static str> {
-        self.checks
-            .iter()
-            .filter(|c| c.status == Status::Failed)
-            .map(|c| c.name)
-            .collect()
+        report::failed_names(&self.checks)
     }
 }
 
@@ -122,12 +118,7 @@ async fn run_direct(inputs: &ProbeInputs, progress: &mut dyn Write) -> Result<Ve
         if report.ok || attempt == DIRECT_ATTEMPTS {
             return Ok(report.checks);
         }
-        let failed: Vec<&str> = report
-            .checks
-            .iter()
-            .filter(|c| c.status == Status::Failed)
-            .map(|c| c.name)
-            .collect();
+        let failed = report::failed_names(&report.checks);
         writeln!(
             progress,
             "      direct: {} failed; the ingress gateway may still be loading the credential, retrying in {DIRECT_RETRY:?}",
@@ -178,12 +169,7 @@ async fn run_check(
         if report.ok || attempt == CHECK_ATTEMPTS {
             return Ok(report.checks);
         }
-        let failed: Vec<&str> = report
-            .checks
-            .iter()
-            .filter(|c| c.status == Status::Failed)
-            .map(|c| c.name)
-            .collect();
+        let failed = report::failed_names(&report.checks);
         writeln!(
             progress,
             "      check: {} failed; Istio may still be pushing the new routes, retrying in {CHECK_RETRY:?}",
