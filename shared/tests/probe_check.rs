@@ -456,6 +456,42 @@ async fn an_existing_pod_is_used_as_is() {
         Some("app")
     );
 
+    // With a lockdown that does not select the pod: its outside traffic is not the lockdown's to
+    // stop, so only the plain probe pod (which carries the selector's labels) tests it.
+    let (client, state) = fake(working(&hash), true, |s| s.put("pods", app(true)));
+    let report = run(&client, &request(Some(&b), existing.clone()))
+        .await
+        .0
+        .unwrap();
+    let v = verdicts(&report);
+    assert_eq!(
+        v[v.len() - 2..],
+        [
+            ("lockdown-mesh", Status::Skipped),
+            ("lockdown-plain", Status::Passed)
+        ],
+        "{report:#?}"
+    );
+    assert!(detail(&report, "lockdown-mesh").starts_with(
+        "pod/client-7d9f is not selected by networkpolicy/mtls-lockdown (it selects app=client)"
+    ));
+    let seen = common::fake_api::seen(&state);
+    let created: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.method == "POST")
+        .map(|s| {
+            s.body.as_ref().unwrap()["metadata"]["name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert!(created[0].starts_with("mtls-probe-plain-"));
+    assert_eq!(
+        pods_left(&state),
+        [format!("/api/v1/namespaces/{NS}/pods/client-7d9f")]
+    );
+
     // Without a sidecar the request would bypass the gateway: say so, run nothing.
     let (client, state) = fake(working(&hash), false, |s| s.put("pods", app(false)));
     let report = run(&client, &request(Some(&b), existing.clone()))

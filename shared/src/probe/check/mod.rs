@@ -408,6 +408,9 @@ fn run_id() -> Result<String, Error> {
 struct Pods {
     /// The pod the request runs from, its exec container, whether it has a sidecar.
     mesh: Option<(String, String, bool)>,
+    /// Set when `--pod` names a pod the lockdown policy does not select: why its outside traffic
+    /// is not the lockdown's to stop.
+    mesh_not_selected: Option<String>,
     /// The non-injected lockdown pod (when a lockdown policy exists and a pod could start).
     plain: Option<String>,
 }
@@ -605,6 +608,7 @@ async fn start_pods(
         }
     };
     // An existing pod is checked before anything is created.
+    let mut mesh_not_selected = None;
     let existing = match &request.source {
         Source::Existing {
             pod: name,
@@ -628,6 +632,19 @@ async fn start_pods(
                 "probe-pod",
                 format!("using pod/{name}, container {container}"),
             ));
+            if let Some(Ok(wanted)) = lockdown {
+                let labels = existing.metadata.labels.clone().unwrap_or_default();
+                if wanted.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+                    mesh_not_selected = Some(format!(
+                        "pod/{name} is not selected by networkpolicy/{POLICY_NAME} (it selects {}), so its outside traffic is not the lockdown's to stop; leave --pod out to test from a probe pod the policy selects",
+                        wanted
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ));
+                }
+            }
             Some((name.clone(), container, pod::has_sidecar(&existing)))
         }
         Source::ProbePod { .. } => None,
@@ -699,7 +716,11 @@ async fn start_pods(
         }
         None => None,
     };
-    Ok(Pods { mesh, plain })
+    Ok(Pods {
+        mesh,
+        mesh_not_selected,
+        plain,
+    })
 }
 
 /// Polls pod `name` until `container` can run a command; `Err` says why it never will.
@@ -951,12 +972,18 @@ async fn lockdown_checks(
         }
         Some(Ok(_)) => {}
     }
-    let mesh = pods.mesh.as_ref().map(|(n, c, _)| (n.as_str(), c.as_str()));
+    let mesh = match &pods.mesh_not_selected {
+        Some(why) => {
+            checks.push(Check::skipped("lockdown-mesh", why.clone()));
+            None
+        }
+        None => pods.mesh.as_ref().map(|(n, c, _)| (n.as_str(), c.as_str())),
+    };
     let plain = pods.plain.as_deref().map(|n| (n, pod::CONTAINER));
-    let targets = [
-        ("lockdown-mesh", "injected", mesh),
-        ("lockdown-plain", "non-injected", plain),
-    ];
+    let mut targets = vec![("lockdown-plain", "non-injected", plain)];
+    if pods.mesh_not_selected.is_none() {
+        targets.insert(0, ("lockdown-mesh", "injected", mesh));
+    }
     let _ = writeln!(progress, "testing that https://{external}/ is unreachable");
     let command = curl::reach_command(external, request.curl_timeout.min(5));
     let runs = futures::future::join_all(targets.iter().map(|(_, _, target)| async {
