@@ -165,7 +165,7 @@ async fn run_check(
             "      check: namespace {} -> egress gateway -> {} (attempt {attempt}/{CHECK_ATTEMPTS})",
             inputs.namespace, inputs.host
         )?;
-        let report = check::execute(client, &request, progress).await?;
+        let report = check::execute(client, &request, &mut Indented::new(progress)).await?;
         if report.ok || attempt == CHECK_ATTEMPTS {
             return Ok(report.checks);
         }
@@ -177,5 +177,55 @@ async fn run_check(
         )?;
         tokio::time::sleep(CHECK_RETRY).await;
         attempt += 1;
+    }
+}
+
+/// Writes through to `inner` with every line indented like connect's own stage details.
+struct Indented<'a> {
+    inner: &'a mut dyn Write,
+    at_line_start: bool,
+}
+
+impl<'a> Indented<'a> {
+    fn new(inner: &'a mut dyn Write) -> Self {
+        Self {
+            inner,
+            at_line_start: true,
+        }
+    }
+}
+
+impl Write for Indented<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for line in buf.split_inclusive(|b| *b == b'\n') {
+            if self.at_line_start {
+                self.inner.write_all(b"      ")?;
+            }
+            self.inner.write_all(line)?;
+            self.at_line_start = line.ends_with(b"\n");
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indented_prefixes_every_line_once() {
+        let mut out = Vec::new();
+        let mut w = Indented::new(&mut out);
+        write!(w, "creating pod/a").unwrap();
+        writeln!(w, " in ns").unwrap();
+        w.write_all(b"one\ntwo\n").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "      creating pod/a in ns\n      one\n      two\n"
+        );
     }
 }
