@@ -462,12 +462,10 @@ fn secret_manifests_have_istios_layouts() {
 /// The real kubectl reads our dry-run stream offline (its kustomize build parses every object).
 #[test]
 fn kubectl_accepts_the_dry_run_stream() {
-    let Ok(version) = Process::new("kubectl")
+    let version = Process::new(test_support::require_tool("kubectl"))
         .args(["version", "--client"])
         .output()
-    else {
-        panic!("kubectl not found: install it (apt-get install -y kubernetes-client)");
-    };
+        .unwrap();
     assert!(version.status.success());
     let tmp = tempfile::tempdir().unwrap();
     gen_bundle(tmp.path(), &[]);
@@ -585,10 +583,7 @@ fn decode_base64(text: &str) -> String {
 /// The real kubectl finds the plugin on PATH and runs it as `kubectl mtls-certs`.
 #[test]
 fn kubectl_discovers_and_runs_the_plugin() {
-    let kubectl = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl not found: install it (apt-get install -y kubernetes-client)");
+    let kubectl = test_support::require_tool("kubectl");
     let bin = Path::new(env!("CARGO_BIN_EXE_kubectl-mtls_certs"));
     let only_ours = tempfile::tempdir().unwrap();
     std::fs::copy(bin, only_ours.path().join("kubectl-mtls_certs")).unwrap();

@@ -286,26 +286,9 @@ fn connect_dry_run_prints_one_stream_per_cluster_and_touches_nothing() {
         ]
     );
     // Each stream is what `kubectl --context X apply -f -` reads.
-    let kubectl = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl not found: install it (apt-get install -y kubernetes-client)");
+    let kubectl = test_support::require_tool("kubectl");
     for (i, stream) in [target, client].iter().enumerate() {
-        let dir = tmp.path().join(format!("k{i}"));
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join("plan.yaml"), stream).unwrap();
-        std::fs::write(dir.join("kustomization.yaml"), "resources:\n- plan.yaml\n").unwrap();
-        let built = Process::new(&kubectl)
-            .arg("kustomize")
-            .arg(&dir)
-            .env("KUBECONFIG", tmp.path().join("none"))
-            .output()
-            .unwrap();
-        assert!(
-            built.status.success(),
-            "{}",
-            String::from_utf8_lossy(&built.stderr)
-        );
+        kustomize(&kubectl, &tmp.path().join(format!("k{i}")), stream);
     }
     // -o json: one object per cluster, each with a List.
     let out = connect(
@@ -352,12 +335,29 @@ fn dry_run(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `kubectl kustomize` of one dry-run stream, offline (in `dir`, which it creates): kubectl's
+/// own parse of every object, as YAML.
+fn kustomize(kubectl: &Path, dir: &Path, stream: &str) -> String {
+    std::fs::create_dir(dir).unwrap();
+    std::fs::write(dir.join("plan.yaml"), stream).unwrap();
+    std::fs::write(dir.join("kustomization.yaml"), "resources:\n- plan.yaml\n").unwrap();
+    let built = Process::new(kubectl)
+        .arg("kustomize")
+        .arg(dir)
+        .env("KUBECONFIG", dir.join("none"))
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    String::from_utf8(built.stdout).unwrap()
+}
+
 #[test]
 fn dry_run_streams_are_read_back_by_kubectl() {
-    let kubectl = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl not found: install it (apt-get install -y kubernetes-client)");
+    let kubectl = test_support::require_tool("kubectl");
     let tmp = tempfile::tempdir().unwrap();
     let streams = [
         dry_run(&[
@@ -384,23 +384,8 @@ fn dry_run_streams_are_read_back_by_kubectl() {
         ]),
     ];
     for (i, stream) in streams.iter().enumerate() {
-        let dir = tmp.path().join(format!("k{i}"));
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join("plan.yaml"), stream).unwrap();
-        std::fs::write(dir.join("kustomization.yaml"), "resources:\n- plan.yaml\n").unwrap();
-        let built = Process::new(&kubectl)
-            .arg("kustomize")
-            .arg(&dir)
-            .env("KUBECONFIG", tmp.path().join("none"))
-            .output()
-            .unwrap();
-        assert!(
-            built.status.success(),
-            "{}",
-            String::from_utf8_lossy(&built.stderr)
-        );
-        let theirs: Vec<Value> =
-            serde_saphyr::from_multiple(&String::from_utf8(built.stdout).unwrap()).unwrap();
+        let built = kustomize(&kubectl, &tmp.path().join(format!("k{i}")), stream);
+        let theirs: Vec<Value> = serde_saphyr::from_multiple(&built).unwrap();
         let ours: Vec<Value> = serde_saphyr::from_multiple(stream).unwrap();
         assert_eq!(theirs.len(), ours.len());
         // kustomize reorders documents (namespaces first, then by kind); compare as sets.
@@ -442,10 +427,7 @@ fn help_reads_as_a_kubectl_plugin_and_kubectl_runs_it() {
         let out = egress().args(["completion", shell]).output().unwrap();
         assert!(String::from_utf8(out.stdout).unwrap().contains("enable"));
     }
-    let kubectl = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl not found: install it (apt-get install -y kubernetes-client)");
+    let kubectl = test_support::require_tool("kubectl");
     let only_ours = tempfile::tempdir().unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_kubectl-mtls_egress"));
     std::fs::copy(bin, only_ours.path().join("kubectl-mtls_egress")).unwrap();

@@ -230,30 +230,12 @@ fn expose_enable_status_disable_against_a_live_api_server() {
     rt.block_on(async {
         let client = client(&kubeconfig).await;
         install_crds(&client, &mut created).await;
-        let namespaces = dynamic(&client, ("", "v1", "Namespace"), "namespaces", None);
-        for ns in [
-            target_ns.as_str(),
-            client_ns.as_str(),
-            "istio-system",
-            "kyma-system",
-        ] {
-            if namespaces.get_opt(ns).await.unwrap().is_none() {
-                apply(
-                    &namespaces,
-                    ns,
-                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-                )
-                .await;
-                created.objects.push((
-                    "".into(),
-                    "v1".into(),
-                    "Namespace".into(),
-                    "namespaces".into(),
-                    None,
-                    ns.to_string(),
-                ));
-            }
-        }
+        ensure_namespaces(
+            &client,
+            &[&target_ns, &client_ns, "istio-system", "kyma-system"],
+            &mut created,
+        )
+        .await;
         let istios = dynamic(
             &client,
             ("operator.kyma-project.io", "v1alpha2", "Istio"),

@@ -1,8 +1,27 @@
 //! Helpers the plugins' integration tests share (a dev-dependency only; never shipped).
 //!
-//! - [`nginx`]: Debian's real nginx on a free port of 127.0.0.1, killed on drop, and
-//!   [`nginx::require_tool`], which fails a test loudly when a tool is missing.
+//! - [`require_tool`]: a real tool (nginx, curl, openssl, kubectl) on `PATH`, or a loud failure.
+//! - [`nginx`]: Debian's real nginx on a free port of 127.0.0.1, killed on drop.
 //! - [`e2e`]: access to the live API server named by `MTLS_E2E_KUBECONFIG`, or a visible skip.
 
 pub mod e2e;
 pub mod nginx;
+
+use std::path::PathBuf;
+
+/// Finds `name` on `PATH` (plus `/usr/sbin` and `/sbin`, where Debian puts nginx and which are
+/// not on a normal user's `PATH`). Panics with an install hint when it is missing: these tests
+/// must fail, never silently pass, on a machine without the tools.
+pub fn require_tool(name: &str) -> PathBuf {
+    let package = match name {
+        "nginx" => "nginx-light",
+        "kubectl" => "kubernetes-client",
+        other => other,
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} not found: install it (apt-get install -y {package})"))
+}

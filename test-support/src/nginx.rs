@@ -4,27 +4,13 @@
 use std::fs;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-/// Finds `name` on `PATH` (plus `/usr/sbin` and `/sbin`, where Debian puts nginx and which are
-/// not on a normal user's `PATH`). Panics with an install hint when it is missing: these tests
-/// must fail, never silently pass, on a machine without the tools.
-pub fn require_tool(name: &str) -> PathBuf {
-    let package = match name {
-        "nginx" => "nginx-light",
-        other => other,
-    };
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("{name} not found: install it (apt-get install -y {package})"))
-}
+pub use crate::require_tool;
 
 /// A port that was free a moment ago (bind to port 0, read it, release it).
 pub fn free_port() -> u16 {
