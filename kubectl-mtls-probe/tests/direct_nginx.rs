@@ -201,6 +201,24 @@ fn direct(args: &[&str]) -> Run {
     }
 }
 
+/// `direct --host DOMAIN --connect ADDR -o json` with these files.
+fn direct_json(connect: &str, cert: &Path, key: &Path, ca: &Path) -> Run {
+    direct(&[
+        "--host",
+        DOMAIN,
+        "--connect",
+        connect,
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--ca",
+        ca.to_str().unwrap(),
+        "-o",
+        "json",
+    ])
+}
+
 /// `direct --host DOMAIN --connect nginx -o json` with these client/CA files of `pki`.
 fn probe(nginx: &Nginx, pki: &Pki, cert: &str, key: &str, ca: &Path, extra: &[&str]) -> Run {
     let (cert, key) = (pki.path(cert), pki.path(key));
@@ -464,20 +482,7 @@ fn client_cert_from_another_ca_is_refused() {
     let (cert, key) = (foreign.path("client.crt"), foreign.path("client.key"));
     let connect = connect(&nginx);
     let ca = pki.path("ca.crt");
-    let run = direct(&[
-        "--host",
-        DOMAIN,
-        "--connect",
-        &connect,
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--ca",
-        ca.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let run = direct_json(&connect, &cert, &key, &ca);
     assert_failed_with_one_line(&run, "client-cert-accepted");
     let r = run.json();
     assert_eq!(outcomes(&r), expect("spppppFss"), "{r:#}");
@@ -591,20 +596,7 @@ fn nothing_listening_is_a_tcp_failure() {
         pki.path("client.key"),
         pki.path("ca.crt"),
     );
-    let run = direct(&[
-        "--host",
-        DOMAIN,
-        "--connect",
-        &connect,
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--ca",
-        ca.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let run = direct_json(&connect, &cert, &key, &ca);
     assert_failed_with_one_line(&run, "tcp");
     let r = run.json();
     assert_eq!(outcomes(&r), expect("sFsssssss"), "{r:#}");
