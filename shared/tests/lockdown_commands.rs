@@ -209,6 +209,7 @@ async fn kyma_network_policies_get_a_note_and_label_pods_labels_the_templates() 
     let (client, state) = fake_server(|s| {
         gardener(s);
         s.serve("apps/v1", "deployments", "Deployment");
+        s.serve("operator.kyma-project.io/v1alpha2", "istios", "Istio");
         s.put(
             "istios",
             json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio",

@@ -8,7 +8,9 @@ use serde::Serialize;
 use crate::cli::{OutputFormat, Table};
 use crate::error::Error;
 use crate::names::DnsName;
-use crate::pki::{Bundle, BundleRequest, CertSummary, KeyType, OutputFile, summarize, write_files};
+use crate::pki::{
+    Bundle, BundleRequest, CertSummary, KeyType, bundle_files, summarize, write_files,
+};
 
 /// Generate a CA, a server certificate for --domain and a client certificate for --client
 #[derive(clap::Args, Debug)]
@@ -44,42 +46,6 @@ pub struct GenArgs {
     /// Output format of the summary
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-}
-
-/// The names of the files `gen` writes, in order.
-pub const BUNDLE_FILES: [&str; 6] = [
-    "ca.crt",
-    "ca.key",
-    "server.crt",
-    "server.key",
-    "client.crt",
-    "client.key",
-];
-
-/// The six files of a bundle, named as [`BUNDLE_FILES`] (keys marked secret: mode 0600).
-pub fn bundle_files(bundle: &Bundle) -> Vec<OutputFile> {
-    [
-        (&bundle.ca.cert, &bundle.ca.key),
-        (&bundle.server.cert, &bundle.server.key),
-        (&bundle.client.cert, &bundle.client.key),
-    ]
-    .into_iter()
-    .zip(BUNDLE_FILES.chunks(2))
-    .flat_map(|((cert, key), names)| {
-        [
-            OutputFile {
-                name: names[0].into(),
-                contents: cert.to_pem(),
-                secret: false,
-            },
-            OutputFile {
-                name: names[1].into(),
-                contents: key.to_pem(),
-                secret: true,
-            },
-        ]
-    })
-    .collect()
 }
 
 #[derive(Serialize)]

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::manifest::secret::Layout;
 use crate::pki::{CertSummary, Certificate, PkiError, PrivateKey, summarize};
 
-use super::secret::GATEWAY_NAMESPACE;
+use crate::manifest::ISTIO_NAMESPACE;
 
 /// Describe certificates and keys in a file, a directory, or a Secret (secret/NAME)
 #[derive(clap::Args, Debug)]
@@ -157,7 +157,7 @@ fn inspect_path(path: &Path) -> Result<Report, Error> {
     };
     let mut entries = files
         .iter()
-        .map(|f| entry_from_pem(&super::read_text(f)?, f.display().to_string()))
+        .map(|f| entry_from_pem(&crate::pki::read_file(f)?, f.display().to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     match_keys(&mut entries);
     Ok(Report {
@@ -171,7 +171,7 @@ fn inspect_path(path: &Path) -> Result<Report, Error> {
 async fn inspect_secret(name: &str, global: &GlobalArgs) -> Result<Report, Error> {
     let (client, namespace) = global
         .kube
-        .connect_with_default_namespace(GATEWAY_NAMESPACE)
+        .connect_with_default_namespace(ISTIO_NAMESPACE)
         .await?;
     let secret = Api::<Secret>::namespaced(client, &namespace)
         .get(name)
@@ -308,8 +308,9 @@ fn render(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::secret::{CredentialPem, Side, credential_secret};
+    use crate::manifest::secret::{Side, credential_secret};
     use crate::names::DnsName;
+    use crate::pki::CredentialPem;
     use crate::pki::{Bundle, BundleRequest, KeyType};
 
     fn bundle() -> Bundle {

@@ -51,10 +51,10 @@ pub fn run(args: &IssueArgs, out: &mut dyn Write) -> Result<(), Error> {
     let ca_crt = args.ca_dir.join("ca.crt");
     let ca_key = args.ca_dir.join("ca.key");
     let key_origin = ca_key.display().to_string();
-    let key = PrivateKey::from_pem(&super::read_text(&ca_key)?, &key_origin)?;
+    let key = PrivateKey::from_pem(&crate::pki::read_file(&ca_key)?, &key_origin)?;
     let now = super::now();
     let ca = Authority::load(
-        &super::read_text(&ca_crt)?,
+        &crate::pki::read_file(&ca_crt)?,
         &ca_crt.display().to_string(),
         key,
         &key_origin,

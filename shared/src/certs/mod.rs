@@ -12,13 +12,11 @@ pub mod secret;
 pub mod verify;
 
 use std::io::Write;
-use std::path::Path;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::cli::{GlobalArgs, Plugin, Shell, write_completion};
 use crate::error::Error;
-use crate::pki::PkiError;
 
 /// The executable's file name; kubectl runs it for `kubectl mtls-certs`.
 pub const BIN_NAME: &str = "kubectl-mtls_certs";
@@ -82,11 +80,6 @@ impl Plugin for Cli {
             Command::Completion { shell } => write_completion(shell, Cli::command(), BIN_NAME, out),
         }
     }
-}
-
-/// Reads a text file, with the path in the error.
-pub(crate) fn read_text(path: &Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))
 }
 
 /// Today, as every command sees it.

@@ -5,18 +5,14 @@
 //! and the name is not one Istio would misread (`…-cacert`).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
 use crate::error::Error;
-use crate::manifest::secret::{CredentialPem, Side, credential_secret};
-use crate::pki::{
-    Certificate, PkiError, PrivateKey, Usage, VerifyRequest, check_chain_order, verify,
-};
+use crate::manifest::ISTIO_NAMESPACE;
+use crate::manifest::secret::{Side, credential_secret};
+use crate::pki::{CredentialFiles, CredentialPem, Usage, load_credential};
 use crate::plan::Plan;
-
-/// The namespace Istio's gateways run in, where `credentialName` is resolved.
-pub const GATEWAY_NAMESPACE: &str = "istio-system";
 
 /// Create the Istio credential Secret for the target (ingress) or client (egress) gateway
 #[derive(clap::Args, Debug)]
@@ -82,84 +78,23 @@ impl SecretArgs {
     }
 }
 
-/// Reads and checks the three inputs; returns their PEM text.
-fn load_credential(side: Side, inputs: &Inputs) -> Result<CredentialPem, Error> {
-    let origin = |p: &Path| p.display().to_string();
-    let chain_pem = super::read_text(&inputs.cert)?;
-    let key_pem = super::read_text(&inputs.key)?;
-    let ca_pem = super::read_text(&inputs.ca)?;
-    let chain = Certificate::parse_chain(&chain_pem, &origin(&inputs.cert))?;
-    check_chain_order(&chain, &origin(&inputs.cert))?;
-    let key = PrivateKey::from_pem(&key_pem, &origin(&inputs.key))?;
-    let ca = Certificate::parse_chain(&ca_pem, &origin(&inputs.ca))?;
-    if ca.iter().any(|c| !c.is_ca()) {
-        return Err(PkiError::NotCa {
-            origin: origin(&inputs.ca),
-        }
-        .into());
-    }
-    if key.public_key_info() != chain[0].public_key_info() {
-        return Err(PkiError::KeyMismatch {
-            key: origin(&inputs.key),
-            cert: origin(&inputs.cert),
-        }
-        .into());
-    }
+/// Reads and checks the three inputs, for the gateway of `side`.
+fn load(side: Side, inputs: &Inputs) -> Result<CredentialPem, Error> {
     let usage = match side {
         Side::Target => Usage::Server,
         Side::Client => Usage::Client,
     };
-    // The chain is checked against itself only: on the target, cacert is the *client's* CA,
-    // which need not have signed the server certificate.
-    let checks = verify(&VerifyRequest {
-        ca: &chain[chain.len() - 1..],
-        chain: &chain,
-        chain_origin: &origin(&inputs.cert),
-        key: None,
-        host: None,
-        usage: Some(usage),
-        now: super::now(),
-    })?;
-    if let Some(bad) = checks
-        .iter()
-        .find(|c| !c.ok && matches!(c.name, "validity" | "usage" | "san" | "version"))
-    {
-        return Err(Error::Usage(format!(
-            "{} cannot serve as the {side:?} credential: {}: {}; issue a proper one with `kubectl mtls-certs issue {usage}`",
-            origin(&inputs.cert),
-            bad.name,
-            bad.detail
-        )));
-    }
-    Ok(CredentialPem {
-        chain: chain_pem,
-        key: key_pem,
-        ca: ca_pem,
-    })
-}
-
-/// Reads and checks a credential from three files (as `secret` does for its flags): the PEM
-/// parses, the key belongs to the certificate, the chain is leaf-first and current, the
-/// certificate has the EKU `side` needs, and `ca` holds CA certificates only.
-pub fn load_credential_files(
-    side: Side,
-    cert: &Path,
-    key: &Path,
-    ca: &Path,
-) -> Result<CredentialPem, Error> {
-    load_credential(
-        side,
-        &Inputs {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
-            ca: ca.to_path_buf(),
-        },
-    )
+    let files = CredentialFiles {
+        cert: &inputs.cert,
+        key: &inputs.key,
+        ca: &inputs.ca,
+    };
+    Ok(load_credential(usage, files, super::now())?)
 }
 
 /// Builds the one-object plan of `secret`, without touching a cluster.
 pub fn plan(args: &SecretArgs, namespace: &str) -> Result<Plan, Error> {
-    let pem = load_credential(args.side, &args.inputs())?;
+    let pem = load(args.side, &args.inputs())?;
     let name = args
         .name
         .clone()
@@ -178,7 +113,7 @@ pub async fn run(args: &SecretArgs, global: &GlobalArgs, out: &mut dyn Write) ->
         .kube
         .namespace
         .clone()
-        .unwrap_or_else(|| GATEWAY_NAMESPACE.to_string());
+        .unwrap_or_else(|| ISTIO_NAMESPACE.to_string());
     crate::cluster::validate_namespace(&namespace)?;
     let plan = plan(args, &namespace)?;
     if flags.dry_run == DryRun::Client {
@@ -186,7 +121,7 @@ pub async fn run(args: &SecretArgs, global: &GlobalArgs, out: &mut dyn Write) ->
     }
     let (client, _) = global
         .kube
-        .connect_with_default_namespace(GATEWAY_NAMESPACE)
+        .connect_with_default_namespace(ISTIO_NAMESPACE)
         .await?;
     apply_and_print(&client, &plan, flags, out).await
 }

@@ -38,12 +38,12 @@ pub struct VerifyArgs {
 pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
     let host = args.host.as_deref().map(DnsName::parse).transpose()?;
     let ca_origin = args.ca.display().to_string();
-    let ca = Certificate::parse_chain(&super::read_text(&args.ca)?, &ca_origin)?;
+    let ca = Certificate::parse_chain(&crate::pki::read_file(&args.ca)?, &ca_origin)?;
     let cert_origin = args.cert.display().to_string();
-    let chain = Certificate::parse_chain(&super::read_text(&args.cert)?, &cert_origin)?;
+    let chain = Certificate::parse_chain(&crate::pki::read_file(&args.cert)?, &cert_origin)?;
     let key = match &args.key {
         Some(path) => Some(PrivateKey::from_pem(
-            &super::read_text(path)?,
+            &crate::pki::read_file(path)?,
             &path.display().to_string(),
         )?),
         None => None,

@@ -8,6 +8,7 @@
 //!   created / configured / unchanged [`Applied`] per object.
 //! - [`delete_labelled()`] (`delete`): remove exactly the objects we labelled, nothing else.
 //! - [`get_opt`], [`list`], [`served`] (`read`): reads with the same error mapping.
+//! - [`detect`]: the reads several plugins decide on (Kyma's Istio CRs, the egress gateway).
 //! - [`create_pod`], [`exec`], [`logs_since`], [`delete_pod`] (`pods`): what a probe does with pods.
 //! - [`ClusterError`] (`error`): cause + hint for each failure (no kubeconfig, unknown context,
 //!   unreachable, 401, 403 naming verb/resource/namespace, 404, 409 conflicts, invalid objects,
@@ -18,6 +19,7 @@
 mod apply;
 mod connect;
 mod delete;
+pub mod detect;
 mod error;
 mod pods;
 mod read;

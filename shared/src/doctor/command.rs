@@ -4,19 +4,18 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::ListParams;
 
 use super::{Finding, Scope, Severity, Snapshot, diagnose};
 use crate::cli::{GlobalArgs, OutputFormat, Table, read_manifests};
-use crate::cluster::{ClusterError, KubeArgs, get_opt, list, served};
-use crate::egress::detect::EGRESS_DEPLOYMENT;
+use crate::cluster::detect::{egress_gateway, kyma_istio_crs};
+use crate::cluster::{ClusterError, KubeArgs, list, served};
 use crate::error::Error;
-use crate::manifest::egress::ISTIO_NAMESPACE;
+use crate::manifest::ISTIO_NAMESPACE;
 use crate::names::DnsName;
-use crate::resources::{DestinationRule, Gateway, Istio, ServiceEntry, Telemetry, VirtualService};
+use crate::resources::{DestinationRule, Gateway, ServiceEntry, Telemetry, VirtualService};
 
 /// Diagnose the mTLS egress setup statically: one finding per problem, with the fix
 #[derive(clap::Args, Debug)]
@@ -73,12 +72,10 @@ pub async fn gather(
         }
         Err(e) => return Err(e.into()),
     }
-    if served::<Istio>(client).await? {
-        snapshot
-            .istios
-            .extend(list::<Istio>(client, None, &all).await?);
+    if let Some(crs) = kyma_istio_crs(client).await? {
+        snapshot.istios.extend(crs);
     }
-    if let Some(d) = get_opt::<Deployment>(client, ISTIO_NAMESPACE, EGRESS_DEPLOYMENT).await? {
+    if let Some(d) = egress_gateway(client).await? {
         snapshot.deployments.push(d);
     }
     if served::<ServiceEntry>(client).await? {

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use time::OffsetDateTime;
 
 use super::{Finding, Severity, Snapshot};
-use crate::manifest::egress::ISTIO_NAMESPACE;
+use crate::manifest::ISTIO_NAMESPACE;
 use crate::manifest::secret::Layout;
 use crate::names::DnsName;
 use crate::pki::{Certificate, PrivateKey, summarize};

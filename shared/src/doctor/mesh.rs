@@ -5,8 +5,8 @@
 use kube::ResourceExt;
 
 use super::{Finding, Severity, Snapshot};
-use crate::egress::detect::{EGRESS_DEPLOYMENT, deployment_available};
-use crate::manifest::egress::ISTIO_NAMESPACE;
+use crate::cluster::detect::{EGRESS_DEPLOYMENT, deployment_available};
+use crate::manifest::ISTIO_NAMESPACE;
 
 /// Whether some DestinationRule originates MUTUAL TLS with a credential (the client side).
 fn originates(s: &Snapshot) -> bool {

@@ -6,7 +6,8 @@
 use kube::ResourceExt;
 
 use super::{Finding, Severity, Snapshot};
-use crate::manifest::egress::{EGRESS_GATEWAY_HOST, ISTIO_NAMESPACE};
+use crate::manifest::ISTIO_NAMESPACE;
+use crate::manifest::egress::EGRESS_GATEWAY_HOST;
 use crate::names::DnsName;
 use crate::resources::destination_rule::ClientTls;
 use crate::resources::{DestinationRule, Gateway};

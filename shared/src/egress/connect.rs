@@ -28,18 +28,19 @@ use k8s_openapi::api::core::v1::Secret;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::certs::secret::GATEWAY_NAMESPACE;
 use crate::cli::{ApplyArgs, DryRun, OutputFormat};
 use crate::cluster::{KubeArgs, parse_request_timeout};
 use crate::error::Error;
 use crate::lockdown::apply::ApplyCmdArgs;
 use crate::manifest::COMPONENT_LABEL;
+use crate::manifest::ISTIO_NAMESPACE;
 use crate::manifest::egress::{EnableRequest, Hop, enable_plan};
 use crate::manifest::expose::{ExposeRequest, expose_plan};
 use crate::manifest::host::{HOST_LABEL, host_annotations, host_selector, slug};
 use crate::manifest::lockdown::LockdownInputs;
-use crate::manifest::secret::{CredentialPem, Side, credential_secret};
+use crate::manifest::secret::{Side, credential_secret};
 use crate::names::DnsName;
+use crate::pki::CredentialPem;
 use crate::pki::{KeyType, check_days};
 use crate::plan::Plan;
 
@@ -474,7 +475,7 @@ pub fn credential_for_host(
     pem: &CredentialPem,
     host: &DnsName,
 ) -> Result<Secret, Error> {
-    let mut secret = credential_secret(side, name, GATEWAY_NAMESPACE, pem)?;
+    let mut secret = credential_secret(side, name, ISTIO_NAMESPACE, pem)?;
     secret
         .metadata
         .labels

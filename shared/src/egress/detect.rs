@@ -4,19 +4,19 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::ListParams;
 use kube::{Client, ResourceExt};
 
-use crate::cluster::{ClusterError, get_opt, list, served};
+use crate::cluster::detect::{
+    EGRESS_DEPLOYMENT, deployment_available, egress_gateway, kyma_istio_crs,
+};
+use crate::cluster::served;
+use crate::cluster::{ClusterError, get_opt, list};
 use crate::error::Error;
 use crate::manifest::host::HOST_LABEL;
 use crate::manifest::{MANAGED_BY_LABEL, MANAGER, host::slug};
 use crate::names::DnsName;
 use crate::resources::{APIRule, DestinationRule, Istio};
-
-/// The egress gateway Deployment Istio's charts (and Kyma) create.
-pub const EGRESS_DEPLOYMENT: &str = "istio-egressgateway";
 
 /// Picks the one Kyma Istio CR to patch, or says why not.
 pub fn choose_istio_cr(crs: &[Istio]) -> Result<(String, String), Error> {
@@ -41,34 +41,18 @@ pub fn choose_istio_cr(crs: &[Istio]) -> Result<(String, String), Error> {
 
 /// The Kyma Istio CR to switch the egress gateway on in, or `None` on plain Istio.
 pub async fn kyma_istio(client: &Client) -> Result<Option<(String, String)>, Error> {
-    if !served::<Istio>(client).await? {
-        return Ok(None);
+    match kyma_istio_crs(client).await? {
+        Some(crs) => choose_istio_cr(&crs).map(Some),
+        None => Ok(None),
     }
-    let crs: Vec<Istio> = list(client, None, &ListParams::default()).await?;
-    choose_istio_cr(&crs).map(Some)
 }
 
 /// The Kyma Istio CR, if Kyma is installed and exactly one CR exists (read-only uses).
 pub async fn kyma_istio_cr(client: &Client) -> Result<Option<Istio>, ClusterError> {
-    if !served::<Istio>(client).await? {
-        return Ok(None);
-    }
-    let crs: Vec<Istio> = list(client, None, &ListParams::default()).await?;
-    Ok(if crs.len() == 1 {
-        crs.into_iter().next()
-    } else {
-        None
+    Ok(match kyma_istio_crs(client).await? {
+        Some(crs) if crs.len() == 1 => crs.into_iter().next(),
+        _ => None,
     })
-}
-
-/// The egress gateway Deployment in istio-system, if any.
-pub async fn egress_gateway(client: &Client) -> Result<Option<Deployment>, ClusterError> {
-    get_opt::<Deployment>(
-        client,
-        crate::manifest::egress::ISTIO_NAMESPACE,
-        EGRESS_DEPLOYMENT,
-    )
-    .await
 }
 
 /// Whether the APIRule `v2` kind is served (Kyma's API Gateway module).
@@ -107,7 +91,7 @@ pub async fn shadowing_rules(
             rules.extend(
                 list::<DestinationRule>(
                     client,
-                    Some(crate::manifest::egress::ISTIO_NAMESPACE),
+                    Some(crate::manifest::ISTIO_NAMESPACE),
                     &ListParams::default(),
                 )
                 .await?,
@@ -121,18 +105,6 @@ pub async fn shadowing_rules(
         .filter(|r| shadows(r, host))
         .map(|r| format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any()))
         .collect())
-}
-
-/// Whether a Deployment reports condition `Available=True`.
-pub fn deployment_available(deployment: &Deployment) -> bool {
-    deployment
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c.type_ == "Available" && c.status == "True")
-        })
 }
 
 /// Polls until the Kyma Istio CR (when `kyma` names it) is `Ready` and the egress gateway

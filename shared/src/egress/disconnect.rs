@@ -13,11 +13,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::core::ApiResource;
 
-use crate::certs::secret::GATEWAY_NAMESPACE;
 use crate::cli::{ApplyArgs, DryRun, GlobalArgs};
 use crate::cluster::delete_labelled;
 use crate::error::Error;
 use crate::lockdown::remove::{RemoveArgs, remove_with};
+use crate::manifest::ISTIO_NAMESPACE;
 use crate::manifest::secret::Side;
 use crate::names::DnsName;
 
@@ -340,7 +340,7 @@ async fn remove(
         delete_labelled(
             client,
             &ApiResource::erase::<Secret>(&()),
-            Some(GATEWAY_NAMESPACE),
+            Some(ISTIO_NAMESPACE),
             &credential_selector(side, &request.host),
             dry_run,
         )

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
+use crate::cluster::detect::{EGRESS_DEPLOYMENT, egress_gateway};
 use crate::cluster::parse_request_timeout;
 use crate::error::Error;
 use crate::manifest::egress::{EnableRequest, Hop, enable_plan};
@@ -135,10 +136,10 @@ pub async fn prepare(
         Some(cr) => Some(cr),
         None => detect::kyma_istio(&client).await?,
     };
-    if kyma.is_none() && detect::egress_gateway(&client).await?.is_none() {
+    if kyma.is_none() && egress_gateway(&client).await?.is_none() {
         return Err(Error::State(format!(
             "no egress gateway: deployment istio-system/{} does not exist and this is not Kyma; install one, e.g. `istioctl install --set components.egressGateways[0].name=istio-egressgateway --set components.egressGateways[0].enabled=true`",
-            detect::EGRESS_DEPLOYMENT
+            EGRESS_DEPLOYMENT
         )));
     }
     let shadowing = detect::shadowing_rules(&client, &host, &request.namespace).await?;

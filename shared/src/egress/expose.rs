@@ -7,7 +7,7 @@ use kube::Client;
 
 use crate::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
 use crate::error::Error;
-use crate::manifest::egress::ISTIO_NAMESPACE;
+use crate::manifest::ISTIO_NAMESPACE;
 use crate::manifest::expose::{ExposeRequest, Route, ServiceRef, expose_plan};
 use crate::manifest::secret::Layout;
 use crate::names::DnsName;

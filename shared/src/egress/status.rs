@@ -9,9 +9,10 @@ use kube::api::ListParams;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, OutputFormat, Table};
+use crate::cluster::detect::{deployment_available, egress_gateway};
 use crate::cluster::{get_opt, list};
 use crate::error::Error;
-use crate::manifest::egress::ISTIO_NAMESPACE;
+use crate::manifest::ISTIO_NAMESPACE;
 use crate::manifest::host::{HOST_ANNOTATION, HOST_LABEL};
 use crate::manifest::{COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER};
 use crate::resources::{APIRule, DestinationRule, Gateway, ServiceEntry, VirtualService};
@@ -142,10 +143,10 @@ pub async fn collect(client: &kube::Client, scope: Option<&str>) -> Result<Vec<H
     }
     // Origination rules live in istio-system; attach them to the host's client entries.
     let originations = list::<DestinationRule>(&client, Some(ISTIO_NAMESPACE), &ours).await?;
-    let egress_ready = detect::egress_gateway(&client)
+    let egress_ready = egress_gateway(&client)
         .await?
         .as_ref()
-        .is_some_and(detect::deployment_available);
+        .is_some_and(deployment_available);
     let mut rows: Vec<HostStatus> = hosts.into_values().collect();
     for row in &mut rows {
         if row.side == "client" {

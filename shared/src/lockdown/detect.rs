@@ -1,6 +1,6 @@
 //! What `apply` reads from the cluster before it builds the policy: the namespace exists, the
 //! kube-dns ClusterIP and target ports, whether node-local DNS runs, the egress gateway Service's
-//! target ports, and Kyma's `networkPoliciesEnabled`. Reads only.
+//! target ports, and Kyma's `networkPoliciesEnabled` (from [`kyma_istio_crs`]). Reads only.
 
 use std::net::IpAddr;
 
@@ -8,23 +8,14 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Client;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::Api;
 use kube::core::ApiResource;
 
+use crate::cluster::detect::kyma_istio_crs;
 use crate::cluster::{ClusterError, Operation, get_opt};
 use crate::error::Error;
-use crate::manifest::lockdown::{DNS_NAMESPACE, ISTIO_NAMESPACE};
-
-/// The Kyma Istio CR's API (read as a dynamic object: only `spec.networkPoliciesEnabled` matters).
-pub fn kyma_istio_resource() -> ApiResource {
-    ApiResource {
-        group: "operator.kyma-project.io".into(),
-        version: "v1alpha2".into(),
-        api_version: "operator.kyma-project.io/v1alpha2".into(),
-        kind: "Istio".into(),
-        plural: "istios".into(),
-    }
-}
+use crate::manifest::ISTIO_NAMESPACE;
+use crate::manifest::lockdown::DNS_NAMESPACE;
 
 /// Fails with one line when `namespace` does not exist.
 pub async fn require_namespace(client: &Client, namespace: &str) -> Result<(), Error> {
@@ -99,23 +90,11 @@ pub async fn egress_gateway_ports(client: &Client) -> Result<Option<Vec<IntOrStr
     Ok(Some(ports))
 }
 
-/// Kyma's `spec.networkPoliciesEnabled` on any Istio CR in kyma-system; `None` when the Istio CR
-/// kind is not served (plain Istio, no Kyma).
+/// Kyma's `spec.networkPoliciesEnabled` on any Istio CR; `None` when the Istio CR kind is not
+/// served (plain Istio, no Kyma).
 pub async fn kyma_network_policies(client: &Client) -> Result<Option<bool>, Error> {
-    let resource = kyma_istio_resource();
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "kyma-system", &resource);
-    match api.list(&ListParams::default()).await {
-        Ok(list) => Ok(Some(list.items.iter().any(|o| {
-            o.data
-                .pointer("/spec/networkPoliciesEnabled")
-                .and_then(serde_json::Value::as_bool)
-                == Some(true)
-        }))),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
-        Err(e) => Err(ClusterError::from_kube(
-            e,
-            &Operation::new("list", &resource, Some("kyma-system"), None),
-        )
-        .into()),
-    }
+    Ok(kyma_istio_crs(client).await?.map(|crs| {
+        crs.iter()
+            .any(|cr| cr.spec.network_policies_enabled == Some(true))
+    }))
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::error::Error;
-use crate::manifest::lockdown::{DNS_NAMESPACE, ISTIO_NAMESPACE};
+use crate::manifest::ISTIO_NAMESPACE;
+use crate::manifest::lockdown::DNS_NAMESPACE;
 use crate::netpol::target::Destination;
 use crate::netpol::{Inventory, Protocol, resolve};
 use crate::plan::render_yaml;

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::cli::Table;
+use crate::manifest::ISTIO_NAMESPACE;
 use crate::manifest::lockdown::{
-    DNS_NAMESPACE, DNS_POD_LABEL, EGRESS_GATEWAY_POD_LABEL, ISTIO_NAMESPACE, ISTIOD_POD_LABEL,
-    ISTIOD_PORT,
+    DNS_NAMESPACE, DNS_POD_LABEL, EGRESS_GATEWAY_POD_LABEL, ISTIOD_POD_LABEL, ISTIOD_PORT,
 };
 use crate::netpol::target::Destination;
 use crate::netpol::{Decision, Hop, HopKind, Inventory, Protocol, Reason, Resolved, resolve};

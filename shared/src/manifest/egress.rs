@@ -21,7 +21,7 @@
 use kube::api::ObjectMeta;
 
 use super::host::{host_annotations, host_labels, slug};
-use super::{ManifestError, check_object_name, labels};
+use super::{ISTIO_NAMESPACE, ManifestError, check_object_name, labels};
 use crate::names::DnsName;
 use crate::plan::{Plan, PlanError};
 use crate::resources::authorization_policy::{From, Operation, Rule, Source, To};
@@ -38,8 +38,6 @@ use crate::resources::{
     VirtualService, VirtualServiceSpec,
 };
 
-/// Istio's root namespace, where the gateways run and `credentialName` is resolved.
-pub const ISTIO_NAMESPACE: &str = "istio-system";
 /// The egress gateway's Service, as routes name it.
 pub const EGRESS_GATEWAY_HOST: &str = "istio-egressgateway.istio-system.svc.cluster.local";
 /// The shared access-log Telemetry's name.

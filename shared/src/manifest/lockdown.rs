@@ -21,7 +21,7 @@ use kube::CustomResource;
 use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
-use super::{ManifestError, check_object_name, labels};
+use super::{ISTIO_NAMESPACE, ManifestError, check_object_name, labels};
 use crate::resources::{OutboundTrafficPolicy, Sidecar, SidecarSpec};
 
 /// The NetworkPolicy's name.
@@ -38,8 +38,6 @@ pub const DNS_POD_PORTS: [u16; 2] = [53, 8053];
 pub const DEFAULT_EGRESS_GATEWAY_PORTS: [u16; 2] = [8080, 8443];
 /// istiod's xDS and certificate port.
 pub const ISTIOD_PORT: u16 = 15012;
-/// The namespace of istiod and the gateways.
-pub const ISTIO_NAMESPACE: &str = "istio-system";
 /// The namespace of kube-dns / CoreDNS.
 pub const DNS_NAMESPACE: &str = "kube-system";
 /// The label of CoreDNS / kube-dns pods.

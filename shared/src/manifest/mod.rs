@@ -21,6 +21,9 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGER: &str = "kubectl-mtls";
 /// The label that says which part of the procedure an object belongs to.
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+/// Istio's root namespace: istiod and the gateways run there, and a gateway resolves a
+/// `credentialName` there.
+pub const ISTIO_NAMESPACE: &str = "istio-system";
 
 /// Why a manifest cannot be built from the given inputs. `Display` is one line with a hint.
 #[derive(Debug, thiserror::Error)]

@@ -18,6 +18,7 @@ use kube::api::ObjectMeta;
 use serde::Serialize;
 
 use super::{ManifestError, check_object_name, labels};
+use crate::pki::CredentialPem;
 
 /// Which side of the connection a credential Secret serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -79,23 +80,6 @@ impl Layout {
         [Layout::Generic, Layout::Tls]
             .into_iter()
             .find(|l| keys.contains(&l.keys()[0]))
-    }
-}
-
-/// The PEM inputs of a credential Secret.
-#[derive(Clone)]
-pub struct CredentialPem {
-    /// Leaf certificate first, then intermediates.
-    pub chain: String,
-    /// The leaf's private key.
-    pub key: String,
-    /// The CA bundle the gateway uses to verify the peer.
-    pub ca: String,
-}
-
-impl std::fmt::Debug for CredentialPem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CredentialPem { .. }")
     }
 }
 

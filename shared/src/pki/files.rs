@@ -1,4 +1,5 @@
-//! Writing certificates and keys to disk: all or nothing, never half-written, keys private.
+//! Certificates and keys on disk: reading PEM files, the six files of a bundle, and writing them
+//! all or nothing, never half-written, keys private.
 //!
 //! Each file is written to a temporary file in the target directory (created `0600` for keys,
 //! `0644` for certificates, before any byte is written), flushed to disk, and renamed over its
@@ -10,6 +11,48 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::PkiError;
+use super::issue::Bundle;
+
+/// The names of the files `kubectl mtls-certs gen` writes, in order.
+pub const BUNDLE_FILES: [&str; 6] = [
+    "ca.crt",
+    "ca.key",
+    "server.crt",
+    "server.key",
+    "client.crt",
+    "client.key",
+];
+
+/// The six files of a bundle, named as [`BUNDLE_FILES`] (keys marked secret: mode 0600).
+pub fn bundle_files(bundle: &Bundle) -> Vec<OutputFile> {
+    [
+        (&bundle.ca.cert, &bundle.ca.key),
+        (&bundle.server.cert, &bundle.server.key),
+        (&bundle.client.cert, &bundle.client.key),
+    ]
+    .into_iter()
+    .zip(BUNDLE_FILES.chunks(2))
+    .flat_map(|((cert, key), names)| {
+        [
+            OutputFile {
+                name: names[0].into(),
+                contents: cert.to_pem(),
+                secret: false,
+            },
+            OutputFile {
+                name: names[1].into(),
+                contents: key.to_pem(),
+                secret: true,
+            },
+        ]
+    })
+    .collect()
+}
+
+/// Reads a text file (PEM), with the path in the error.
+pub fn read_file(path: &Path) -> Result<String, PkiError> {
+    fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))
+}
 
 /// One file to write.
 #[derive(Debug)]

@@ -9,6 +9,7 @@
 //! and 128 bits wide.
 
 mod cert;
+mod credential;
 mod files;
 mod inspect;
 mod issue;
@@ -19,7 +20,8 @@ mod verify;
 use std::path::PathBuf;
 
 pub use cert::{Certificate, check_chain_order};
-pub use files::{OutputFile, write_files};
+pub use credential::{CredentialFiles, CredentialPem, load_credential};
+pub use files::{BUNDLE_FILES, OutputFile, bundle_files, read_file, write_files};
 pub use inspect::{CertSummary, describe_spki, sha256_hex, summarize};
 pub use issue::{Authority, Bundle, BundleRequest, Issued, MAX_DAYS, Usage, check_days};
 pub use key::{KeyType, PrivateKey};
@@ -141,6 +143,20 @@ pub enum PkiError {
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A certificate that cannot serve as the leaf of a gateway credential.
+    #[error(
+        "{origin} cannot serve as a {usage} credential: {check}: {detail}; issue a proper one with `kubectl mtls-certs issue {usage}`"
+    )]
+    UnfitCredential {
+        /// The certificate file.
+        origin: String,
+        /// What the credential is for.
+        usage: Usage,
+        /// The failed check (`validity`, `usage`, `san` or `version`).
+        check: &'static str,
+        /// What is wrong.
+        detail: String,
     },
     /// A Secret with neither of Istio's key layouts.
     #[error(

@@ -41,7 +41,7 @@ use super::xfcc::{self, ClientIdentity, ElementVerdict, XfccElement};
 use crate::cli::OutputFormat;
 use crate::error::Error;
 use crate::names::DnsName;
-use crate::pki::{CertSummary, Certificate, PkiError, PrivateKey, summarize};
+use crate::pki::{CertSummary, Certificate, PkiError, PrivateKey, read_file, summarize};
 
 /// Check that the target refuses a client without a certificate and answers 200 with ours (exit 1 if not)
 #[derive(clap::Args, Debug)]
@@ -181,10 +181,6 @@ fn render(report: &DirectReport, out: &mut dyn Write) -> Result<(), Error> {
     Ok(())
 }
 
-fn read(path: &std::path::Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))
-}
-
 /// Validates the flags and reads the files: every problem here is bad input (exit 2).
 pub fn request_from_args(args: &DirectArgs) -> Result<DirectRequest, Error> {
     let host = DnsName::parse_exact(&args.host)?;
@@ -215,14 +211,14 @@ pub fn request_from_args(args: &DirectArgs) -> Result<DirectRequest, Error> {
         ));
     }
     let ca_origin = args.ca.display().to_string();
-    let ca = Certificate::parse_chain(&read(&args.ca)?, &ca_origin)?;
+    let ca = Certificate::parse_chain(&read_file(&args.ca)?, &ca_origin)?;
     if !ca.iter().any(Certificate::is_ca) {
         return Err(PkiError::NotCa { origin: ca_origin }.into());
     }
     let cert_origin = args.cert.display().to_string();
-    let client_chain = Certificate::parse_chain(&read(&args.cert)?, &cert_origin)?;
+    let client_chain = Certificate::parse_chain(&read_file(&args.cert)?, &cert_origin)?;
     let key_origin = args.key.display().to_string();
-    let client_key = PrivateKey::from_pem(&read(&args.key)?, &key_origin)?;
+    let client_key = PrivateKey::from_pem(&read_file(&args.key)?, &key_origin)?;
     if client_key.public_key_info() != client_chain[0].public_key_info() {
         return Err(PkiError::KeyMismatch {
             key: key_origin,

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::certs::generate::{BUNDLE_FILES, bundle_files};
-use crate::certs::secret::load_credential_files;
 use crate::error::Error;
-use crate::manifest::secret::{CredentialPem, Side};
 use crate::names::DnsName;
-use crate::pki::{Bundle, BundleRequest, Certificate, KeyType, write_files};
+use crate::pki::{
+    BUNDLE_FILES, Bundle, BundleRequest, Certificate, CredentialFiles, CredentialPem, KeyType,
+    Usage, bundle_files, load_credential, write_files,
+};
 
 /// The files a bundle must have to be reused. `ca.key` is not among them: `gen` advises keeping
 /// it offline, and neither Secret needs it.
@@ -176,18 +176,13 @@ pub fn credentials(bundle: &Bundle) -> Credentials {
 fn load(spec: &BundleSpec) -> Result<Credentials, Error> {
     let dir = &spec.dir;
     let file = |name: &str| dir.join(name);
-    let target = load_credential_files(
-        Side::Target,
-        &file("server.crt"),
-        &file("server.key"),
-        &file("ca.crt"),
-    )?;
-    let client = load_credential_files(
-        Side::Client,
-        &file("client.crt"),
-        &file("client.key"),
-        &file("ca.crt"),
-    )?;
+    let ca = file("ca.crt");
+    let now = time::OffsetDateTime::now_utc();
+    let leaf = |usage, cert: &Path, key: &Path| {
+        load_credential(usage, CredentialFiles { cert, key, ca: &ca }, now)
+    };
+    let target = leaf(Usage::Server, &file("server.crt"), &file("server.key"))?;
+    let client = leaf(Usage::Client, &file("client.crt"), &file("client.key"))?;
     require_san(&target.chain, &file("server.crt"), &spec.domain, "--host")?;
     require_san(
         &client.chain,

@@ -9,13 +9,13 @@ use std::io::Write;
 use kube::Client;
 use serde::Serialize;
 
-use crate::certs::secret::GATEWAY_NAMESPACE;
 use crate::cli::{DryRun, GlobalArgs, OutputFormat};
 use crate::cluster::{Applied, ApplyMode, apply};
 use crate::egress::expose::RouteChoice;
 use crate::egress::{detect, enable, expose};
 use crate::error::Error;
 use crate::lockdown::apply::detect_inputs;
+use crate::manifest::ISTIO_NAMESPACE;
 use crate::manifest::egress::EnableRequest;
 use crate::manifest::lockdown::LockdownInputs;
 use crate::plan::Plan;
@@ -249,7 +249,7 @@ pub async fn execute(
         progress,
         3,
         format!(
-            "{target_ref}: applying {} (namespace {}, secret in {GATEWAY_NAMESPACE})",
+            "{target_ref}: applying {} (namespace {}, secret in {ISTIO_NAMESPACE})",
             objects(plans.target.objects().len()),
             target_ref.namespace
         ),
@@ -268,7 +268,7 @@ pub async fn execute(
         progress,
         4,
         format!(
-            "{client_ref}: applying {} (namespace {}, secret in {GATEWAY_NAMESPACE})",
+            "{client_ref}: applying {} (namespace {}, secret in {ISTIO_NAMESPACE})",
             objects(plans.client.objects().len()),
             client_ref.namespace
         ),

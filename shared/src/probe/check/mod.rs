@@ -43,11 +43,11 @@ use crate::cli::{GlobalArgs, OutputFormat};
 use crate::cluster::{self, ClusterError, ExecOutput};
 use crate::error::Error;
 use crate::manifest::lockdown::{
-    COMPONENT as LOCKDOWN_COMPONENT, ISTIO_NAMESPACE, KYMA_EGRESS_POD_LABEL, POLICY_NAME,
+    COMPONENT as LOCKDOWN_COMPONENT, KYMA_EGRESS_POD_LABEL, POLICY_NAME,
 };
-use crate::manifest::{COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER};
+use crate::manifest::{COMPONENT_LABEL, ISTIO_NAMESPACE, MANAGED_BY_LABEL, MANAGER};
 use crate::names::DnsName;
-use crate::pki::{Certificate, PkiError};
+use crate::pki::Certificate;
 use curl::Reach;
 use pod::{PodState, ProbePod};
 
@@ -194,7 +194,7 @@ impl CheckRequest {
     /// Match `X-Forwarded-Client-Cert` against the certificate in `path` (PEM, leaf first).
     pub fn with_client_cert(mut self, path: &std::path::Path) -> Result<Self, Error> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))?;
+        let text = crate::pki::read_file(path)?;
         let chain = Certificate::parse_chain(&text, &origin)?;
         self.client = Some((ClientIdentity::from_certificate(&chain[0]), origin));
         Ok(self)
