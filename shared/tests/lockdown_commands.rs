@@ -10,8 +10,9 @@ use clap::Parser;
 use common::fake_api::{State, fake_server, seen, summaries};
 use serde_json::{Value, json};
 use shared::error::Error;
-use shared::lockdown::{apply, explain, load, remove};
+use shared::lockdown::{apply, explain, remove};
 use shared::netpol::Protocol;
+use shared::netpol::load;
 
 #[derive(Parser)]
 struct ApplyCli {

@@ -98,7 +98,7 @@ pub async fn gather(
             .extend(list::<Telemetry>(client, Some(ISTIO_NAMESPACE), &all).await?);
     }
     let inventory =
-        crate::lockdown::load::from_cluster(client, &[namespace, "kube-system", ISTIO_NAMESPACE])
+        crate::netpol::load::from_cluster(client, &[namespace, "kube-system", ISTIO_NAMESPACE])
             .await?;
     snapshot.inventory = inventory;
     Ok(())

@@ -4,7 +4,7 @@
 //! `to-egressgateway` label (note 35). Judged by the same evaluator as `kubectl mtls-lockdown explain`.
 
 use super::{Finding, Severity, Snapshot};
-use crate::lockdown::report::{Verdict, matrix, well_known};
+use crate::netpol::matrix::{Verdict, matrix, well_known};
 
 /// The pod label Kyma's egress gateway policy admits.
 pub const KYMA_EGRESS_LABEL: (&str, &str) =

@@ -12,7 +12,8 @@ use crate::netpol::target::Destination;
 use crate::netpol::{Inventory, Protocol, resolve};
 use crate::plan::render_yaml;
 
-use super::report::{self, PathReport};
+use super::report;
+use crate::netpol::matrix::{self, PathReport};
 
 /// Explain which NetworkPolicy rule allows or denies a pod's traffic
 #[derive(clap::Args, Debug)]
@@ -97,7 +98,7 @@ pub enum Explanation {
     /// One report per source pod (`--to`/`--to-ip`).
     Paths(Vec<PathReport>),
     /// The matrix.
-    Matrix(report::Matrix),
+    Matrix(matrix::Matrix),
 }
 
 /// Runs `explain` over an inventory: pure, no I/O.
@@ -145,14 +146,14 @@ pub fn evaluate(
             Ok(Explanation::Paths(
                 sources
                     .iter()
-                    .map(|&s| report::explain(inventory, s, &resolved, args.protocol))
+                    .map(|&s| matrix::explain(inventory, s, &resolved, args.protocol))
                     .collect(),
             ))
         }
-        None => Ok(Explanation::Matrix(report::matrix(
+        None => Ok(Explanation::Matrix(matrix::matrix(
             inventory,
             &sources,
-            report::well_known(inventory),
+            matrix::well_known(inventory),
         ))),
     }
 }
@@ -194,7 +195,7 @@ pub async fn run(
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let inventory = super::load::from_files(&args.files, &namespace)?;
+        let inventory = crate::netpol::load::from_files(&args.files, &namespace)?;
         (inventory, namespace, "the files given with -f".to_string())
     } else {
         let (client, namespace) = global.kube.connect().await?;
@@ -206,7 +207,7 @@ pub async fn run(
         {
             namespaces.push(ns);
         }
-        let inventory = super::load::from_cluster(&client, &namespaces).await?;
+        let inventory = crate::netpol::load::from_cluster(&client, &namespaces).await?;
         (inventory, namespace.clone(), "the cluster".to_string())
     };
     let explanation = evaluate(args, &inventory, &namespace, &origin)?;

@@ -4,13 +4,12 @@
 //! - [`apply`]: detect DNS, node-local DNS, the egress gateway's ports and Kyma's
 //!   `networkPoliciesEnabled` ([`detect`]), then apply the plan of [`crate::manifest::lockdown`].
 //! - [`remove`]: delete exactly what `apply` created (by label).
-//! - [`explain`]: load pods, namespaces, Services and policies ([`load`]: files or cluster),
-//!   evaluate them with [`crate::netpol`], and render ([`report`]).
+//! - [`explain`]: load pods, namespaces, Services and policies ([`crate::netpol::load`]: files or
+//!   cluster), evaluate them with [`crate::netpol`], and render ([`report`]).
 
 pub mod apply;
 pub mod detect;
 pub mod explain;
-pub mod load;
 pub mod remove;
 pub mod report;
 

@@ -1,4 +1,4 @@
-//! The NetworkPolicy evaluator behind `kubectl mtls-lockdown explain`: Kubernetes
+//! The NetworkPolicy evaluator behind `kubectl mtls-lockdown explain` and `doctor`: Kubernetes
 //! `networking.k8s.io/v1` semantics, offline and deterministic.
 //!
 //! - [`selector`]: label selectors (`matchLabels`, `matchExpressions` with In/NotIn/Exists/DoesNotExist).
@@ -11,6 +11,8 @@
 //!   named ports, which rule allows, and near misses when none does.
 //! - [`target`]: `--to HOST:PORT` / `--to-ip IP:PORT` resolved to the paths traffic takes (Service
 //!   backends after DNAT, the ClusterIP itself, a bare address).
+//! - [`matrix`]: verdicts per path, and pods × the well-known destinations of a lockdown.
+//! - [`load`]: an [`Inventory`] from `-f` files or from the cluster (the only module with I/O).
 //!
 //! What a CNI plugin does is not always what the API says (ipBlocks and pod IPs, ClusterIPs
 //! before or after DNAT); the evaluator follows the API and [`target`] shows both Service paths.
@@ -18,6 +20,8 @@
 pub mod cidr;
 pub mod evaluate;
 pub mod inventory;
+pub mod load;
+pub mod matrix;
 pub mod policy;
 pub mod selector;
 pub mod target;

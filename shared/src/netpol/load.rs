@@ -1,5 +1,6 @@
-//! Filling an [`Inventory`] for `explain`: from `-f` files (offline, no cluster) or from the
-//! cluster (the same kinds, read with kube, for the namespaces that matter).
+//! Filling an [`Inventory`] for `kubectl mtls-lockdown explain` and `doctor`: from `-f` files
+//! (offline, no cluster) or from the cluster (the same kinds, read with kube, for the namespaces
+//! that matter).
 
 use std::path::PathBuf;
 
@@ -9,10 +10,10 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::core::ApiResource;
 
+use super::Inventory;
 use crate::cli::read_manifests;
 use crate::cluster::{ClusterError, Operation, list};
 use crate::error::Error;
-use crate::netpol::Inventory;
 
 /// Reads `-f` arguments: files, directories (their `*.yaml`, `*.yml` and `*.json`, sorted) and
 /// `-` for stdin. Objects without a namespace belong to `default_namespace`.
