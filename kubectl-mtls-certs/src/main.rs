@@ -1,6 +1,5 @@
 //! `kubectl mtls-certs`: kubectl runs this executable (`kubectl-mtls_certs`) for `kubectl mtls-certs`.
-//! Everything it does lives in `shared::certs`.
 
 fn main() -> std::process::ExitCode {
-    shared::cli::main::<shared::certs::Cli>()
+    shared::cli::main::<kubectl_mtls_certs::Cli>()
 }

@@ -1,6 +1,5 @@
-//! `kubectl mtls-lockdown`: the namespace may leave only through the egress gateway; `explain`
-//! any namespace's NetworkPolicies. All logic lives in `shared::lockdown`.
+//! `kubectl mtls-lockdown`: kubectl runs this executable (`kubectl-mtls_lockdown`) for `kubectl mtls-lockdown`.
 
 fn main() -> std::process::ExitCode {
-    shared::cli::main::<shared::lockdown::Cli>()
+    shared::cli::main::<kubectl_mtls_lockdown::Cli>()
 }

@@ -4,6 +4,22 @@
 
 use std::process::ExitCode;
 
+use shared::cli::main as run;
+
+/// Each plugin's executable name, from its crate, and its entry point.
+const PLUGINS: [(&str, fn() -> ExitCode); 4] = [
+    (kubectl_mtls_certs::BIN_NAME, run::<kubectl_mtls_certs::Cli>),
+    (
+        kubectl_mtls_egress::BIN_NAME,
+        run::<kubectl_mtls_egress::Cli>,
+    ),
+    (
+        kubectl_mtls_lockdown::BIN_NAME,
+        run::<kubectl_mtls_lockdown::Cli>,
+    ),
+    (kubectl_mtls_probe::BIN_NAME, run::<kubectl_mtls_probe::Cli>),
+];
+
 fn main() -> ExitCode {
     let invoked = std::env::args_os()
         .next()
@@ -13,15 +29,15 @@ fn main() -> ExitCode {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
-    let plugin = invoked.trim_end_matches(".exe");
-    match plugin {
-        "kubectl-mtls_certs" => shared::cli::main::<shared::certs::Cli>(),
-        "kubectl-mtls_egress" => shared::cli::main::<shared::egress::Cli>(),
-        "kubectl-mtls_lockdown" => shared::cli::main::<shared::lockdown::Cli>(),
-        "kubectl-mtls_probe" => shared::cli::main::<shared::probe::Cli>(),
-        _ => {
+    let name = invoked.trim_end_matches(".exe");
+    match PLUGINS.iter().find(|(bin, _)| *bin == name) {
+        Some((_, plugin)) => plugin(),
+        None => {
+            let names: Vec<&str> = PLUGINS.iter().map(|(bin, _)| *bin).collect();
             eprintln!(
-                "error: run as kubectl-mtls_certs, kubectl-mtls_egress, kubectl-mtls_lockdown or kubectl-mtls_probe (a link to this file), not as {invoked:?}: krew creates these links; by hand: ln -s kubectl-mtls kubectl-mtls_certs"
+                "error: run as {} (a link to this file), not as {invoked:?}: krew creates these links; by hand: ln -s kubectl-mtls {}",
+                names.join(", "),
+                names[0]
             );
             ExitCode::from(2)
         }

@@ -3,6 +3,7 @@
 //! Exit codes (DESIGN.md): 0 success, 1 a check failed, 2 bad input or usage, 3 cluster/API error;
 //! 130 when the user interrupted a command with Ctrl-C.
 //! Every variant's `Display` is one line: the cause, then a hint the user can act on.
+//! [`one_line`] makes any text (a server message, a tool's output) fit such a line.
 
 use crate::cluster::ClusterError;
 use crate::manifest::ManifestError;
@@ -71,5 +72,17 @@ impl Error {
             Error::Interrupted(_) => 130,
             Error::Cluster(e) => e.exit_code(),
         }
+    }
+}
+
+/// Flattens whitespace (newlines included) to single spaces and cuts the text at `max` characters.
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut cut: String = flat.chars().take(max).collect();
+        cut.push('…');
+        cut
     }
 }

@@ -4,9 +4,9 @@
 //! comments (`<!-- generated:NAME begin -->` … `<!-- generated:NAME end -->`):
 //!
 //! - `reference`: the command reference of the four plugins, rendered from their clap definitions
-//!   (`shared::{certs,egress,lockdown,probe}::Cli`), so it lists exactly the subcommands and flags
+//!   (`kubectl_mtls_{certs,egress,lockdown,probe}::Cli`), so it lists exactly the subcommands and flags
 //!   the binaries accept;
-//! - `troubleshooting`: one row per `doctor` rule, from [`shared::doctor::RULE_TABLE`].
+//! - `troubleshooting`: one row per `doctor` rule, from [`kubectl_mtls_probe::doctor::RULE_TABLE`].
 //!
 //! Rendering is deterministic: commands and flags appear in clap's order, nothing depends on the
 //! terminal (the text comes from the definitions, not from wrapped `--help` output), and the
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::{Arg, ArgAction, Command, CommandFactory};
-use shared::doctor::Rule;
+use kubectl_mtls_probe::doctor::Rule;
 
 /// The region with the command reference.
 pub const REFERENCE: &str = "reference";
@@ -33,10 +33,10 @@ pub fn readme_path() -> PathBuf {
 /// certificates, routing, lockdown, proof).
 pub fn plugins() -> Vec<Command> {
     vec![
-        shared::certs::Cli::command(),
-        shared::egress::Cli::command(),
-        shared::lockdown::Cli::command(),
-        shared::probe::Cli::command(),
+        kubectl_mtls_certs::Cli::command(),
+        kubectl_mtls_egress::Cli::command(),
+        kubectl_mtls_lockdown::Cli::command(),
+        kubectl_mtls_probe::Cli::command(),
     ]
 }
 
@@ -46,7 +46,7 @@ pub fn regions() -> Vec<(&'static str, String)> {
         (REFERENCE, reference(plugins())),
         (
             TROUBLESHOOTING,
-            troubleshooting(&shared::doctor::RULE_TABLE),
+            troubleshooting(&kubectl_mtls_probe::doctor::RULE_TABLE),
         ),
     ]
 }
@@ -379,11 +379,6 @@ fn arg_description(arg: &Arg) -> String {
         if !defaults.is_empty() {
             parts.push(format!("Default: {}", defaults.join(", ")));
         }
-    }
-    if let Some(env) = arg.get_env()
-        && !arg.is_hide_env_set()
-    {
-        parts.push(format!("Environment: {}", code(&env.to_string_lossy())));
     }
     if arg.is_required_set() {
         parts.push("Required".to_string());

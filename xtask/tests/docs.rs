@@ -157,7 +157,7 @@ fn every_subcommand_and_flag_of_every_plugin_is_in_the_reference() {
 fn every_doctor_rule_is_a_row_of_the_troubleshooting_table() {
     let text = readme();
     let table = region(&text, TROUBLESHOOTING).unwrap();
-    for rule in shared::doctor::RULE_TABLE {
+    for rule in kubectl_mtls_probe::doctor::RULE_TABLE {
         let row = table
             .lines()
             .find(|l| l.starts_with(&format!("| `{}` |", rule.id)))
@@ -276,10 +276,10 @@ fn parses(plugin: &str, args: &[String]) -> Result<(), String> {
     let argv = std::iter::once(format!("kubectl-{}", plugin.replace('-', "_")))
         .chain(args.iter().cloned());
     let result = match plugin {
-        "mtls-certs" => shared::certs::Cli::try_parse_from(argv).map(drop),
-        "mtls-egress" => shared::egress::Cli::try_parse_from(argv).map(drop),
-        "mtls-lockdown" => shared::lockdown::Cli::try_parse_from(argv).map(drop),
-        "mtls-probe" => shared::probe::Cli::try_parse_from(argv).map(drop),
+        "mtls-certs" => kubectl_mtls_certs::Cli::try_parse_from(argv).map(drop),
+        "mtls-egress" => kubectl_mtls_egress::Cli::try_parse_from(argv).map(drop),
+        "mtls-lockdown" => kubectl_mtls_lockdown::Cli::try_parse_from(argv).map(drop),
+        "mtls-probe" => kubectl_mtls_probe::Cli::try_parse_from(argv).map(drop),
         other => return Err(format!("unknown plugin {other}")),
     };
     result.map_err(|e| e.to_string())
@@ -323,7 +323,10 @@ fn every_command_in_the_readme_examples_parses() {
 #[test]
 fn the_symptom_table_names_only_real_rules() {
     let text = readme();
-    let ids: HashSet<&str> = shared::doctor::RULE_TABLE.iter().map(|r| r.id).collect();
+    let ids: HashSet<&str> = kubectl_mtls_probe::doctor::RULE_TABLE
+        .iter()
+        .map(|r| r.id)
+        .collect();
     let start = text
         .find("| symptom | usual cause | rules |")
         .expect("symptom table");

@@ -20,7 +20,8 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
-use super::error::{ClusterError, one_line};
+use super::error::ClusterError;
+use crate::error::one_line;
 
 /// kubectl's global connection flags; flatten into every plugin's top-level command.
 ///

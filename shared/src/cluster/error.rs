@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use crate::error::one_line;
 use kube::core::{ApiResource, Status};
 
 /// How long a server message may be before it is cut (a server message can echo a whole value).
@@ -476,18 +477,6 @@ fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
         e = source;
     }
     one_line(&e.to_string(), MAX_SERVER_MESSAGE)
-}
-
-/// Flattens whitespace (newlines included) to single spaces and cuts the text at `max` characters.
-pub(crate) fn one_line(text: &str, max: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        flat
-    } else {
-        let mut cut: String = flat.chars().take(max).collect();
-        cut.push('…');
-        cut
-    }
 }
 
 #[cfg(test)]

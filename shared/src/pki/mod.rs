@@ -184,11 +184,8 @@ fn hint_for(err: &std::io::Error) -> &'static str {
 }
 
 impl PkiError {
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
+    /// A file-system error while doing `action` on `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         PkiError::Io {
             action,
             path: path.into(),

@@ -1,0 +1,164 @@
+//! `kubectl mtls-certs secret` against a live API server, when `MTLS_E2E_KUBECONFIG` names one.
+//!
+//! The test creates its own namespace, applies both credential Secrets (created, then unchanged,
+//! then configured after a new bundle), runs a server dry run and `inspect secret/...`, and
+//! deletes the namespace at the end, also when an assertion fails. Without the variable it says
+//! so on stderr (uncaptured) and passes without touching anything.
+
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Api;
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use test_support::e2e::{client, kubeconfig, runtime};
+
+/// Deletes the test namespace when dropped.
+struct NamespaceGuard {
+    kubeconfig: String,
+    name: String,
+}
+
+impl Drop for NamespaceGuard {
+    fn drop(&mut self) {
+        let (kubeconfig, name) = (self.kubeconfig.clone(), self.name.clone());
+        // A fresh thread: drop may run while a runtime is active on this one.
+        let _ = std::thread::spawn(move || {
+            runtime().block_on(async {
+                let api: Api<Namespace> = Api::all(client(&kubeconfig).await);
+                let _ = api.delete(&name, &DeleteParams::default()).await;
+            })
+        })
+        .join();
+    }
+}
+
+fn certs(kubeconfig: &str, namespace: &str, args: &[&str], dir: &Path) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-mtls_certs"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .args(["--kubeconfig", kubeconfig, "-n", namespace])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn gen_bundle(dir: &Path, force: bool) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-mtls_certs"));
+    cmd.args([
+        "gen",
+        "--domain",
+        "httpbin.example.com",
+        "--client",
+        "client.example.com",
+        "--out",
+    ])
+    .arg(dir);
+    if force {
+        cmd.arg("--force");
+    }
+    assert!(cmd.output().unwrap().status.success());
+}
+
+#[test]
+fn secret_applies_idempotently_to_a_live_cluster() {
+    let Some(kubeconfig) = kubeconfig("e2e_secret") else {
+        return;
+    };
+    let suffix: u32 = std::process::id()
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos());
+    let namespace = format!("mtls-e2e-certs-{:08x}", suffix);
+    let rt = runtime();
+    rt.block_on(async {
+        let api: Api<Namespace> = Api::all(client(&kubeconfig).await);
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(namespace.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        api.create(&PostParams::default(), &ns).await.unwrap();
+    });
+    let _guard = NamespaceGuard {
+        kubeconfig: kubeconfig.clone(),
+        name: namespace.clone(),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    gen_bundle(dir, false);
+
+    let run = |args: &[&str]| certs(&kubeconfig, &namespace, args, dir);
+    let (code, out, err) = run(&["secret", "target", "--dry-run=server"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "secret/kyma-mtls-certs created (server dry run)"
+    );
+    let (code, out, err) = run(&["secret", "target"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "secret/kyma-mtls-certs created");
+    let (code, out, _) = run(&["secret", "target"]);
+    assert_eq!((code, out.trim()), (0, "secret/kyma-mtls-certs unchanged"));
+    let (code, out, err) = run(&["secret", "client"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "secret/client-credential created");
+
+    let stored = rt.block_on(async {
+        let api: Api<Secret> = Api::namespaced(client(&kubeconfig).await, &namespace);
+        api.get("client-credential").await.unwrap()
+    });
+    let keys: Vec<_> = stored.data.unwrap().into_keys().collect();
+    assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
+    assert_eq!(
+        stored.metadata.labels.unwrap()["app.kubernetes.io/managed-by"],
+        "kubectl-mtls"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-mtls_certs"))
+        .args([
+            "inspect",
+            "secret/client-credential",
+            "-o",
+            "json",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .args(["-n", &namespace])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["serves"]
+            .as_str()
+            .unwrap()
+            .starts_with("client side")
+    );
+
+    gen_bundle(dir, true);
+    let (code, out, err) = run(&["secret", "target"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "secret/kyma-mtls-certs configured");
+
+    // A Secret that does not exist is a clear cluster error (exit 3), not a crash.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-mtls_certs"))
+        .args(["inspect", "secret/does-not-exist", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["-n", &namespace])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}

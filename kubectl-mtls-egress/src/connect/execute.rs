@@ -1,0 +1,480 @@
+//! Running `connect` against the two clusters: stage by stage, with progress on stderr and the
+//! results on stdout. Both plans pass a server dry run before the first write to either cluster;
+//! then each cluster's objects are written one at a time, in order, so that a failure says
+//! exactly what was applied where.
+
+use std::fmt;
+use std::io::Write;
+
+use kube::Client;
+use serde::Serialize;
+
+use crate::expose::RouteChoice;
+use crate::{detect, enable, expose};
+use kubectl_mtls_lockdown::apply::detect_inputs;
+use kubectl_mtls_probe::report;
+use shared::cli::{DryRun, GlobalArgs, OutputFormat};
+use shared::cluster::{Applied, ApplyMode, apply};
+use shared::error::Error;
+use shared::manifest::ISTIO_NAMESPACE;
+use shared::manifest::egress::EnableRequest;
+use shared::manifest::lockdown::LockdownInputs;
+use shared::plan::Plan;
+
+use super::bundle;
+use super::probe::{self, ProbeInputs, ProbeResult};
+use super::{
+    ClusterRef, ConnectArgs, ConnectInputs, ConnectRequest, Role, cluster_args, connect_plans,
+    lockdown_args, objects, offline_inputs, on, render_dry_run,
+};
+
+/// The number of stages `connect` reports progress for.
+const STAGES: usize = 5;
+
+/// What a run did, for `-o json|yaml` (no object bodies: they would carry the private keys).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectReport {
+    /// The host.
+    pub host: String,
+    /// Whether this was a server dry run (nothing persisted).
+    pub dry_run: bool,
+    /// Where the certificates came from.
+    pub certificates: String,
+    /// Per cluster, what was applied.
+    pub clusters: Vec<ClusterResult>,
+    /// The probes' checks (empty with `--no-probe` or a dry run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeResult>,
+}
+
+/// What was applied on one cluster.
+#[derive(Debug, Serialize)]
+pub struct ClusterResult {
+    /// The cluster.
+    #[serde(flatten)]
+    pub cluster: ClusterRef,
+    /// One entry per object, in apply order.
+    pub objects: Vec<ObjectResult>,
+}
+
+/// One applied object.
+#[derive(Debug, Serialize)]
+pub struct ObjectResult {
+    /// `kind/name` as kubectl prints it.
+    pub object: String,
+    /// Its namespace, for namespaced kinds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `created`, `configured` or `unchanged`.
+    pub outcome: String,
+}
+
+impl ObjectResult {
+    fn from_applied(applied: &Applied) -> Self {
+        Self {
+            object: applied.display_name.clone(),
+            namespace: applied.namespace.clone(),
+            outcome: applied.outcome.to_string(),
+        }
+    }
+}
+
+fn stage(progress: &mut dyn Write, n: usize, text: impl fmt::Display) -> Result<(), Error> {
+    writeln!(progress, "[{n}/{STAGES}] {text}")?;
+    Ok(())
+}
+
+fn applied_count(n: usize) -> String {
+    match n {
+        0 => "nothing applied".to_string(),
+        n => format!("applied {}", objects(n)),
+    }
+}
+
+/// Runs `connect`: builds one client per context, then [`execute`].
+pub async fn run(
+    args: &ConnectArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let kube = &global.kube;
+    let target_ns = args.target_namespace.as_ref().or(kube.namespace.as_ref());
+    let client_ns = kube.namespace.as_ref();
+    let default = "default".to_string();
+    // Every flag is checked before the kubeconfig is read, a file written or a request sent.
+    let request = args.request(
+        kube,
+        target_ns.unwrap_or(&default),
+        client_ns.unwrap_or(&default),
+    )?;
+    let mut progress = std::io::stderr();
+    if request.apply.dry_run == DryRun::Client {
+        return dry_run_client(&request, out, &mut progress);
+    }
+    let (target_client, target_namespace) = cluster_args(kube, &args.target_context, target_ns)
+        .connect()
+        .await
+        .map_err(|e| on(&request.target, e))?;
+    let (client_client, client_namespace) = cluster_args(kube, &args.client_context, client_ns)
+        .connect()
+        .await
+        .map_err(|e| on(&request.client, e))?;
+    let request = args.request(kube, &target_namespace, &client_namespace)?;
+    execute(&target_client, &client_client, &request, out, &mut progress).await
+}
+
+/// `--dry-run=client`: stage 1 in memory (or the bundle in DIR, read only) and both plans from
+/// flags; prints them and touches nothing.
+pub fn dry_run_client(
+    request: &ConnectRequest,
+    out: &mut dyn Write,
+    progress: &mut dyn Write,
+) -> Result<(), Error> {
+    let (credentials, source) = bundle::obtain(&request.bundle, false)?;
+    writeln!(
+        progress,
+        "certificates: {}",
+        source.describe(&request.bundle.dir)
+    )?;
+    if request.route == RouteChoice::Auto {
+        writeln!(
+            progress,
+            "note: --route auto without a cluster emits a VirtualService; pass --route apirule for Kyma's APIRule"
+        )?;
+    }
+    let plans = connect_plans(&offline_inputs(request, credentials)?)?;
+    write!(
+        out,
+        "{}",
+        render_dry_run(
+            &plans,
+            &request.target,
+            &request.client,
+            request.apply.output
+        )
+    )?;
+    Ok(())
+}
+
+/// `connect` against two connected clusters (`target`, `client`): stages 1-5 with progress on
+/// `progress`, results on `out`. `--dry-run=client` contacts neither.
+pub async fn execute(
+    target: &Client,
+    client: &Client,
+    request: &ConnectRequest,
+    out: &mut dyn Write,
+    progress: &mut dyn Write,
+) -> Result<(), Error> {
+    let server_dry_run = match request.apply.dry_run {
+        DryRun::Client => return dry_run_client(request, out, progress),
+        DryRun::Server => true,
+        DryRun::None => false,
+    };
+    let force_conflicts = request.apply.force_conflicts;
+    let table = matches!(request.apply.output, None | Some(OutputFormat::Table));
+    let (target_ref, client_ref) = (&request.target, &request.client);
+
+    let (credentials, source) = bundle::obtain(&request.bundle, !server_dry_run)?;
+    let certificates = source.describe(&request.bundle.dir);
+    stage(progress, 1, format!("certificates: {certificates}"))?;
+
+    stage(
+        progress,
+        2,
+        format!(
+            "validate: reading {target_ref} and {client_ref}, then a server dry run of both plans (nothing is written yet)"
+        ),
+    )?;
+    let (expose, client_side) = tokio::join!(
+        expose::prepare(target, request.expose.clone(), request.route, true),
+        read_client(client, request),
+    );
+    let expose = expose.map_err(|e| on(target_ref, e))?;
+    let (enable, lockdown, notes) = client_side.map_err(|e| on(client_ref, e))?;
+    for note in notes {
+        writeln!(progress, "      note: {note}")?;
+    }
+    let kyma = enable.kyma_istio.clone();
+    let plans = connect_plans(&ConnectInputs {
+        expose,
+        enable,
+        credentials,
+        lockdown,
+    })?;
+    let mode = ApplyMode::DryRunServer { force_conflicts };
+    let (checked_target, checked_client) = tokio::join!(
+        apply(target, &plans.target, mode),
+        apply(client, &plans.client, mode),
+    );
+    let not_applied = |cluster: &ClusterRef, e: shared::cluster::ClusterError| {
+        let e = on(cluster, Error::Cluster(e));
+        let message = format!("{e}; nothing was applied to either cluster");
+        match e.exit_code() {
+            2 => Error::Usage(message),
+            _ => Error::State(message),
+        }
+    };
+    let checked_target = checked_target.map_err(|e| not_applied(target_ref, e))?;
+    let checked_client = checked_client.map_err(|e| not_applied(client_ref, e))?;
+    writeln!(
+        progress,
+        "      both plans accepted: {target_ref} {}, {client_ref} {}",
+        objects(checked_target.len()),
+        objects(checked_client.len())
+    )?;
+    let mut report = ConnectReport {
+        host: request.bundle.domain.to_string(),
+        dry_run: server_dry_run,
+        certificates,
+        clusters: Vec::new(),
+        probes: Vec::new(),
+    };
+    if server_dry_run {
+        for (cluster, results) in [(target_ref, &checked_target), (client_ref, &checked_client)] {
+            if table {
+                for applied in results {
+                    writeln!(out, "{}: {applied}", cluster.role)?;
+                }
+            }
+            report.clusters.push(ClusterResult {
+                cluster: cluster.clone(),
+                objects: results.iter().map(ObjectResult::from_applied).collect(),
+            });
+        }
+        return render_report(&report, request.apply.output, out);
+    }
+
+    stage(
+        progress,
+        3,
+        format!(
+            "{target_ref}: applying {} (namespace {}, secret in {ISTIO_NAMESPACE})",
+            objects(plans.target.objects().len()),
+            target_ref.namespace
+        ),
+    )?;
+    let written_target = write_in_order(
+        target,
+        target_ref,
+        &plans.target,
+        force_conflicts,
+        table,
+        out,
+    )
+    .await
+    .map_err(|stopped| stopped.error(target_ref, request, 0))?;
+    stage(
+        progress,
+        4,
+        format!(
+            "{client_ref}: applying {} (namespace {}, secret in {ISTIO_NAMESPACE})",
+            objects(plans.client.objects().len()),
+            client_ref.namespace
+        ),
+    )?;
+    let written_client = write_in_order(
+        client,
+        client_ref,
+        &plans.client,
+        force_conflicts,
+        table,
+        out,
+    )
+    .await
+    .map_err(|stopped| stopped.error(client_ref, request, written_target.len()))?;
+    for (cluster, written) in [(target_ref, &written_target), (client_ref, &written_client)] {
+        report.clusters.push(ClusterResult {
+            cluster: cluster.clone(),
+            objects: written.iter().map(ObjectResult::from_applied).collect(),
+        });
+    }
+    if let Some(timeout) = request.wait {
+        out.flush()?;
+        detect::wait_ready(client, kyma.as_ref(), timeout)
+            .await
+            .map_err(|e| {
+                on(
+                    client_ref,
+                    Error::State(format!(
+                        "{e} (both plans are applied: {target_ref} {}, {client_ref} {})",
+                        applied_count(written_target.len()),
+                        applied_count(written_client.len())
+                    )),
+                )
+            })?;
+    }
+
+    if request.probe {
+        stage(
+            progress,
+            5,
+            format!(
+                "probe: direct from this workstation, then check from {client_ref} namespace {}",
+                client_ref.namespace
+            ),
+        )?;
+        report.probes = probe::run(
+            client,
+            &ProbeInputs {
+                host: request.bundle.domain.clone(),
+                port: request.enable.port,
+                certs: request.bundle.dir.clone(),
+                namespace: client_ref.namespace.clone(),
+            },
+            progress,
+        )
+        .await?;
+    } else {
+        stage(
+            progress,
+            5,
+            format!(
+                "probe: skipped (--no-probe); later: kubectl mtls-probe direct --host {} --cert {dir}/client.crt --key {dir}/client.key --ca {dir}/ca.crt",
+                request.bundle.domain,
+                dir = request.bundle.dir.display()
+            ),
+        )?;
+    }
+    render_report(&report, request.apply.output, out)?;
+    let failed: Vec<String> = report
+        .probes
+        .iter()
+        .flat_map(|p| {
+            p.failed()
+                .into_iter()
+                .map(move |c| format!("{}/{c}", p.probe))
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(Error::CheckFailed(format!(
+            "both clusters are set up ({target_ref} {}, {client_ref} {}), but the probe failed: {}; see the DETAIL column for the fix, then run `kubectl mtls-probe doctor --context {} --target-context {}`",
+            applied_count(written_target.len()),
+            applied_count(written_client.len()),
+            failed.join(", "),
+            client_ref.context,
+            target_ref.context
+        )));
+    }
+    writeln!(
+        progress,
+        "done: {} is exposed on {target_ref} and routed through the egress gateway of {client_ref}; {}",
+        request.bundle.domain,
+        if request.probe {
+            "no probe check failed"
+        } else {
+            "not probed"
+        }
+    )?;
+    Ok(())
+}
+
+/// Reads what the client plan depends on: `enable`'s checks, and the lockdown's inputs.
+async fn read_client(
+    client: &Client,
+    request: &ConnectRequest,
+) -> Result<(EnableRequest, Option<LockdownInputs>, Vec<String>), Error> {
+    let enable = enable::prepare(client, request.enable.clone(), request.force).await?;
+    if !request.lockdown {
+        return Ok((enable, None, Vec::new()));
+    }
+    let detected = detect_inputs(
+        client,
+        &request.client.namespace,
+        &lockdown_args(request.dns_ip),
+    )
+    .await?;
+    Ok((enable, Some(detected.inputs), detected.notes))
+}
+
+/// Where a cluster's writes stopped.
+struct Stopped {
+    /// What was applied before.
+    applied: Vec<Applied>,
+    /// The object that failed.
+    object: String,
+    /// Why.
+    error: Error,
+}
+
+impl Stopped {
+    /// The one line that says what failed and what was applied where. `target_done` is the
+    /// number of target objects applied when the client's writes stopped.
+    fn error(self, at: &ClusterRef, request: &ConnectRequest, target_done: usize) -> Error {
+        let (target, client) = match at.role {
+            Role::Target => (self.applied.len(), 0),
+            Role::Client => (target_done, self.applied.len()),
+        };
+        let message = format!(
+            "{at}: {}: {}; so far {} {}, {} {}; run the same command again to continue (what is applied already comes back unchanged)",
+            self.object,
+            self.error,
+            request.target,
+            applied_count(target),
+            request.client,
+            applied_count(client),
+        );
+        match self.error.exit_code() {
+            2 => Error::Usage(message),
+            _ => Error::State(message),
+        }
+    }
+}
+
+/// Writes `plan` one object at a time, in order (each after its own server dry run), printing a
+/// line per object when `table`; stops at the first failure.
+async fn write_in_order(
+    client: &Client,
+    cluster: &ClusterRef,
+    plan: &Plan,
+    force_conflicts: bool,
+    table: bool,
+    out: &mut dyn Write,
+) -> Result<Vec<Applied>, Stopped> {
+    let mut done = Vec::with_capacity(plan.objects().len());
+    for object in plan.objects() {
+        let single: Plan = std::iter::once(object.clone()).collect();
+        let stop = |applied, error| Stopped {
+            applied,
+            object: object.display_name(),
+            error,
+        };
+        match apply(client, &single, ApplyMode::Apply { force_conflicts }).await {
+            Ok(mut applied) => {
+                let applied = applied.remove(0);
+                if table && let Err(e) = writeln!(out, "{}: {applied}", cluster.role) {
+                    done.push(applied);
+                    return Err(stop(done, e.into()));
+                }
+                done.push(applied);
+            }
+            Err(e) => return Err(stop(done, e.into())),
+        }
+    }
+    Ok(done)
+}
+
+/// Prints the report: JSON or YAML as asked, or (table) the probes' checks.
+fn render_report(
+    report: &ConnectReport,
+    output: Option<OutputFormat>,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    match output {
+        Some(OutputFormat::Json) => {
+            serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::from)?;
+            writeln!(out)?;
+        }
+        Some(OutputFormat::Yaml) => {
+            let value = serde_json::to_value(report).map_err(std::io::Error::from)?;
+            write!(out, "{}", shared::plan::render_yaml([&value]))?;
+        }
+        Some(OutputFormat::Table) | None => {
+            for result in &report.probes {
+                writeln!(out, "\nprobe {}:", result.probe)?;
+                write!(out, "{}", report::table(&result.checks))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! `kubectl mtls-egress disable`: remove exactly what `enable` (or `expose`) made for a host.
+
+use std::io::Write;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::ListParams;
+use kube::core::ApiResource;
+use kube::{Resource, ResourceExt};
+
+use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print};
+use shared::cluster::{delete_labelled, list};
+use shared::error::Error;
+use shared::manifest::ISTIO_NAMESPACE;
+use shared::manifest::egress::{ACCESS_LOG_COMPONENT, egress_gateway_off};
+use shared::manifest::host::{HOST_LABEL, host_selector, slug};
+use shared::manifest::{COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER};
+use shared::names::DnsName;
+use shared::plan::Plan;
+use shared::resources::{
+    APIRule, AuthorizationPolicy, DestinationRule, Gateway, ServiceEntry, Telemetry, VirtualService,
+};
+
+use super::detect;
+
+/// Remove what enable/expose created for --host (by label; nothing else is touched)
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Deletes the objects labelled app.kubernetes.io/managed-by=kubectl-mtls and kubectl-mtls/host=<host>
+in the namespace and in istio-system; the shared access-log Telemetry goes with the last host.
+The Istio CR's egress gateway setting stays unless --egress-gateway is given.
+
+Examples:
+  kubectl mtls-egress disable --host httpbin.example.com -n mtls-demo --dry-run=server
+  kubectl mtls-egress disable --host httpbin.example.com -n mtls-demo --egress-gateway"
+)]
+pub struct DisableArgs {
+    /// The host enable was run for
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+    /// Also switch the Kyma egress gateway off (spec.components.egressGateway.enabled: false)
+    #[arg(long)]
+    pub egress_gateway: bool,
+    /// --dry-run=server checks each deletion on the server without deleting; -o for the Istio CR patch.
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+}
+
+/// The kinds `enable`/`expose` create per host, and whether they live in istio-system.
+fn per_host_kinds() -> Vec<(ApiResource, bool)> {
+    vec![
+        (ApiResource::erase::<VirtualService>(&()), false),
+        (ApiResource::erase::<APIRule>(&()), false),
+        (ApiResource::erase::<Gateway>(&()), false),
+        (ApiResource::erase::<DestinationRule>(&()), false),
+        (ApiResource::erase::<ServiceEntry>(&()), false),
+        (ApiResource::erase::<DestinationRule>(&()), true),
+        (ApiResource::erase::<AuthorizationPolicy>(&()), true),
+    ]
+}
+
+/// Runs `disable`.
+pub async fn run(
+    args: &DisableArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let host = DnsName::parse(&args.host)?;
+    if args.apply.dry_run == DryRun::Client {
+        return Err(Error::Usage(
+            "disable deletes by label on the cluster; use --dry-run=server to see what it would delete".into(),
+        ));
+    }
+    let (client, namespace) = global.kube.connect().await?;
+    execute(&client, &namespace, &host, args, out).await
+}
+
+/// `disable` against a connected cluster.
+pub async fn execute(
+    client: &kube::Client,
+    namespace: &str,
+    host: &DnsName,
+    args: &DisableArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let client = client.clone();
+    let dry_run = args.apply.dry_run == DryRun::Server;
+    // The namespace must exist, or a typo would report "nothing to delete" as success.
+    if shared::cluster::get_cluster_opt::<Namespace>(&client, namespace)
+        .await?
+        .is_none()
+    {
+        return Err(Error::State(format!("namespace {namespace} not found")));
+    }
+    let selector = host_selector(host);
+    let apirule = detect::apirule_served(&client).await?;
+    let mut lines = Vec::new();
+    for (resource, in_istio) in per_host_kinds() {
+        let ns = if in_istio { ISTIO_NAMESPACE } else { namespace };
+        if resource.kind == APIRule::kind(&()) && !apirule {
+            continue;
+        }
+        lines.extend(delete_labelled(&client, &resource, Some(ns), &selector, dry_run).await?);
+    }
+    // The access-log Telemetry serves every host: remove it with the last one.
+    let remaining: Vec<ServiceEntry> = list(
+        &client,
+        None,
+        &ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
+    )
+    .await?;
+    let this_host = slug(host);
+    let others = remaining
+        .iter()
+        .filter(|se| se.labels().get(HOST_LABEL) != Some(&this_host))
+        .count();
+    if others == 0 {
+        lines.extend(
+            delete_labelled(
+                &client,
+                &ApiResource::erase::<Telemetry>(&()),
+                Some(ISTIO_NAMESPACE),
+                &format!("{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}={ACCESS_LOG_COMPONENT}"),
+                dry_run,
+            )
+            .await?,
+        );
+    }
+    if lines.is_empty() {
+        writeln!(
+            out,
+            "nothing managed by kubectl-mtls for {host} in {namespace}"
+        )?;
+    }
+    for line in &lines {
+        writeln!(out, "{line}")?;
+    }
+    if args.egress_gateway {
+        match detect::kyma_istio(&client).await? {
+            Some((ns, name)) => {
+                let mut plan = Plan::new();
+                plan.push(&egress_gateway_off(&ns, &name))?;
+                apply_and_print(&client, &plan, &args.apply, out).await?;
+            }
+            None => super::note(
+                "note: not Kyma: the egress gateway is not ours to switch off; left as it is",
+            ),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,350 @@
+//! `kubectl mtls-egress disconnect`: remove what `connect` made for a host on both clusters, found
+//! by our labels only — `disable`'s per-host selector, the credential Secrets' host label, and with
+//! `--lockdown` the lockdown's label — so nothing we did not create is touched. The local
+//! certificate files stay where they are.
+//!
+//! Every deletion is first checked on both API servers (`dryRun=All`); then the client cluster is
+//! cleaned (the caller goes first), then the target.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::core::ApiResource;
+
+use kubectl_mtls_lockdown::remove::{RemoveArgs, remove_with};
+use shared::cli::{ApplyArgs, DryRun, GlobalArgs};
+use shared::cluster::delete_labelled;
+use shared::error::Error;
+use shared::manifest::ISTIO_NAMESPACE;
+use shared::manifest::secret::Side;
+use shared::names::DnsName;
+
+use super::connect::{
+    ClusterRef, Role, cluster_args, cluster_ref, credential_selector, objects, on,
+    reject_single_cluster_flags,
+};
+use super::disable::{self, DisableArgs};
+
+/// The number of stages `disconnect` reports progress for.
+const STAGES: usize = 3;
+
+/// Remove what connect created for --host on both clusters (by label; nothing else is touched)
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Deletes, on each cluster, what carries app.kubernetes.io/managed-by=kubectl-mtls and
+kubectl-mtls/host=<host>: the credential Secret in istio-system, the objects of expose (target)
+and of enable (client; the shared access-log Telemetry goes with the last host); with --lockdown
+also the lockdown NetworkPolicy of the client namespace. Every deletion is first checked on both
+API servers (server dry run); then the client is cleaned, then the target. The certificate files
+on this workstation and Kyma's egress gateway setting stay. connect's other flags (--client-name,
+--service, --certs, ...) are accepted and not used, so its command line works unchanged.
+
+Examples:
+  kubectl mtls-egress disconnect --target-context target --client-context client \\
+    --host httpbin.example.com -n mtls-demo --dry-run=server
+  kubectl mtls-egress disconnect --target-context target --client-context client \\
+    --host httpbin.example.com -n mtls-demo --lockdown"
+)]
+pub struct DisconnectArgs {
+    /// The target cluster's kubeconfig context
+    #[arg(long, value_name = "CONTEXT", help_heading = "Clusters")]
+    pub target_context: String,
+    /// The client cluster's kubeconfig context
+    #[arg(long, value_name = "CONTEXT", help_heading = "Clusters")]
+    pub client_context: String,
+    /// The workload's namespace on the target cluster (default: -n, else the target context's)
+    #[arg(long, value_name = "NAMESPACE", help_heading = "Clusters")]
+    pub target_namespace: Option<String>,
+    /// The host connect was run for
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+    /// Also remove the lockdown from the client namespace (kubectl mtls-lockdown remove)
+    #[arg(long)]
+    pub lockdown: bool,
+    /// Only check each deletion on the API servers (server); nothing is deleted
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true,
+          default_value_t = DryRun::None, default_missing_value = "client")]
+    pub dry_run: DryRun,
+    /// connect's other flags: accepted, not used.
+    #[command(flatten)]
+    pub unused: ConnectOnlyFlags,
+}
+
+/// The flags of `connect` that shape what it creates (or how it runs), none of which is needed to
+/// find what it created: accepted and ignored, so connect's command line works for disconnect.
+/// Hidden from the help, which says so.
+#[derive(clap::Args, Debug, Default)]
+pub struct ConnectOnlyFlags {
+    #[arg(long, hide = true)]
+    client_name: Option<String>,
+    #[arg(long, hide = true)]
+    service: Option<String>,
+    #[arg(long, hide = true)]
+    certs: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    days: Option<String>,
+    #[arg(long, hide = true)]
+    key_type: Option<String>,
+    #[arg(long, hide = true)]
+    target_credential: Option<String>,
+    #[arg(long, hide = true)]
+    gateway: Option<String>,
+    #[arg(long, hide = true)]
+    route: Option<String>,
+    #[arg(long, hide = true)]
+    methods: Option<String>,
+    #[arg(long, hide = true)]
+    label_namespace: bool,
+    #[arg(long, hide = true)]
+    client_credential: Option<String>,
+    #[arg(long, hide = true)]
+    hop: Option<String>,
+    #[arg(long, hide = true)]
+    port: Option<String>,
+    #[arg(long, hide = true)]
+    no_access_log: bool,
+    #[arg(long, hide = true)]
+    restrict_to_namespace: bool,
+    #[arg(long, hide = true)]
+    istio_cr: Option<String>,
+    #[arg(long, hide = true)]
+    force: bool,
+    #[arg(long, hide = true)]
+    no_wait: bool,
+    #[arg(long, hide = true)]
+    timeout: Option<String>,
+    #[arg(long, hide = true)]
+    dns_ip: Option<String>,
+    #[arg(long, hide = true)]
+    no_probe: bool,
+    #[arg(long, hide = true)]
+    force_conflicts: bool,
+}
+
+/// What `disconnect` was asked for, validated.
+#[derive(Debug, Clone)]
+pub struct DisconnectRequest {
+    /// The target cluster.
+    pub target: ClusterRef,
+    /// The client cluster.
+    pub client: ClusterRef,
+    /// The host.
+    pub host: DnsName,
+    /// Also remove the lockdown.
+    pub lockdown: bool,
+    /// Only the server dry run.
+    pub dry_run: bool,
+}
+
+impl DisconnectArgs {
+    /// Checks the flags and builds the request for the two namespaces (no I/O).
+    pub fn request(
+        &self,
+        global: &GlobalArgs,
+        target_namespace: &str,
+        client_namespace: &str,
+    ) -> Result<DisconnectRequest, Error> {
+        reject_single_cluster_flags(&global.kube)?;
+        let dry_run = match self.dry_run {
+            DryRun::Client => {
+                return Err(Error::Usage(
+                    "disconnect deletes by label on both clusters; use --dry-run=server to see what it would delete".into(),
+                ));
+            }
+            DryRun::Server => true,
+            DryRun::None => false,
+        };
+        let target = cluster_ref(Role::Target, &self.target_context, target_namespace)?;
+        let client = cluster_ref(Role::Client, &self.client_context, client_namespace)?;
+        Ok(DisconnectRequest {
+            target,
+            client,
+            host: DnsName::parse_exact(&self.host)?,
+            lockdown: self.lockdown,
+            dry_run,
+        })
+    }
+}
+
+/// Runs `disconnect`: builds one client per context, then [`execute`].
+pub async fn run(
+    args: &DisconnectArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let kube = &global.kube;
+    let target_ns = args.target_namespace.as_ref().or(kube.namespace.as_ref());
+    let client_ns = kube.namespace.as_ref();
+    let default = "default".to_string();
+    let request = args.request(
+        global,
+        target_ns.unwrap_or(&default),
+        client_ns.unwrap_or(&default),
+    )?;
+    let (target_client, target_namespace) = cluster_args(kube, &args.target_context, target_ns)
+        .connect()
+        .await
+        .map_err(|e| on(&request.target, e))?;
+    let (client_client, client_namespace) = cluster_args(kube, &args.client_context, client_ns)
+        .connect()
+        .await
+        .map_err(|e| on(&request.client, e))?;
+    let request = args.request(global, &target_namespace, &client_namespace)?;
+    execute(
+        &target_client,
+        &client_client,
+        &request,
+        out,
+        &mut std::io::stderr(),
+    )
+    .await
+}
+
+/// `disconnect` against two connected clusters: check every deletion on both, then delete on the
+/// client cluster, then on the target; one line per deleted object on `out`.
+pub async fn execute(
+    target: &Client,
+    client: &Client,
+    request: &DisconnectRequest,
+    out: &mut dyn Write,
+    progress: &mut dyn Write,
+) -> Result<(), Error> {
+    let (target_ref, client_ref) = (&request.target, &request.client);
+    let stage = |progress: &mut dyn Write, n: usize, text: String| {
+        writeln!(progress, "[{n}/{STAGES}] {text}")
+    };
+    stage(
+        progress,
+        1,
+        format!(
+            "check: a server dry run of every deletion on {client_ref} and {target_ref} (nothing is deleted yet)"
+        ),
+    )?;
+    let checked_client = remove(client, request, Role::Client, true)
+        .await
+        .map_err(|e| on(client_ref, e))?;
+    let checked_target = remove(target, request, Role::Target, true)
+        .await
+        .map_err(|e| on(target_ref, e))?;
+    writeln!(
+        progress,
+        "      to delete: {client_ref} {}, {target_ref} {}",
+        objects(checked_client.len()),
+        objects(checked_target.len())
+    )?;
+    if request.dry_run {
+        for (cluster, lines) in [(client_ref, &checked_client), (target_ref, &checked_target)] {
+            for line in lines {
+                writeln!(out, "{}: {line}", cluster.role)?;
+            }
+        }
+        return Ok(());
+    }
+
+    stage(progress, 2, format!("{client_ref}: deleting"))?;
+    let deleted_client = remove(client, request, Role::Client, false)
+        .await
+        .map_err(|e| {
+            on(
+                client_ref,
+                Error::State(format!(
+                    "{e}; {target_ref}: nothing deleted yet; run the same command again to finish"
+                )),
+            )
+        })?;
+    for line in &deleted_client {
+        writeln!(out, "client: {line}")?;
+    }
+    stage(progress, 3, format!("{target_ref}: deleting"))?;
+    let deleted_target = remove(target, request, Role::Target, false)
+        .await
+        .map_err(|e| {
+            on(
+                target_ref,
+                Error::State(format!(
+                    "{e}; {client_ref}: {} deleted; run the same command again to finish",
+                    objects(deleted_client.len())
+                )),
+            )
+        })?;
+    for line in &deleted_target {
+        writeln!(out, "target: {line}")?;
+    }
+    if deleted_client.is_empty() && deleted_target.is_empty() {
+        writeln!(
+            progress,
+            "nothing managed by kubectl-mtls for {} on either cluster",
+            request.host
+        )?;
+    }
+    writeln!(
+        progress,
+        "disconnected {}; the certificate files on this workstation are left as they are",
+        request.host
+    )?;
+    Ok(())
+}
+
+/// Deletes (or, with `dry_run`, server-checks the deletion of) what `connect` made on one
+/// cluster; returns one kubectl-style line per object.
+async fn remove(
+    client: &Client,
+    request: &DisconnectRequest,
+    role: Role,
+    dry_run: bool,
+) -> Result<Vec<String>, Error> {
+    let (namespace, side) = match role {
+        Role::Target => (&request.target.namespace, Side::Target),
+        Role::Client => (&request.client.namespace, Side::Client),
+    };
+    let mode = if dry_run {
+        DryRun::Server
+    } else {
+        DryRun::None
+    };
+    let mut buffer = Vec::new();
+    disable::execute(
+        client,
+        namespace,
+        &request.host,
+        &DisableArgs {
+            host: request.host.to_string(),
+            egress_gateway: false,
+            apply: ApplyArgs {
+                dry_run: mode,
+                output: None,
+                force_conflicts: false,
+            },
+        },
+        &mut buffer,
+    )
+    .await?;
+    if role == Role::Client && request.lockdown {
+        remove_with(
+            client,
+            namespace,
+            &RemoveArgs { dry_run: mode },
+            &mut buffer,
+        )
+        .await?;
+    }
+    let mut lines: Vec<String> = String::from_utf8_lossy(&buffer)
+        .lines()
+        // disable says so when it finds nothing; the summary says it for both clusters.
+        .filter(|l| !l.starts_with("nothing managed by kubectl-mtls"))
+        .map(str::to_string)
+        .collect();
+    lines.extend(
+        delete_labelled(
+            client,
+            &ApiResource::erase::<Secret>(&()),
+            Some(ISTIO_NAMESPACE),
+            &credential_selector(side, &request.host),
+            dry_run,
+        )
+        .await?,
+    );
+    Ok(lines)
+}

@@ -1,0 +1,160 @@
+//! `kubectl mtls-egress enable`: the client cluster's half (stage 3).
+
+use std::io::Write;
+use std::time::Duration;
+
+use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
+use shared::cluster::detect::{EGRESS_DEPLOYMENT, egress_gateway};
+use shared::cluster::parse_request_timeout;
+use shared::error::Error;
+use shared::manifest::egress::{EnableRequest, Hop, enable_plan};
+use shared::names::DnsName;
+
+use super::detect;
+
+/// Route calls to --host through the egress gateway, which originates mutual TLS (client cluster)
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Creates, for the host: ServiceEntry, egress Gateway, subset DestinationRule and VirtualService in
+the namespace; the origination DestinationRule (MUTUAL, credentialName, sni and subjectAltNames) in
+istio-system; an access-log Telemetry for the egress gateway pods only; on Kyma, sets only
+spec.components.egressGateway.enabled on the Istio CR. Refuses when another DestinationRule for the
+host would shadow the origination rule (--force to go ahead). Re-running is idempotent.
+
+Examples:
+  kubectl mtls-egress enable --host httpbin.example.com -n mtls-demo --dry-run=client > egress.yaml
+  kubectl mtls-egress enable --host httpbin.example.com -n mtls-demo --restrict-to-namespace
+  kubectl mtls-egress enable --host api.partner.example --port 8443 -n payments --hop plain --no-wait"
+)]
+pub struct EnableArgs {
+    /// The target's host name (the server certificate's SAN)
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+    /// The client credential Secret in istio-system (from `kubectl mtls-certs secret client`)
+    #[arg(long, value_name = "NAME", default_value = "client-credential")]
+    pub credential: String,
+    /// The sidecar -> egress gateway hop: Istio mutual TLS (default) or plain HTTP (the tutorial's)
+    #[arg(long, value_enum, default_value_t = Hop::IstioMutual)]
+    pub hop: Hop,
+    /// The target's HTTPS port
+    #[arg(long, value_name = "PORT", default_value_t = 443, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Access logs for the egress gateway pods (a Telemetry scoped to them)
+    #[arg(long, overrides_with = "no_access_log")]
+    pub access_log: bool,
+    /// No access-log Telemetry
+    #[arg(long, overrides_with = "access_log")]
+    pub no_access_log: bool,
+    /// Deny other namespaces the use of this host through the egress gateway (AuthorizationPolicy)
+    #[arg(long)]
+    pub restrict_to_namespace: bool,
+    /// The Kyma Istio CR as NAMESPACE/NAME, for --dry-run=client (detected when connected)
+    #[arg(long, value_name = "NS/NAME")]
+    pub istio_cr: Option<String>,
+    /// Go ahead even when another DestinationRule for the host would shadow ours
+    #[arg(long)]
+    pub force: bool,
+    /// Do not wait for the egress gateway to become Available
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the egress gateway
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_request_timeout)]
+    pub timeout: Duration,
+    /// --dry-run, -o and --force-conflicts.
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+}
+
+fn parse_istio_cr(value: &str) -> Result<(String, String), Error> {
+    match value.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() => Ok((ns.into(), name.into())),
+        _ => Err(Error::Usage(format!(
+            "--istio-cr {value:?}: give NAMESPACE/NAME, e.g. kyma-system/default"
+        ))),
+    }
+}
+
+impl EnableArgs {
+    /// The plan inputs these flags give, for the client namespace `namespace`.
+    pub fn request(&self, namespace: &str) -> Result<EnableRequest, Error> {
+        shared::cluster::validate_namespace(namespace)?;
+        Ok(EnableRequest {
+            host: DnsName::parse_exact(&self.host)?,
+            namespace: namespace.to_string(),
+            credential: self.credential.clone(),
+            hop: self.hop,
+            port: self.port,
+            access_log: !self.no_access_log,
+            restrict_to_namespace: self.restrict_to_namespace,
+            kyma_istio: self.istio_cr.as_deref().map(parse_istio_cr).transpose()?,
+        })
+    }
+}
+
+/// Runs `enable`.
+pub async fn run(args: &EnableArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+    if args.apply.dry_run == DryRun::Client {
+        let namespace = global.kube.namespace.as_deref().unwrap_or("default");
+        let plan = enable_plan(&args.request(namespace)?)?;
+        return print_plan(&plan, args.apply.output, out);
+    }
+    // Flags are checked before any file is read or request sent.
+    enable_plan(&args.request(global.kube.namespace.as_deref().unwrap_or("default"))?)?;
+    let (client, namespace) = global.kube.connect().await?;
+    execute(&client, args.request(&namespace)?, args, out).await
+}
+
+/// `enable` against a connected cluster: detect, check, apply, wait.
+pub async fn execute(
+    client: &kube::Client,
+    request: EnableRequest,
+    args: &EnableArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let request = prepare(client, request, args.force).await?;
+    let plan = enable_plan(&request)?;
+    apply_and_print(client, &plan, &args.apply, out).await?;
+    if args.apply.dry_run == DryRun::Server || args.no_wait {
+        return Ok(());
+    }
+    out.flush()?;
+    detect::wait_ready(client, request.kyma_istio.as_ref(), args.timeout).await
+}
+
+/// Reads what the plan depends on, before anything is written: the Kyma Istio CR to patch (unless
+/// the request names one) or else an existing egress gateway, and DestinationRules that would
+/// shadow the origination rule (refused unless `force`). Returns the request with the Istio CR set.
+pub async fn prepare(
+    client: &kube::Client,
+    mut request: EnableRequest,
+    force: bool,
+) -> Result<EnableRequest, Error> {
+    let client = client.clone();
+    let host = request.host.clone();
+    enable_plan(&request)?;
+    let kyma = match request.kyma_istio.clone() {
+        Some(cr) => Some(cr),
+        None => detect::kyma_istio(&client).await?,
+    };
+    if kyma.is_none() && egress_gateway(&client).await?.is_none() {
+        return Err(Error::State(format!(
+            "no egress gateway: deployment istio-system/{} does not exist and this is not Kyma; install one, e.g. `istioctl install --set components.egressGateways[0].name=istio-egressgateway --set components.egressGateways[0].enabled=true`",
+            EGRESS_DEPLOYMENT
+        )));
+    }
+    let shadowing = detect::shadowing_rules(&client, &host, &request.namespace).await?;
+    if !shadowing.is_empty() {
+        let message = format!(
+            "destinationrule {} also applies to {host} and can take precedence over the mTLS origination rule (Istio looks in the client namespace first)",
+            shadowing.join(", ")
+        );
+        if !force {
+            return Err(Error::State(format!(
+                "{message}: remove it, or pass --force to go ahead"
+            )));
+        }
+        super::note(format!("warning: {message}"));
+    }
+    request.kyma_istio = kyma;
+    Ok(request)
+}

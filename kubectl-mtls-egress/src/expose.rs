@@ -1,0 +1,230 @@
+//! `kubectl mtls-egress expose`: the target cluster's half (stage 2).
+
+use std::io::Write;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use kube::Client;
+
+use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
+use shared::error::Error;
+use shared::manifest::ISTIO_NAMESPACE;
+use shared::manifest::expose::{ExposeRequest, Route, ServiceRef, expose_plan};
+use shared::manifest::secret::Layout;
+use shared::names::DnsName;
+
+use super::{detect, note};
+
+/// `--route`: APIRule, VirtualService, or decide by what the cluster serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RouteChoice {
+    /// APIRule when Kyma's APIRule v2 is served, else VirtualService.
+    Auto,
+    /// A Kyma APIRule v2.
+    Apirule,
+    /// An Istio VirtualService.
+    Virtualservice,
+}
+
+/// Expose a Service behind mutual TLS on the ingress gateway (target cluster)
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Creates a Gateway (443, tls.mode MUTUAL, credentialName = the server credential in istio-system)
+and an APIRule v2 (Kyma) or a VirtualService bound to it. Warns when the namespace has no sidecar
+injection, when the server credential Secret is missing or incomplete, and when Kyma's NetworkPolicies
+require a pod label.
+
+Examples:
+  kubectl mtls-egress expose --host httpbin.example.com --service httpbin:8000 -n mtls-demo
+  kubectl mtls-egress expose --host httpbin.example.com --service httpbin:8000 -n mtls-demo --route virtualservice --dry-run=client"
+)]
+pub struct ExposeArgs {
+    /// The public host name clients call (the server certificate's SAN)
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+    /// The workload's Service and port, NAME:PORT
+    #[arg(long, value_name = "NAME:PORT")]
+    pub service: String,
+    /// The server credential Secret in istio-system (from `kubectl mtls-certs secret target`)
+    #[arg(long, value_name = "NAME", default_value = "kyma-mtls-certs")]
+    pub credential: String,
+    /// The Gateway's name (default mtls-<host>)
+    #[arg(long, value_name = "NAME")]
+    pub gateway: Option<String>,
+    /// How to route from the Gateway to the Service
+    #[arg(long, value_enum, default_value_t = RouteChoice::Auto)]
+    pub route: RouteChoice,
+    /// HTTP methods the APIRule allows (comma-separated)
+    #[arg(
+        long,
+        value_name = "METHODS",
+        value_delimiter = ',',
+        default_value = "GET"
+    )]
+    pub methods: Vec<String>,
+    /// Also label the namespace istio-injection=enabled (pods need a restart to get the sidecar)
+    #[arg(long)]
+    pub label_namespace: bool,
+    /// --dry-run, -o and --force-conflicts.
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+}
+
+impl ExposeArgs {
+    /// The plan inputs these flags give, for the workload namespace `namespace` (the route is
+    /// decided later, from what the cluster serves, unless fixed by `--route`).
+    pub fn request(&self, namespace: &str) -> Result<ExposeRequest, Error> {
+        shared::cluster::validate_namespace(namespace)?;
+        let request = ExposeRequest {
+            host: DnsName::parse(&self.host)?,
+            namespace: namespace.to_string(),
+            service: self.service.parse::<ServiceRef>()?,
+            credential: self.credential.clone(),
+            gateway: self.gateway.clone(),
+            route: match self.route {
+                RouteChoice::Apirule => Route::Apirule,
+                RouteChoice::Auto | RouteChoice::Virtualservice => Route::Virtualservice,
+            },
+            methods: self.methods.clone(),
+            label_namespace: self.label_namespace,
+        };
+        expose_plan(&request)?;
+        Ok(request)
+    }
+}
+
+/// Runs `expose`.
+pub async fn run(args: &ExposeArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let namespace = global.kube.namespace.as_deref().unwrap_or("default");
+    let request = args.request(namespace)?;
+    if args.apply.dry_run == DryRun::Client {
+        if args.route == RouteChoice::Auto {
+            note(
+                "note: --route auto without a cluster emits a VirtualService; pass --route apirule for Kyma's APIRule",
+            );
+        }
+        return print_plan(&expose_plan(&request)?, args.apply.output, out);
+    }
+    let (client, namespace) = global.kube.connect().await?;
+    execute(
+        &client,
+        args.request(&namespace)?,
+        args.route,
+        &args.apply,
+        out,
+    )
+    .await
+}
+
+/// `expose` against a connected cluster: choose the route, warn, apply.
+pub async fn execute(
+    client: &Client,
+    request: ExposeRequest,
+    route: RouteChoice,
+    apply: &ApplyArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let request = prepare(client, request, route, false).await?;
+    let plan = expose_plan(&request)?;
+    apply_and_print(client, &plan, apply, out).await
+}
+
+/// Reads what the plan depends on: decides the route from what the cluster serves (or refuses
+/// `--route apirule` without Kyma's APIRule) and warns about missing prerequisites — not about the
+/// server credential Secret when `secret_planned` (the caller applies it with the plan). Writes
+/// nothing.
+pub async fn prepare(
+    client: &Client,
+    mut request: ExposeRequest,
+    route: RouteChoice,
+    secret_planned: bool,
+) -> Result<ExposeRequest, Error> {
+    expose_plan(&request)?;
+    let apirule = detect::apirule_served(client).await?;
+    request.route = match (route, apirule) {
+        (RouteChoice::Apirule, false) => {
+            return Err(Error::State(
+                "APIRule gateway.kyma-project.io/v2 is not served on this cluster (no Kyma API Gateway module): use --route virtualservice".into(),
+            ));
+        }
+        (RouteChoice::Apirule, true) | (RouteChoice::Auto, true) => Route::Apirule,
+        _ => Route::Virtualservice,
+    };
+    warn_about_prerequisites(client, &request, secret_planned).await?;
+    Ok(request)
+}
+
+/// The warnings of `expose`: what will make the exposed host fail even though the plan applies.
+async fn warn_about_prerequisites(
+    client: &Client,
+    req: &ExposeRequest,
+    secret_planned: bool,
+) -> Result<(), Error> {
+    let ns = shared::cluster::get_cluster_opt::<Namespace>(client, &req.namespace).await?;
+    let Some(ns) = ns else {
+        return Err(Error::State(format!(
+            "namespace {} does not exist: create it (kubectl create namespace {0}) and deploy the workload first",
+            req.namespace
+        )));
+    };
+    let injected = ns.metadata.labels.as_ref().is_some_and(|l| {
+        l.get("istio-injection").is_some_and(|v| v == "enabled") || l.contains_key("istio.io/rev")
+    });
+    if !injected && !req.label_namespace {
+        note(format!(
+            "warning: namespace {} has no sidecar injection (istio-injection=enabled): the ingress gateway's mTLS to the workload needs it; re-run with --label-namespace, then restart the workload",
+            req.namespace
+        ));
+    }
+    match shared::cluster::get_opt::<Service>(client, &req.namespace, &req.service.name).await {
+        Ok(None) => note(format!(
+            "warning: service {}/{} does not exist yet",
+            req.namespace, req.service.name
+        )),
+        Ok(Some(svc)) => {
+            let ports: Vec<i32> = svc
+                .spec
+                .and_then(|s| s.ports)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| p.port)
+                .collect();
+            if !ports.contains(&i32::from(req.service.port)) {
+                note(format!(
+                    "warning: service {}/{} has no port {} (it has {:?})",
+                    req.namespace, req.service.name, req.service.port, ports
+                ));
+            }
+        }
+        Err(e) => note(format!("warning: cannot check the service: {e}")),
+    }
+    // The caller applies the Secret with the plan: nothing to check yet.
+    if !secret_planned {
+        match shared::cluster::get_opt::<Secret>(client, ISTIO_NAMESPACE, &req.credential).await {
+            Ok(None) => note(format!(
+                "warning: secret {ISTIO_NAMESPACE}/{} does not exist: the Gateway has no certificate until you run `kubectl mtls-certs secret target --dir DIR`",
+                req.credential
+            )),
+            Ok(Some(secret)) => {
+                let keys: Vec<String> = secret.data.unwrap_or_default().into_keys().collect();
+                let complete = [Layout::Generic, Layout::Tls]
+                    .iter()
+                    .any(|l| l.keys().iter().all(|k| keys.iter().any(|have| have == k)));
+                if !complete {
+                    note(format!(
+                        "warning: secret {ISTIO_NAMESPACE}/{} has keys {keys:?}: a MUTUAL Gateway needs cert/key/cacert (or tls.crt/tls.key/ca.crt)",
+                        req.credential
+                    ));
+                }
+            }
+            Err(e) => note(format!("warning: cannot check the server credential: {e}")),
+        }
+    }
+    if let Ok(Some(istio)) = detect::kyma_istio_cr(client).await
+        && istio.spec.network_policies_enabled == Some(true)
+    {
+        note(
+            "note: Kyma's networkPoliciesEnabled is on: the workload's pods need the label networking.kyma-project.io/from-ingressgateway=allowed (add it to the Deployment's pod template)",
+        );
+    }
+    Ok(())
+}

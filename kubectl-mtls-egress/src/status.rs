@@ -1,0 +1,265 @@
+//! `kubectl mtls-egress status`: the hosts we manage, their objects, and whether they can work.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::ListParams;
+use serde::Serialize;
+
+use shared::cli::{GlobalArgs, OutputFormat, Table};
+use shared::cluster::detect::{deployment_available, egress_gateway};
+use shared::cluster::{get_opt, list};
+use shared::error::Error;
+use shared::manifest::ISTIO_NAMESPACE;
+use shared::manifest::host::{HOST_ANNOTATION, HOST_LABEL};
+use shared::manifest::{COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER};
+use shared::resources::{APIRule, DestinationRule, Gateway, ServiceEntry, VirtualService};
+
+use super::detect;
+
+/// List the hosts kubectl-mtls manages, their objects and readiness
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  kubectl mtls-egress status -n mtls-demo
+  kubectl mtls-egress status -A -o json")]
+pub struct StatusArgs {
+    /// All namespaces
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// One managed host in one namespace.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HostStatus {
+    /// The host.
+    pub host: String,
+    /// The namespace of its per-host objects.
+    pub namespace: String,
+    /// `client` (enable) or `target` (expose).
+    pub side: String,
+    /// `kind/name` of every object found.
+    pub objects: Vec<String>,
+    /// The hop mode (client side), from the egress Gateway's TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hop: Option<String>,
+    /// The credential Secret named by the origination rule or Gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// Whether that Secret exists in istio-system.
+    pub credential_present: bool,
+    /// What is missing for the host to work (empty when ready).
+    pub problems: Vec<String>,
+}
+
+/// Runs `status`.
+pub async fn run(args: &StatusArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let (client, namespace) = global.kube.connect().await?;
+    let scope = (!args.all_namespaces).then_some(namespace.as_str());
+    let rows = collect(&client, scope).await?;
+    render(&rows, scope, args.output, out)
+}
+
+/// Reads every managed host in `scope` (a namespace, or all for `None`).
+pub async fn collect(client: &kube::Client, scope: Option<&str>) -> Result<Vec<HostStatus>, Error> {
+    let client = client.clone();
+    let ours = ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
+    let mut hosts: BTreeMap<(String, String), HostStatus> = BTreeMap::new();
+    let mut add = |labels: &BTreeMap<String, String>,
+                   annotations: &BTreeMap<String, String>,
+                   ns: &str,
+                   object: String| {
+        let slug = labels.get(HOST_LABEL)?;
+        let host = annotations
+            .get(HOST_ANNOTATION)
+            .cloned()
+            .unwrap_or_else(|| slug.clone());
+        let side = match labels.get(COMPONENT_LABEL).map(String::as_str) {
+            Some("expose") => "target",
+            _ => "client",
+        };
+        let entry = hosts
+            .entry((host.clone(), ns.to_string()))
+            .or_insert_with(|| HostStatus {
+                host,
+                namespace: ns.to_string(),
+                side: side.to_string(),
+                ..Default::default()
+            });
+        entry.objects.push(object);
+        Some(slug.clone())
+    };
+    for se in list::<ServiceEntry>(&client, scope, &ours).await? {
+        add(
+            se.labels(),
+            se.annotations(),
+            &se.namespace().unwrap_or_default(),
+            format!("serviceentry/{}", se.name_any()),
+        );
+    }
+    let gateways = list::<Gateway>(&client, scope, &ours).await?;
+    for gw in &gateways {
+        add(
+            gw.labels(),
+            gw.annotations(),
+            &gw.namespace().unwrap_or_default(),
+            format!("gateway/{}", gw.name_any()),
+        );
+    }
+    for vs in list::<VirtualService>(&client, scope, &ours).await? {
+        add(
+            vs.labels(),
+            vs.annotations(),
+            &vs.namespace().unwrap_or_default(),
+            format!("virtualservice/{}", vs.name_any()),
+        );
+    }
+    if detect::apirule_served(&client).await? {
+        for rule in list::<APIRule>(&client, scope, &ours).await? {
+            add(
+                rule.labels(),
+                rule.annotations(),
+                &rule.namespace().unwrap_or_default(),
+                format!("apirule/{}", rule.name_any()),
+            );
+        }
+    }
+    let subset_rules = list::<DestinationRule>(&client, scope, &ours).await?;
+    for dr in subset_rules
+        .iter()
+        .filter(|d| d.namespace().as_deref() != Some(ISTIO_NAMESPACE))
+    {
+        add(
+            dr.labels(),
+            dr.annotations(),
+            &dr.namespace().unwrap_or_default(),
+            format!("destinationrule/{}", dr.name_any()),
+        );
+    }
+    // Origination rules live in istio-system; attach them to the host's client entries.
+    let originations = list::<DestinationRule>(&client, Some(ISTIO_NAMESPACE), &ours).await?;
+    let egress_ready = egress_gateway(&client)
+        .await?
+        .as_ref()
+        .is_some_and(deployment_available);
+    let mut rows: Vec<HostStatus> = hosts.into_values().collect();
+    for row in &mut rows {
+        if row.side == "client" {
+            let origination = originations
+                .iter()
+                .find(|d| d.annotations().get(HOST_ANNOTATION) == Some(&row.host));
+            match origination {
+                Some(dr) => {
+                    row.objects
+                        .push(format!("destinationrule/{} (istio-system)", dr.name_any()));
+                    row.credential = dr
+                        .spec
+                        .traffic_policy
+                        .as_ref()
+                        .and_then(|t| t.port_level_settings.first())
+                        .and_then(|p| p.tls.as_ref())
+                        .and_then(|t| t.credential_name.clone());
+                }
+                None => row
+                    .problems
+                    .push("no origination DestinationRule in istio-system".into()),
+            }
+            row.hop = gateways
+                .iter()
+                .find(|g| {
+                    g.namespace().as_deref() == Some(&row.namespace)
+                        && g.annotations().get(HOST_ANNOTATION) == Some(&row.host)
+                })
+                .map(
+                    |g| match g.spec.servers.first().and_then(|s| s.tls.as_ref()) {
+                        Some(tls) if tls.mode == "ISTIO_MUTUAL" => "istio-mutual".to_string(),
+                        _ => "plain".to_string(),
+                    },
+                );
+            if !egress_ready {
+                row.problems.push("egress gateway not Available".into());
+            }
+        } else {
+            row.credential = gateways
+                .iter()
+                .find(|g| {
+                    g.namespace().as_deref() == Some(&row.namespace)
+                        && g.annotations().get(HOST_ANNOTATION) == Some(&row.host)
+                })
+                .and_then(|g| g.spec.servers.first())
+                .and_then(|s| s.tls.as_ref())
+                .and_then(|t| t.credential_name.clone());
+        }
+        if let Some(name) = &row.credential {
+            row.credential_present = get_opt::<Secret>(&client, ISTIO_NAMESPACE, name)
+                .await?
+                .is_some();
+            if !row.credential_present {
+                row.problems
+                    .push(format!("secret {ISTIO_NAMESPACE}/{name} missing"));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn render(
+    rows: &[HostStatus],
+    scope: Option<&str>,
+    output: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    match output {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, rows).map_err(std::io::Error::from)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Yaml => {
+            let value = serde_json::to_value(rows).map_err(std::io::Error::from)?;
+            write!(out, "{}", shared::plan::render_yaml([&value]))?;
+        }
+        OutputFormat::Table => {
+            if rows.is_empty() {
+                writeln!(
+                    out,
+                    "No hosts managed by kubectl-mtls{}.",
+                    scope
+                        .map(|n| format!(" in namespace {n}"))
+                        .unwrap_or_default()
+                )?;
+                return Ok(());
+            }
+            let mut table = Table::new([
+                "HOST",
+                "NAMESPACE",
+                "SIDE",
+                "HOP",
+                "OBJECTS",
+                "CREDENTIAL",
+                "READY",
+            ]);
+            for r in rows {
+                table.row([
+                    r.host.clone(),
+                    r.namespace.clone(),
+                    r.side.clone(),
+                    r.hop.clone().unwrap_or_else(|| "-".into()),
+                    r.objects.len().to_string(),
+                    r.credential.clone().unwrap_or_else(|| "-".into()),
+                    if r.problems.is_empty() {
+                        "yes".to_string()
+                    } else {
+                        format!("no: {}", r.problems.join("; "))
+                    },
+                ]);
+            }
+            write!(out, "{table}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,712 @@
+//! `kubectl mtls-egress` against a live API server, when `MTLS_E2E_KUBECONFIG` names one.
+//!
+//! It installs the CRDs it needs from `../shared/crds` when missing, creates its own namespaces
+//! (and `istio-system`, `kyma-system` and a Kyma `Istio` CR when missing), runs expose, enable
+//! (`--no-wait`: no Istio control plane is required), status, a second enable (all unchanged), a
+//! server dry run (nothing created) and disable, and asserts through the API after each step. It
+//! deletes everything it created at the end, also when an assertion fails. Without the variable
+//! it says so on stderr (uncaptured) and passes without touching anything.
+//!
+//! `connect` and `disconnect` run across two contexts: the kubeconfig's current context is the
+//! client cluster, `MTLS_E2E_TARGET_CONTEXT` the target (by default the same context: two
+//! namespaces then stand in for two clusters).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+use test_support::e2e::{client, kubeconfig, runtime};
+
+const MANAGER: &str = "kubectl-mtls-e2e";
+
+fn dynamic(
+    client: &Client,
+    gvk: (&str, &str, &str),
+    plural: &str,
+    ns: Option<&str>,
+) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(gvk.0, gvk.1, gvk.2), plural);
+    match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// What this run created, deleted again on drop (in reverse order).
+struct Created {
+    kubeconfig: String,
+    /// The kubeconfig context the objects live in (`None`: the current context).
+    context: Option<String>,
+    /// A Kyma Istio CR that existed before: our field manager's fields are released again.
+    release_istio: Option<(String, String)>,
+    /// `(group, version, kind, plural, namespace, name)`.
+    objects: Vec<(String, String, String, String, Option<String>, String)>,
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        let kubeconfig = self.kubeconfig.clone();
+        let context = self.context.take();
+        let objects = std::mem::take(&mut self.objects);
+        let release = self.release_istio.take();
+        let _ = std::thread::spawn(move || {
+            runtime().block_on(async {
+                let client = client_for(&kubeconfig, context.as_deref()).await;
+                if let Some((ns, name)) = release {
+                    // Applying an object without our fields as our field manager releases them:
+                    // the CR is left as its other managers had it.
+                    let api = dynamic(&client, ("operator.kyma-project.io", "v1alpha2", "Istio"), "istios", Some(&ns));
+                    let body = json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio", "metadata": {"name": name, "namespace": ns}});
+                    let _ = api.patch(&name, &PatchParams::apply("kubectl-mtls").force(), &Patch::Apply(&body)).await;
+                }
+                for (g, v, k, plural, ns, name) in objects.into_iter().rev() {
+                    let api = dynamic(&client, (&g, &v, &k), &plural, ns.as_deref());
+                    let _ = api.delete(&name, &DeleteParams::default()).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+async fn apply(api: &Api<DynamicObject>, name: &str, body: Value) {
+    api.patch(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+}
+
+/// Installs the CRDs from ../shared/crds that are not there yet; records what it installed.
+async fn install_crds(client: &Client, created: &mut Created) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds");
+    let wanted = [
+        "serviceentries.networking.istio.io",
+        "gateways.networking.istio.io",
+        "destinationrules.networking.istio.io",
+        "virtualservices.networking.istio.io",
+        "telemetries.telemetry.istio.io",
+        "authorizationpolicies.security.istio.io",
+        "istios.operator.kyma-project.io",
+        "apirules.gateway.kyma-project.io",
+    ];
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(
+            &text,
+            serde_saphyr::options! { budget: serde_saphyr::budget! { max_nodes: 10_000_000, max_reader_input_bytes: Some(64 * 1024 * 1024) } },
+        )
+        .unwrap();
+        for doc in docs
+            .into_iter()
+            .filter(|d| d["kind"] == "CustomResourceDefinition")
+        {
+            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+            if !wanted.contains(&name.as_str()) || crds.get_opt(&name).await.unwrap().is_some() {
+                continue;
+            }
+            crds.patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&doc),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+            created.objects.push((
+                "apiextensions.k8s.io".into(),
+                "v1".into(),
+                "CustomResourceDefinition".into(),
+                "customresourcedefinitions".into(),
+                None,
+                name.clone(),
+            ));
+            // Wait until the API server serves it.
+            for _ in 0..60 {
+                let crd = crds.get(&name).await.unwrap();
+                let established = crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                if established {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// A client for `context` of the kubeconfig at `path` (its current context for `None`).
+async fn client_for(path: &str, context: Option<&str>) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("read MTLS_E2E_KUBECONFIG");
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("a usable kubeconfig context");
+    Client::try_from(config).expect("a client")
+}
+
+fn egress(kubeconfig: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mtls_egress"))
+        .args(args)
+        .args(["--kubeconfig", kubeconfig])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+async fn labelled(client: &Client, host_slug: &str) -> Vec<String> {
+    let selector =
+        format!("app.kubernetes.io/managed-by=kubectl-mtls,kubectl-mtls/host={host_slug}");
+    let mut found = Vec::new();
+    for (g, k, plural) in [
+        ("networking.istio.io", "ServiceEntry", "serviceentries"),
+        ("networking.istio.io", "Gateway", "gateways"),
+        ("networking.istio.io", "DestinationRule", "destinationrules"),
+        ("networking.istio.io", "VirtualService", "virtualservices"),
+    ] {
+        let api = dynamic(client, (g, "v1", k), plural, None);
+        for o in api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap()
+        {
+            found.push(format!("{k}/{}", o.metadata.name.unwrap_or_default()));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn expose_enable_status_disable_against_a_live_api_server() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e") else {
+        return;
+    };
+    let suffix = format!(
+        "{:06x}",
+        (std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos())
+            & 0xffffff
+    );
+    let target_ns = format!("mtls-e2e-target-{suffix}");
+    let client_ns = format!("mtls-e2e-client-{suffix}");
+    let host = format!("httpbin-{suffix}.e2e.example.com");
+    let host_slug = host.replace('.', "-");
+    let rt = runtime();
+    let mut created = Created {
+        kubeconfig: kubeconfig.clone(),
+        context: None,
+        release_istio: None,
+        objects: Vec::new(),
+    };
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        install_crds(&client, &mut created).await;
+        ensure_namespaces(
+            &client,
+            &[&target_ns, &client_ns, "istio-system", "kyma-system"],
+            &mut created,
+        )
+        .await;
+        let istios = dynamic(
+            &client,
+            ("operator.kyma-project.io", "v1alpha2", "Istio"),
+            "istios",
+            None,
+        );
+        if istios
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+        {
+            let api = dynamic(
+                &client,
+                ("operator.kyma-project.io", "v1alpha2", "Istio"),
+                "istios",
+                Some("kyma-system"),
+            );
+            apply(
+                &api,
+                "default",
+                json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio",
+                "metadata": {"name": "default", "namespace": "kyma-system"}, "spec": {}}),
+            )
+            .await;
+            created.objects.push((
+                "operator.kyma-project.io".into(),
+                "v1alpha2".into(),
+                "Istio".into(),
+                "istios".into(),
+                Some("kyma-system".into()),
+                "default".into(),
+            ));
+        }
+    });
+
+    // Target side.
+    let (code, out, err) = egress(
+        &kubeconfig,
+        &[
+            "expose",
+            "--host",
+            &host,
+            "--service",
+            "httpbin:8000",
+            "-n",
+            &target_ns,
+            "--route",
+            "virtualservice",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("gateway.networking.istio.io/") && out.contains(" created"),
+        "{out}"
+    );
+
+    // A server dry run creates nothing.
+    let (code, out, err) = egress(
+        &kubeconfig,
+        &[
+            "enable",
+            "--host",
+            &host,
+            "-n",
+            &client_ns,
+            "--no-wait",
+            "--dry-run=server",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().all(|l| l.ends_with("(server dry run)")),
+        "{out}"
+    );
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let found = labelled(&client, &host_slug).await;
+        // Only the target side's Gateway and VirtualService exist so far.
+        assert_eq!(found.len(), 2, "{found:?}");
+    });
+
+    // Client side, twice: the second run changes nothing.
+    let (code, out, err) = egress(
+        &kubeconfig,
+        &["enable", "--host", &host, "-n", &client_ns, "--no-wait"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "serviceentry.networking.istio.io/mtls-{host_slug} created"
+        )),
+        "{out}"
+    );
+    let (code, again, err) = egress(
+        &kubeconfig,
+        &["enable", "--host", &host, "-n", &client_ns, "--no-wait"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(again.lines().all(|l| l.ends_with(" unchanged")), "{again}");
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        assert_eq!(labelled(&client, &host_slug).await.len(), 2 + 5);
+        let istios = dynamic(
+            &client,
+            ("operator.kyma-project.io", "v1alpha2", "Istio"),
+            "istios",
+            None,
+        );
+        let cr = istios
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        assert_eq!(
+            cr.data["spec"]["components"]["egressGateway"]["enabled"],
+            true
+        );
+    });
+
+    let (code, out, err) = egress(&kubeconfig, &["status", "-n", &client_ns, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["host"], host.as_str());
+    assert_eq!(rows[0]["hop"], "istio-mutual");
+
+    // Disable removes exactly what enable made; expose's objects stay until disabled in their namespace.
+    let (code, out, err) = egress(&kubeconfig, &["disable", "--host", &host, "-n", &client_ns]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deleted"), "{out}");
+    let (code, _, err) = egress(&kubeconfig, &["disable", "--host", &host, "-n", &target_ns]);
+    assert_eq!(code, 0, "{err}");
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        assert!(labelled(&client, &host_slug).await.is_empty());
+    });
+    drop(created);
+}
+
+fn run_suffix() -> String {
+    format!(
+        "{:06x}",
+        (std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos())
+            & 0xffffff
+    )
+}
+
+/// The target and client contexts of the connect e2e.
+fn contexts(kubeconfig: &str) -> (String, String) {
+    let config = Kubeconfig::read_from(kubeconfig).expect("read MTLS_E2E_KUBECONFIG");
+    let current = config
+        .current_context
+        .expect("MTLS_E2E_KUBECONFIG names a current-context");
+    let target = std::env::var("MTLS_E2E_TARGET_CONTEXT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| current.clone());
+    (target, current)
+}
+
+/// Creates the namespaces that do not exist yet, recording them for cleanup.
+async fn ensure_namespaces(client: &Client, names: &[&str], created: &mut Created) {
+    let namespaces = dynamic(client, ("", "v1", "Namespace"), "namespaces", None);
+    for ns in names {
+        if namespaces.get_opt(ns).await.unwrap().is_none() {
+            apply(
+                &namespaces,
+                ns,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            )
+            .await;
+            created.objects.push((
+                "".into(),
+                "v1".into(),
+                "Namespace".into(),
+                "namespaces".into(),
+                None,
+                ns.to_string(),
+            ));
+        }
+    }
+}
+
+/// A Kyma Istio CR, so that enable finds an egress gateway to switch on: created when there is
+/// none, else our field is released again at the end.
+async fn ensure_istio_cr(client: &Client, created: &mut Created) {
+    let gvk = ("operator.kyma-project.io", "v1alpha2", "Istio");
+    let existing = dynamic(client, gvk, "istios", None)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    if let Some(cr) = existing.first() {
+        created.release_istio = Some((
+            cr.metadata.namespace.clone().unwrap_or_default(),
+            cr.metadata.name.clone().unwrap_or_default(),
+        ));
+        return;
+    }
+    let api = dynamic(client, gvk, "istios", Some("kyma-system"));
+    apply(
+        &api,
+        "default",
+        json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio",
+               "metadata": {"name": "default", "namespace": "kyma-system"}, "spec": {}}),
+    )
+    .await;
+    created.objects.push((
+        "operator.kyma-project.io".into(),
+        "v1alpha2".into(),
+        "Istio".into(),
+        "istios".into(),
+        Some("kyma-system".into()),
+        "default".into(),
+    ));
+}
+
+/// What is labelled for the host on one cluster: routing objects anywhere, credential Secrets in
+/// istio-system, and the lockdown policy in `namespace`.
+async fn left_for_host(client: &Client, host_slug: &str, namespace: &str) -> Vec<String> {
+    let mut found = labelled(client, host_slug).await;
+    let selector =
+        format!("app.kubernetes.io/managed-by=kubectl-mtls,kubectl-mtls/host={host_slug}");
+    let secrets = dynamic(
+        client,
+        ("", "v1", "Secret"),
+        "secrets",
+        Some("istio-system"),
+    );
+    for s in secrets
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+    {
+        found.push(format!("Secret/{}", s.metadata.name.unwrap_or_default()));
+    }
+    let policies = dynamic(
+        client,
+        ("networking.k8s.io", "v1", "NetworkPolicy"),
+        "networkpolicies",
+        Some(namespace),
+    );
+    for p in policies
+        .list(&ListParams::default().labels("app.kubernetes.io/component=lockdown"))
+        .await
+        .unwrap()
+    {
+        found.push(format!(
+            "NetworkPolicy/{}",
+            p.metadata.name.unwrap_or_default()
+        ));
+    }
+    found
+}
+
+#[test]
+fn connect_status_disconnect_across_two_contexts() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress connect e2e") else {
+        return;
+    };
+    let suffix = run_suffix();
+    let (target_ctx, client_ctx) = contexts(&kubeconfig);
+    let target_ns = format!("mtls-e2e-partner-{suffix}");
+    let client_ns = format!("mtls-e2e-caller-{suffix}");
+    let host = format!("httpbin-{suffix}.e2e.example.com");
+    let host_slug = host.replace('.', "-");
+    let client_name = format!("caller-{suffix}.e2e.example.com");
+    let target_credential = format!("mtls-e2e-server-{suffix}");
+    let client_credential = format!("mtls-e2e-client-{suffix}");
+    let certs = tempfile::tempdir().unwrap();
+    let certs_dir = certs.path().join("bundle");
+    let rt = runtime();
+    let record = |context: &str| Created {
+        kubeconfig: kubeconfig.clone(),
+        context: Some(context.to_string()),
+        release_istio: None,
+        objects: Vec::new(),
+    };
+    // Cleanup records, dropped in reverse order: the client's first, then the target's.
+    let mut target_created = record(&target_ctx);
+    let mut client_created = record(&client_ctx);
+    // If the run stops halfway, the credential Secrets and the origination rule in istio-system
+    // go too (the namespaces take the rest with them).
+    let secret = |name: &str| {
+        (
+            String::new(),
+            "v1".to_string(),
+            "Secret".to_string(),
+            "secrets".to_string(),
+            Some("istio-system".to_string()),
+            name.to_string(),
+        )
+    };
+    rt.block_on(async {
+        let target = client_for(&kubeconfig, Some(&target_ctx)).await;
+        install_crds(&target, &mut target_created).await;
+        ensure_namespaces(&target, &[&target_ns, "istio-system"], &mut target_created).await;
+        let client = client_for(&kubeconfig, Some(&client_ctx)).await;
+        install_crds(&client, &mut client_created).await;
+        ensure_namespaces(
+            &client,
+            &[&client_ns, "istio-system", "kyma-system"],
+            &mut client_created,
+        )
+        .await;
+        ensure_istio_cr(&client, &mut client_created).await;
+    });
+    target_created.objects.push(secret(&target_credential));
+    client_created.objects.push(secret(&client_credential));
+    client_created.objects.push((
+        "networking.istio.io".into(),
+        "v1".into(),
+        "DestinationRule".into(),
+        "destinationrules".into(),
+        Some("istio-system".into()),
+        format!("mtls-originate-{host_slug}"),
+    ));
+
+    let flags: Vec<&str> = vec![
+        "--target-context",
+        &target_ctx,
+        "--client-context",
+        &client_ctx,
+        "--target-namespace",
+        &target_ns,
+        "-n",
+        &client_ns,
+        "--host",
+        &host,
+        "--client-name",
+        &client_name,
+        "--service",
+        "httpbin:8000",
+        "--certs",
+        certs_dir.to_str().unwrap(),
+        "--target-credential",
+        &target_credential,
+        "--client-credential",
+        &client_credential,
+        "--route",
+        "virtualservice",
+        "--no-access-log",
+        "--lockdown",
+        "--dns-ip",
+        "10.96.0.10",
+        "--no-wait",
+        "--no-probe",
+    ];
+    let command = |verb: &'static str| -> Vec<&str> {
+        std::iter::once(verb).chain(flags.iter().copied()).collect()
+    };
+
+    // connect: both clusters, stage by stage.
+    let (code, out, err) = egress(&kubeconfig, &command("connect"));
+    assert_eq!(code, 0, "{err}");
+    for stage in [
+        "[1/5] certificates: generated",
+        "[3/5] target",
+        "[4/5] client",
+        "[5/5] probe: skipped",
+    ] {
+        assert!(err.contains(stage), "{stage:?} not in {err}");
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3 + 8, "{out}");
+    assert!(
+        lines.contains(&format!("target: secret/{target_credential} created").as_str()),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&format!("client: secret/{client_credential} created").as_str()),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&"client: networkpolicy.networking.k8s.io/mtls-lockdown created"),
+        "{out}"
+    );
+    for file in [
+        "ca.crt",
+        "ca.key",
+        "server.crt",
+        "server.key",
+        "client.crt",
+        "client.key",
+    ] {
+        assert!(certs_dir.join(file).is_file(), "{file} not written");
+    }
+
+    // Again: the bundle is reused and nothing changes.
+    let (code, again, err) = egress(&kubeconfig, &command("connect"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("reused the bundle"), "{err}");
+    assert!(again.lines().all(|l| l.ends_with(" unchanged")), "{again}");
+    assert_eq!(again.lines().count(), 3 + 8);
+
+    // status on both clusters.
+    let (code, out, err) = egress(
+        &kubeconfig,
+        &[
+            "status",
+            "--context",
+            &target_ctx,
+            "-n",
+            &target_ns,
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(rows[0]["host"], host.as_str());
+    assert_eq!(rows[0]["side"], "target");
+    assert_eq!(rows[0]["credential"], target_credential.as_str());
+    assert_eq!(rows[0]["credentialPresent"], true);
+    let (code, out, err) = egress(
+        &kubeconfig,
+        &[
+            "status",
+            "--context",
+            &client_ctx,
+            "-n",
+            &client_ns,
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(rows[0]["side"], "client");
+    assert_eq!(rows[0]["hop"], "istio-mutual");
+    assert_eq!(rows[0]["credential"], client_credential.as_str());
+    assert_eq!(rows[0]["credentialPresent"], true);
+
+    // disconnect with connect's command line: everything of ours goes, on both clusters.
+    let (code, out, err) = egress(&kubeconfig, &command("disconnect"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("client: secret/{client_credential} deleted")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("target: secret/{target_credential} deleted")),
+        "{out}"
+    );
+    assert!(
+        out.contains("client: networkpolicy.networking.k8s.io/mtls-lockdown deleted"),
+        "{out}"
+    );
+    rt.block_on(async {
+        let target = client_for(&kubeconfig, Some(&target_ctx)).await;
+        let client = client_for(&kubeconfig, Some(&client_ctx)).await;
+        assert!(
+            left_for_host(&target, &host_slug, &target_ns)
+                .await
+                .is_empty()
+        );
+        assert!(
+            left_for_host(&client, &host_slug, &client_ns)
+                .await
+                .is_empty()
+        );
+    });
+    // The certificate files stay.
+    assert!(certs_dir.join("client.key").is_file());
+    drop(client_created);
+    drop(target_created);
+}

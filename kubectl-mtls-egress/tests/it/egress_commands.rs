@@ -1,0 +1,477 @@
+//! `kubectl mtls-egress` command flows against the in-process fake API server: what is read
+//! before planning, what is refused before the first write, idempotent re-runs, server dry runs
+//! that store nothing, the Kyma Istio CR patched in one field only, and disable removing exactly
+//! what enable made.
+
+use clap::Parser;
+use kubectl_mtls_egress::{disable, enable, expose, status as host_status};
+use serde_json::{Value, json};
+use shared::error::Error;
+use shared::names::DnsName;
+use test_support::fake_api::{Inject, Shared, State, fake_server, seen, status, summaries};
+
+#[derive(Parser)]
+struct EnableCli {
+    #[command(flatten)]
+    args: enable::EnableArgs,
+}
+
+#[derive(Parser)]
+struct ExposeCli {
+    #[command(flatten)]
+    args: expose::ExposeArgs,
+}
+
+#[derive(Parser)]
+struct DisableCli {
+    #[command(flatten)]
+    args: disable::DisableArgs,
+}
+
+fn enable_args(extra: &[&str]) -> enable::EnableArgs {
+    let mut argv = vec!["enable", "--host", "httpbin.example.com", "--timeout", "5s"];
+    argv.extend(extra);
+    EnableCli::parse_from(argv).args
+}
+
+const NS: &str = "mtls-demo";
+
+fn serve_istio(state: &mut State) {
+    for (plural, kind) in [
+        ("serviceentries", "ServiceEntry"),
+        ("gateways", "Gateway"),
+        ("destinationrules", "DestinationRule"),
+        ("virtualservices", "VirtualService"),
+    ] {
+        state.serve("networking.istio.io/v1", plural, kind);
+    }
+    state.serve("telemetry.istio.io/v1", "telemetries", "Telemetry");
+    state.serve(
+        "security.istio.io/v1",
+        "authorizationpolicies",
+        "AuthorizationPolicy",
+    );
+    state.serve("apps/v1", "deployments", "Deployment");
+    for ns in [NS, "istio-system", "kyma-system"] {
+        state.namespaces.insert(ns.into());
+        state.put(
+            "namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"istio-injection": "enabled"}}}),
+        );
+    }
+}
+
+fn egress_deployment(state: &mut State) {
+    state.put(
+        "deployments",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "istio-egressgateway", "namespace": "istio-system"},
+               "status": {"conditions": [{"type": "Available", "status": "True"}]}}),
+    );
+}
+
+fn istio_cr(state: &mut State, name: &str) {
+    state.put(
+        "istios",
+        json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio",
+               "metadata": {"name": name, "namespace": "kyma-system"},
+               "spec": {"config": {"numTrustedProxies": 1}},
+               "status": {"state": "Ready"}}),
+    );
+}
+
+/// A Kyma cluster: Istio CR Ready, egress gateway Available.
+fn kyma(state: &mut State) {
+    serve_istio(state);
+    state.serve("operator.kyma-project.io/v1alpha2", "istios", "Istio");
+    istio_cr(state, "default");
+    egress_deployment(state);
+}
+
+async fn run_enable(client: &kube::Client, args: &enable::EnableArgs) -> Result<String, Error> {
+    let mut out = Vec::new();
+    enable::execute(client, args.request(NS).unwrap(), args, &mut out).await?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+fn object(state: &Shared, path: &str) -> Option<Value> {
+    state.lock().unwrap().objects.get(path).cloned()
+}
+
+fn ours(state: &Shared) -> Vec<String> {
+    state
+        .lock()
+        .unwrap()
+        .objects
+        .iter()
+        .filter(|(_, o)| o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubectl-mtls")
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+fn writes(state: &Shared) -> Vec<String> {
+    seen(state)
+        .iter()
+        .filter(|s| matches!(s.method.as_str(), "PATCH" | "DELETE") && !s.dry_run())
+        .map(|s| s.summary())
+        .collect()
+}
+
+const ISTIO_CR: &str =
+    "/apis/operator.kyma-project.io/v1alpha2/namespaces/kyma-system/istios/default";
+
+#[tokio::test]
+async fn enable_on_kyma_patches_one_field_creates_the_routing_and_is_idempotent() {
+    let (client, state) = fake_server(kyma);
+    let args = enable_args(&[]);
+    let out = run_enable(&client, &args).await.unwrap();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "istio.operator.kyma-project.io/default configured",
+            "serviceentry.networking.istio.io/mtls-httpbin-example-com created",
+            "gateway.networking.istio.io/mtls-egress-httpbin-example-com created",
+            "destinationrule.networking.istio.io/mtls-egress-httpbin-example-com created",
+            "virtualservice.networking.istio.io/mtls-httpbin-example-com created",
+            "destinationrule.networking.istio.io/mtls-originate-httpbin-example-com created",
+            "telemetry.telemetry.istio.io/mtls-egressgateway-access-log created",
+        ]
+    );
+    // The Istio CR keeps everything else it had.
+    let cr = object(&state, ISTIO_CR).unwrap();
+    assert_eq!(cr["spec"]["components"]["egressGateway"]["enabled"], true);
+    assert_eq!(cr["spec"]["config"]["numTrustedProxies"], 1);
+    // Preflight (dry run) of every object before the first real write.
+    let sums = summaries(&state);
+    let first_write = sums
+        .iter()
+        .position(|s| s.starts_with("PATCH") && !s.ends_with("(dry run)"))
+        .unwrap();
+    let last_dry = sums.iter().rposition(|s| s.ends_with("(dry run)")).unwrap();
+    assert!(last_dry < first_write, "{sums:#?}");
+    // Discovery was asked once, for Kyma's Istio kind only.
+    assert_eq!(
+        sums.iter()
+            .filter(
+                |s| s.starts_with("GET /apis/operator.kyma-project.io/v1alpha2")
+                    && !s.contains("istios")
+            )
+            .count(),
+        1
+    );
+
+    let again = run_enable(&client, &args).await.unwrap();
+    assert!(again.lines().all(|l| l.ends_with(" unchanged")), "{again}");
+    assert_eq!(again.lines().count(), 7);
+}
+
+#[tokio::test]
+async fn enable_refuses_without_exactly_one_istio_cr_and_writes_nothing() {
+    let (client, state) = fake_server(|s| {
+        kyma(s);
+        istio_cr(s, "second");
+    });
+    let err = run_enable(&client, &enable_args(&[])).await.unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(err.to_string().contains("2 Istio CRs"), "{err}");
+    assert!(writes(&state).is_empty());
+
+    let (client, state) = fake_server(|s| {
+        serve_istio(s);
+        s.serve("operator.kyma-project.io/v1alpha2", "istios", "Istio");
+    });
+    let err = run_enable(&client, &enable_args(&[])).await.unwrap_err();
+    assert!(err.to_string().contains("no Istio CR"), "{err}");
+    assert!(writes(&state).is_empty());
+}
+
+#[tokio::test]
+async fn plain_istio_needs_an_existing_egress_gateway_and_gets_no_istio_cr() {
+    let (client, state) = fake_server(serve_istio);
+    let err = run_enable(&client, &enable_args(&[])).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no egress gateway")
+            && err.to_string().contains("istioctl install"),
+        "{err}"
+    );
+    assert!(writes(&state).is_empty());
+
+    let (client, state) = fake_server(|s| {
+        serve_istio(s);
+        egress_deployment(s);
+    });
+    let out = run_enable(
+        &client,
+        &enable_args(&["--no-access-log", "--restrict-to-namespace"]),
+    )
+    .await
+    .unwrap();
+    assert!(!out.contains("istio.operator"), "{out}");
+    assert!(!out.contains("telemetry"), "{out}");
+    assert!(
+        out.contains(
+            "authorizationpolicy.security.istio.io/mtls-restrict-httpbin-example-com created"
+        ),
+        "{out}"
+    );
+    assert_eq!(ours(&state).len(), 6);
+}
+
+#[tokio::test]
+async fn a_foreign_destination_rule_for_the_host_stops_enable_unless_forced() {
+    let foreign = |s: &mut State| {
+        kyma(s);
+        s.put(
+            "destinationrules",
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                   "metadata": {"name": "legacy", "namespace": NS},
+                   "spec": {"host": "httpbin.example.com", "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}}),
+        );
+    };
+    let (client, state) = fake_server(foreign);
+    let err = run_enable(&client, &enable_args(&[])).await.unwrap_err();
+    assert!(
+        err.to_string().contains("mtls-demo/legacy") && err.to_string().contains("--force"),
+        "{err}"
+    );
+    assert!(writes(&state).is_empty());
+    let (client, state) = fake_server(foreign);
+    run_enable(&client, &enable_args(&["--force"]))
+        .await
+        .unwrap();
+    assert_eq!(ours(&state).len(), 6);
+}
+
+#[tokio::test]
+async fn server_dry_run_stores_nothing_and_says_so() {
+    let (client, state) = fake_server(kyma);
+    let before = state.lock().unwrap().objects.clone();
+    let out = run_enable(&client, &enable_args(&["--dry-run=server"]))
+        .await
+        .unwrap();
+    assert!(
+        out.lines().all(|l| l.ends_with("(server dry run)")),
+        "{out}"
+    );
+    assert_eq!(state.lock().unwrap().objects, before);
+    assert!(writes(&state).is_empty());
+}
+
+#[tokio::test]
+async fn a_conflict_on_one_object_applies_nothing_and_names_the_remedy() {
+    let (client, state) = fake_server(|s| {
+        kyma(s);
+        s.inject.insert(
+            "PATCH /apis/networking.istio.io/v1/namespaces/mtls-demo/virtualservices/mtls-httpbin-example-com (dry run)".into(),
+            Inject::Status(status(
+                409,
+                "Conflict",
+                "Apply failed with 1 conflict: conflict with \"argocd-controller\": .spec.http",
+                None,
+            )),
+        );
+    });
+    let err = run_enable(&client, &enable_args(&[])).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("argocd-controller") && text.contains("--force-conflicts"),
+        "{text}"
+    );
+    assert!(writes(&state).is_empty(), "{:?}", writes(&state));
+}
+
+#[tokio::test]
+async fn status_lists_the_host_and_disable_removes_exactly_what_enable_made() {
+    let (client, state) = fake_server(|s| {
+        kyma(s);
+        // Someone else's object with a similar name must survive.
+        s.put(
+            "serviceentries",
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+                   "metadata": {"name": "mtls-httpbin-example-com-manual", "namespace": NS},
+                   "spec": {"hosts": ["httpbin.example.com"], "ports": []}}),
+        );
+    });
+    run_enable(&client, &enable_args(&[])).await.unwrap();
+    run_enable(&client, &{
+        let mut argv = vec!["enable", "--host", "api.partner.example", "--no-wait"];
+        argv.push("--no-access-log");
+        EnableCli::parse_from(argv).args
+    })
+    .await
+    .unwrap();
+    let rows = host_status::collect(&client, Some(NS)).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    let row = rows
+        .iter()
+        .find(|r| r.host == "httpbin.example.com")
+        .unwrap();
+    assert_eq!(
+        (row.side.as_str(), row.hop.as_deref()),
+        ("client", Some("istio-mutual"))
+    );
+    assert_eq!(row.objects.len(), 5, "{:?}", row.objects);
+    assert_eq!(row.credential.as_deref(), Some("client-credential"));
+    assert_eq!(
+        row.problems,
+        ["secret istio-system/client-credential missing"]
+    );
+
+    let host = DnsName::parse("httpbin.example.com").unwrap();
+    // A server dry run of disable lists what would go and deletes nothing.
+    let before = ours(&state);
+    let args = DisableCli::parse_from([
+        "disable",
+        "--host",
+        "httpbin.example.com",
+        "--dry-run=server",
+    ])
+    .args;
+    let mut out = Vec::new();
+    disable::execute(&client, NS, &host, &args, &mut out)
+        .await
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.ends_with("deleted (server dry run)"))
+            .count(),
+        5,
+        "{out}"
+    );
+    assert_eq!(ours(&state), before);
+    let args = DisableCli::parse_from(["disable", "--host", "httpbin.example.com"]).args;
+    let mut out = Vec::new();
+    disable::execute(&client, NS, &host, &args, &mut out)
+        .await
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(out.lines().count(), 5, "{out}");
+    // The other host keeps its objects and the shared Telemetry stays while it exists.
+    let left = ours(&state);
+    assert!(
+        left.iter()
+            .all(|p| !p.contains("httpbin-example-com") || p.ends_with("-manual")),
+        "{left:#?}"
+    );
+    assert!(
+        left.iter()
+            .any(|p| p.ends_with("telemetries/mtls-egressgateway-access-log"))
+    );
+    assert!(object(&state, "/apis/networking.istio.io/v1/namespaces/mtls-demo/serviceentries/mtls-httpbin-example-com-manual").is_some());
+    assert_eq!(
+        object(&state, ISTIO_CR).unwrap()["spec"]["components"]["egressGateway"]["enabled"],
+        true
+    );
+
+    // The last host takes the Telemetry with it; --egress-gateway switches Kyma's gateway off.
+    let last = DnsName::parse("api.partner.example").unwrap();
+    let args = DisableCli::parse_from([
+        "disable",
+        "--host",
+        "api.partner.example",
+        "--egress-gateway",
+    ])
+    .args;
+    let mut out = Vec::new();
+    disable::execute(&client, NS, &last, &args, &mut out)
+        .await
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("telemetry.telemetry.istio.io/mtls-egressgateway-access-log deleted"),
+        "{out}"
+    );
+    assert!(
+        out.contains("istio.operator.kyma-project.io/default configured"),
+        "{out}"
+    );
+    assert!(ours(&state).is_empty(), "{:#?}", ours(&state));
+    assert_eq!(
+        object(&state, ISTIO_CR).unwrap()["spec"]["components"]["egressGateway"]["enabled"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn expose_picks_apirule_when_served_and_refuses_it_when_not() {
+    let expose_args = |extra: &[&str]| {
+        let mut argv = vec![
+            "expose",
+            "--host",
+            "httpbin.example.com",
+            "--service",
+            "httpbin:8000",
+        ];
+        argv.extend(extra);
+        ExposeCli::parse_from(argv).args
+    };
+    let (client, state) = fake_server(|s| {
+        serve_istio(s);
+        s.serve("gateway.kyma-project.io/v2", "apirules", "APIRule");
+    });
+    let args = expose_args(&[]);
+    let mut out = Vec::new();
+    expose::execute(
+        &client,
+        args.request(NS).unwrap(),
+        args.route,
+        &args.apply,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("apirule.gateway.kyma-project.io/mtls-httpbin-example-com created"),
+        "{out}"
+    );
+    assert_eq!(ours(&state).len(), 2);
+
+    let (client, state) = fake_server(serve_istio);
+    let args = expose_args(&["--route", "apirule"]);
+    let err = expose::execute(
+        &client,
+        args.request(NS).unwrap(),
+        args.route,
+        &args.apply,
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("--route virtualservice"), "{err}");
+    assert!(writes(&state).is_empty());
+    let args = expose_args(&[]);
+    let mut out = Vec::new();
+    expose::execute(
+        &client,
+        args.request(NS).unwrap(),
+        args.route,
+        &args.apply,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("virtualservice.networking.istio.io/mtls-httpbin-example-com created")
+    );
+
+    let (client, state) = fake_server(serve_istio);
+    let args = expose_args(&[]);
+    let err = expose::execute(
+        &client,
+        args.request("nowhere").unwrap(),
+        args.route,
+        &args.apply,
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("namespace nowhere does not exist"),
+        "{err}"
+    );
+    assert!(writes(&state).is_empty());
+}

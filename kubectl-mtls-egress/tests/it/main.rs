@@ -1,0 +1,11 @@
+//! Integration tests of `kubectl mtls-egress`: the command line, command flows against the fake API server,
+//! `connect`/`disconnect` across two clusters, `doctor` reading what `enable` wrote, and the live API
+//! server (e2e).
+//!
+//! One test binary for the crate (one link instead of one per file); each module is one area.
+
+mod cli;
+mod doctor_live;
+mod e2e;
+mod egress_commands;
+mod egress_connect;

@@ -1,0 +1,220 @@
+//! `kubectl mtls-lockdown apply`: detect DNS and the egress gateway, build the plan (the
+//! NetworkPolicy, optionally the REGISTRY_ONLY Sidecar and Kyma pod labels), print or apply it.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::ListParams;
+
+use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
+use shared::cluster::list;
+use shared::error::Error;
+use shared::manifest::lockdown::{
+    DEFAULT_EGRESS_GATEWAY_PORTS, KYMA_EGRESS_POD_LABEL, LockdownInputs, kyma_egress_pod_label,
+    network_policy, registry_only_sidecar,
+};
+use shared::plan::Plan;
+
+use super::detect;
+
+/// Lock a namespace down: egress only to DNS, istiod and the egress gateway
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The NetworkPolicy mtls-lockdown (all pods, Egress) allows only: DNS on UDP and TCP 53 to the
+kube-dns ClusterIP, to node-local DNS (169.254.20.10) when it runs, and to the CoreDNS pods on 53
+and 8053; istiod (istio=pilot) on TCP 15012; the egress gateway pods (istio=egressgateway) on the
+target ports of the istio-egressgateway Service (8080 and 8443 when there is none).
+With --dry-run=client and --dns-ip nothing is read from the cluster.
+
+Examples:
+  kubectl mtls-lockdown apply -n mtls-demo --dry-run=client -o yaml
+  kubectl mtls-lockdown apply -n mtls-demo --registry-only
+  kubectl mtls-lockdown apply -n mtls-demo --dns-ip 100.104.0.10 --dry-run=client > lockdown.yaml"
+)]
+pub struct ApplyCmdArgs {
+    /// Allow all of istio-system on every port, as the tutorial does
+    #[arg(long)]
+    pub namespace_wide: bool,
+    /// Also allow traffic to every pod of the namespace
+    #[arg(long)]
+    pub allow_same_namespace: bool,
+    /// Also create a Sidecar with outboundTrafficPolicy REGISTRY_ONLY for the namespace
+    #[arg(long)]
+    pub registry_only: bool,
+    /// Add Kyma's networking.kyma-project.io/to-egressgateway=allowed to the pod templates of the namespace's Deployments (rolls them)
+    #[arg(long)]
+    pub label_pods: bool,
+    /// The kube-dns ClusterIP, when it cannot be detected
+    #[arg(long, value_name = "IP")]
+    pub dns_ip: Option<IpAddr>,
+    /// Allow node-local DNS (169.254.20.10) even when its DaemonSet is not found
+    #[arg(long)]
+    pub node_local_dns: bool,
+    /// Egress gateway pod port (repeatable; default: from its Service, else 8080 and 8443)
+    #[arg(long = "egress-gateway-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub egress_gateway_ports: Vec<u16>,
+    /// --dry-run, -o and --force-conflicts.
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+}
+
+/// The plan of `apply`: the policy, then the Sidecar, then the Deployment labels.
+pub fn plan(
+    inputs: &LockdownInputs,
+    registry_only: bool,
+    label_deployments: &[String],
+) -> Result<Plan, Error> {
+    let mut plan = Plan::new();
+    plan.push(&network_policy(inputs)?)?;
+    if registry_only {
+        plan.push(&registry_only_sidecar(&inputs.namespace)?)?;
+    }
+    for name in label_deployments {
+        plan.push(&kyma_egress_pod_label(&inputs.namespace, name))?;
+    }
+    Ok(plan)
+}
+
+/// The policy inputs the flags give for `namespace`, before anything is detected on the cluster.
+pub fn inputs(args: &ApplyCmdArgs, namespace: &str, dns_service_ip: IpAddr) -> LockdownInputs {
+    LockdownInputs {
+        namespace: namespace.to_string(),
+        dns_service_ip,
+        node_local_dns: args.node_local_dns,
+        extra_dns_pod_ports: Vec::new(),
+        egress_gateway_ports: if args.egress_gateway_ports.is_empty() {
+            DEFAULT_EGRESS_GATEWAY_PORTS
+                .iter()
+                .map(|p| IntOrString::Int(i32::from(*p)))
+                .collect()
+        } else {
+            args.egress_gateway_ports
+                .iter()
+                .map(|p| IntOrString::Int(i32::from(*p)))
+                .collect()
+        },
+        namespace_wide: args.namespace_wide,
+        allow_same_namespace: args.allow_same_namespace,
+    }
+}
+
+fn note(text: &str) {
+    let _ = writeln!(std::io::stderr(), "note: {text}");
+}
+
+/// Runs `apply`.
+pub async fn run(
+    args: &ApplyCmdArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    if let Some(ns) = &global.kube.namespace {
+        shared::cluster::validate_namespace(ns)?;
+    }
+    // Fully offline: a client dry run with everything given by flags.
+    if let (DryRun::Client, false, Some(ip)) = (args.apply.dry_run, args.label_pods, args.dns_ip) {
+        let namespace = match &global.kube.namespace {
+            Some(ns) => ns.clone(),
+            None => global
+                .kube
+                .config()
+                .await
+                .map(|c| c.default_namespace)
+                .unwrap_or_else(|_| "default".into()),
+        };
+        let plan = plan(&inputs(args, &namespace, ip), args.registry_only, &[])?;
+        return print_plan(&plan, args.apply.output, out);
+    }
+    let (client, namespace) = global.kube.connect().await?;
+    let notes = apply_with(&client, &namespace, args, out).await?;
+    for n in notes {
+        note(&n);
+    }
+    Ok(())
+}
+
+/// `apply` against `client` in `namespace`: reads what it needs, refuses before the first write
+/// (unknown namespace, kube-dns not found without `--dns-ip`), then prints or applies the plan.
+/// Returns the notes for stderr (defaults used, Kyma's pod label).
+pub async fn apply_with(
+    client: &kube::Client,
+    namespace: &str,
+    args: &ApplyCmdArgs,
+    out: &mut dyn Write,
+) -> Result<Vec<String>, Error> {
+    let detected = detect_inputs(client, namespace, args).await?;
+    let plan = plan(&detected.inputs, args.registry_only, &detected.deployments)?;
+    if args.apply.dry_run == DryRun::Client {
+        print_plan(&plan, args.apply.output, out)?;
+    } else {
+        apply_and_print(client, &plan, &args.apply, out).await?;
+    }
+    Ok(detected.notes)
+}
+
+/// What [`detect_inputs`] read from the cluster.
+#[derive(Debug, Clone)]
+pub struct Detected {
+    /// The policy inputs (flags, completed by what the cluster has).
+    pub inputs: LockdownInputs,
+    /// The Deployments to give Kyma's egress pod label (`--label-pods`).
+    pub deployments: Vec<String>,
+    /// Notes for stderr (defaults used, Kyma's pod label).
+    pub notes: Vec<String>,
+}
+
+/// Reads what the plan of `apply` depends on, and refuses before anything is written: unknown
+/// namespace, kube-dns not found without `--dns-ip`. Reads only.
+pub async fn detect_inputs(
+    client: &kube::Client,
+    namespace: &str,
+    args: &ApplyCmdArgs,
+) -> Result<Detected, Error> {
+    let mut notes = Vec::new();
+    detect::require_namespace(client, namespace).await?;
+    let (dns_ip, dns_ports) = match (args.dns_ip, detect::kube_dns(client).await?) {
+        (Some(ip), detected) => (ip, detected.map(|(_, p)| p).unwrap_or_default()),
+        (None, Some(found)) => found,
+        (None, None) => {
+            return Err(Error::Usage(
+                "kube-system/kube-dns Service with a ClusterIP not found, so the DNS address cannot be detected; pass it with --dns-ip IP (the ClusterIP in the pods' /etc/resolv.conf)".into(),
+            ));
+        }
+    };
+    let mut inputs = inputs(args, namespace, dns_ip);
+    inputs.extra_dns_pod_ports = dns_ports;
+    if !inputs.node_local_dns && detect::node_local_dns(client).await? {
+        inputs.node_local_dns = true;
+    }
+    if args.egress_gateway_ports.is_empty() {
+        match detect::egress_gateway_ports(client).await? {
+            Some(ports) if !ports.is_empty() => inputs.egress_gateway_ports = ports,
+            _ => notes.push(
+                "Service istio-system/istio-egressgateway not found: allowing the egress gateway's default pod ports 8080 and 8443 (enable it with `kubectl mtls-egress enable`)".to_string(),
+            ),
+        }
+    }
+    let (label_key, label_value) = KYMA_EGRESS_POD_LABEL;
+    let mut deployments = Vec::new();
+    if args.label_pods {
+        for d in list::<Deployment>(client, Some(namespace), &ListParams::default()).await? {
+            if let Some(name) = d.metadata.name {
+                deployments.push(name);
+            }
+        }
+        if deployments.is_empty() {
+            notes.push(format!("no Deployments in namespace {namespace} to label"));
+        }
+    } else if detect::kyma_network_policies(client).await? == Some(true) {
+        notes.push(format!(
+            "Kyma's Istio CR has networkPoliciesEnabled: the egress gateway accepts only pods labelled {label_key}={label_value}; add --label-pods to label the pod templates of the Deployments in {namespace}"
+        ));
+    }
+    Ok(Detected {
+        inputs,
+        deployments,
+        notes,
+    })
+}

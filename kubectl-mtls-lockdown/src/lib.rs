@@ -1,0 +1,82 @@
+//! `kubectl mtls-lockdown`: stage 5 — the namespace may leave only through the egress gateway
+//! (plus DNS and istiod) — and `explain` for any namespace's NetworkPolicies.
+//!
+//! - [`apply`]: detect DNS, node-local DNS, the egress gateway's ports and Kyma's
+//!   `networkPoliciesEnabled` ([`detect`]), then apply the plan of [`shared::manifest::lockdown`].
+//! - [`remove`]: delete exactly what `apply` created (by label).
+//! - [`explain`]: load pods, namespaces, Services and policies ([`shared::netpol::load`]: files or
+//!   cluster), evaluate them with [`shared::netpol`], and render ([`report`]).
+
+pub mod apply;
+pub mod detect;
+pub mod explain;
+pub mod remove;
+pub mod report;
+
+use std::io::Write;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use shared::cli::{GlobalArgs, Plugin, Shell, write_completion};
+use shared::error::Error;
+
+/// The executable's file name; kubectl runs it for `kubectl mtls-lockdown`.
+pub const BIN_NAME: &str = "kubectl-mtls_lockdown";
+
+/// `kubectl mtls-lockdown` — a namespace may leave only through the egress gateway.
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl-mtls_lockdown",
+    bin_name = "kubectl mtls-lockdown",
+    version,
+    about = "Let a namespace leave the cluster only through the Istio egress gateway (plus DNS and istiod), and explain which NetworkPolicy rule allows or denies a pod's traffic",
+    after_help = "Examples:
+  # Preview, then apply the lockdown policy (DNS on UDP and TCP, istiod, the egress gateway)
+  kubectl mtls-lockdown apply -n mtls-demo --dry-run=client
+  kubectl mtls-lockdown apply -n mtls-demo --registry-only
+
+  # Which rule decides? Pods × DNS, istiod, egress gateway, outside
+  kubectl mtls-lockdown explain -n mtls-demo
+  kubectl mtls-lockdown explain -n mtls-demo --pod curl --to kube-dns.kube-system:53 --protocol TCP
+  kubectl mtls-lockdown explain -n mtls-demo -f dump.yaml     # offline, no cluster
+
+  # Undo
+  kubectl mtls-lockdown remove -n mtls-demo"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Apply(apply::ApplyCmdArgs),
+    Remove(remove::RemoveArgs),
+    Explain(explain::ExplainArgs),
+    /// Print a shell completion script (bash, zsh or fish)
+    #[command(
+        after_help = "Example:\n  kubectl mtls-lockdown completion bash > /etc/bash_completion.d/kubectl-mtls_lockdown"
+    )]
+    Completion {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+impl Plugin for Cli {
+    fn global(&self) -> &GlobalArgs {
+        &self.global
+    }
+
+    async fn run(self, out: &mut dyn Write) -> Result<(), Error> {
+        match self.command {
+            Command::Apply(args) => apply::run(&args, &self.global, out).await,
+            Command::Remove(args) => remove::run(&args, &self.global, out).await,
+            Command::Explain(args) => explain::run(&args, &self.global, out).await,
+            Command::Completion { shell } => write_completion(shell, Cli::command(), BIN_NAME, out),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Mesh-level rules: exactly one Kyma Istio CR, Ready, with the egress gateway enabled when
+//! origination is configured; the egress gateway Deployment Available; at most one mesh-wide
+//! Telemetry (notes §1.1 notes 8–9).
+
+use kube::ResourceExt;
+
+use super::{Finding, Severity, Snapshot};
+use shared::cluster::detect::{EGRESS_DEPLOYMENT, deployment_available};
+use shared::manifest::ISTIO_NAMESPACE;
+
+/// Whether some DestinationRule originates MUTUAL TLS with a credential (the client side).
+fn originates(s: &Snapshot) -> bool {
+    s.destination_rules.iter().any(|dr| {
+        dr.spec.traffic_policy.as_ref().is_some_and(|p| {
+            p.tls
+                .iter()
+                .chain(p.port_level_settings.iter().filter_map(|l| l.tls.as_ref()))
+                .any(|t| t.mode == "MUTUAL" && t.credential_name.is_some())
+        })
+    })
+}
+
+/// Runs the mesh rules.
+pub fn check(s: &Snapshot) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if s.istios.len() > 1 {
+        let names: Vec<String> = s
+            .istios
+            .iter()
+            .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
+            .collect();
+        findings.push(Finding::new(
+            "istio-cr-count",
+            Severity::Error,
+            format!("istio {}", names.join(", ")),
+            format!(
+                "{} Istio CRs: Kyma reconciles only the oldest, the others go to Warning",
+                names.len()
+            ),
+            "delete the extra Istio CRs",
+        ));
+    }
+    for cr in &s.istios {
+        let object = format!(
+            "istio {}/{}",
+            cr.namespace().unwrap_or_default(),
+            cr.name_any()
+        );
+        let state = cr.status.as_ref().and_then(|st| st.state.clone());
+        if let Some(state) = state.filter(|st| st != "Ready") {
+            let why = cr
+                .status
+                .as_ref()
+                .and_then(|st| st.description.clone())
+                .unwrap_or_default();
+            findings.push(Finding::new(
+                "istio-cr-not-ready",
+                Severity::Warning,
+                &object,
+                format!("state {state}{}", if why.is_empty() { String::new() } else { format!(": {why}") }),
+                "see `kubectl get istio -A -o yaml` (status.conditions) and the istio operator's logs",
+            ));
+        }
+        let enabled = cr
+            .spec
+            .components
+            .as_ref()
+            .and_then(|c| c.egress_gateway.as_ref())
+            .and_then(|e| e.enabled)
+            == Some(true);
+        if !enabled && originates(s) {
+            findings.push(Finding::new(
+                "egress-gateway-disabled",
+                Severity::Error,
+                &object,
+                "spec.components.egressGateway.enabled is not true, but a DestinationRule originates mutual TLS at the egress gateway",
+                "kubectl mtls-egress enable --host HOST (sets only that field)",
+            ));
+        }
+    }
+    for d in &s.deployments {
+        if d.namespace().as_deref() == Some(ISTIO_NAMESPACE)
+            && d.name_any() == EGRESS_DEPLOYMENT
+            && !deployment_available(d)
+        {
+            findings.push(Finding::new(
+                "egress-gateway-unavailable",
+                Severity::Error,
+                format!("deployment {ISTIO_NAMESPACE}/{EGRESS_DEPLOYMENT}"),
+                "not Available: no egress gateway pod is ready to originate mTLS",
+                format!("kubectl -n {ISTIO_NAMESPACE} describe deployment {EGRESS_DEPLOYMENT}"),
+            ));
+        }
+    }
+    let mesh_wide: Vec<String> = s
+        .telemetries
+        .iter()
+        .filter(|t| t.namespace().as_deref() == Some(ISTIO_NAMESPACE) && t.spec.selector.is_none())
+        .map(|t| t.name_any())
+        .collect();
+    if mesh_wide.len() > 1 {
+        findings.push(Finding::new(
+            "telemetry-mesh-wide-duplicate",
+            Severity::Error,
+            format!("telemetry {ISTIO_NAMESPACE}/{}", mesh_wide.join(", ")),
+            format!("{} mesh-wide Telemetries (no selector) in {ISTIO_NAMESPACE}: Istio honours only one (IST0160)", mesh_wide.len()),
+            "merge them into one; scope access logs to the egress gateway with a selector (kubectl mtls-egress enable does)",
+        ));
+    }
+    findings
+}

@@ -1,0 +1,283 @@
+//! Per-host routing rules on the client side: ServiceEntry and VirtualService visible to the egress
+//! gateway, an egress Gateway for the host, the subset the mesh route names, the hop's TLS mode
+//! agreeing on both ends, and one origination DestinationRule with `sni` and `subjectAltNames`
+//! that nothing shadows (notes §1.5, §1.6).
+
+use kube::ResourceExt;
+
+use super::{Finding, Severity, Snapshot};
+use shared::manifest::ISTIO_NAMESPACE;
+use shared::manifest::egress::EGRESS_GATEWAY_HOST;
+use shared::names::DnsName;
+use shared::resources::destination_rule::ClientTls;
+use shared::resources::{DestinationRule, Gateway};
+
+/// `ns/host` → `host`.
+fn bare(host: &str) -> &str {
+    host.rsplit_once('/').map_or(host, |(_, h)| h)
+}
+
+fn covers(pattern: &str, host: &DnsName) -> bool {
+    let pattern = bare(pattern);
+    pattern == "*" || DnsName::parse(pattern).is_ok_and(|p| p.covers(host.as_str()))
+}
+
+/// Whether `export_to` lets a proxy in istio-system see an object from `namespace`.
+fn visible_to_istio_system(export_to: &[String], namespace: &str) -> bool {
+    export_to.is_empty()
+        || export_to.iter().any(|e| e == "*" || e == ISTIO_NAMESPACE)
+        || (namespace == ISTIO_NAMESPACE && export_to.iter().any(|e| e == "."))
+}
+
+fn is_egress_gateway(gw: &Gateway) -> bool {
+    gw.spec
+        .selector
+        .get("istio")
+        .is_some_and(|v| v == "egressgateway")
+}
+
+fn mutual(dr: &DestinationRule) -> Option<&ClientTls> {
+    let policy = dr.spec.traffic_policy.as_ref()?;
+    policy
+        .tls
+        .iter()
+        .chain(
+            policy
+                .port_level_settings
+                .iter()
+                .filter_map(|p| p.tls.as_ref()),
+        )
+        .find(|t| t.mode == "MUTUAL")
+}
+
+/// The hosts the snapshot configures for egress mTLS: origination rules in istio-system and
+/// hosts of egress Gateways.
+pub fn hosts(s: &Snapshot) -> Vec<DnsName> {
+    let mut hosts: Vec<DnsName> = s
+        .destination_rules
+        .iter()
+        .filter(|dr| dr.namespace().as_deref() == Some(ISTIO_NAMESPACE) && mutual(dr).is_some())
+        .filter_map(|dr| DnsName::parse_exact(&dr.spec.host).ok())
+        .chain(
+            s.gateways
+                .iter()
+                .filter(|g| is_egress_gateway(g))
+                .flat_map(|g| g.spec.servers.iter().flat_map(|srv| srv.hosts.iter()))
+                .filter_map(|h| DnsName::parse_exact(bare(h)).ok()),
+        )
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+fn id(kind: &str, namespace: Option<String>, name: String) -> String {
+    format!("{kind} {}/{name}", namespace.unwrap_or_default())
+}
+
+/// Runs the routing rules for `host`.
+pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let h = host.as_str();
+
+    let entries: Vec<_> = s
+        .service_entries
+        .iter()
+        .filter(|se| se.spec.hosts.iter().any(|x| covers(x, host)))
+        .collect();
+    if entries.is_empty() {
+        findings.push(Finding::new(
+            "serviceentry-missing",
+            Severity::Error,
+            format!("host {h}"),
+            "no ServiceEntry: the mesh does not know the host, and the egress gateway has no cluster outbound|443||HOST",
+            format!("kubectl mtls-egress enable --host {h} -n NAMESPACE"),
+        ));
+    }
+    for se in &entries {
+        let ns = se.namespace().unwrap_or_default();
+        if !visible_to_istio_system(&se.spec.export_to, &ns) {
+            findings.push(Finding::new(
+                "serviceentry-export",
+                Severity::Error,
+                id("serviceentry", se.namespace(), se.name_any()),
+                format!(
+                    "exportTo {:?} hides it from the egress gateway in {ISTIO_NAMESPACE}",
+                    se.spec.export_to
+                ),
+                format!("set exportTo: [\".\", \"{ISTIO_NAMESPACE}\"]"),
+            ));
+        }
+    }
+
+    let egress_servers: Vec<_> = s
+        .gateways
+        .iter()
+        .filter(|g| is_egress_gateway(g))
+        .flat_map(|g| g.spec.servers.iter().map(move |srv| (g, srv)))
+        .filter(|(_, srv)| srv.hosts.iter().any(|x| covers(x, host)))
+        .collect();
+    if egress_servers.is_empty() {
+        findings.push(Finding::new(
+            "egress-gateway-route-missing",
+            Severity::Error,
+            format!("host {h}"),
+            "no Gateway with selector istio: egressgateway lists the host: the egress gateway has no listener for it",
+            format!("kubectl mtls-egress enable --host {h} -n NAMESPACE"),
+        ));
+    }
+
+    let services: Vec<_> = s
+        .virtual_services
+        .iter()
+        .filter(|vs| vs.spec.hosts.iter().any(|x| covers(x, host)))
+        .collect();
+    if services.is_empty() {
+        findings.push(Finding::new(
+            "virtualservice-missing",
+            Severity::Error,
+            format!("host {h}"),
+            "no VirtualService for the host: sidecars send it straight out, not through the egress gateway",
+            format!("kubectl mtls-egress enable --host {h} -n NAMESPACE"),
+        ));
+    }
+    for vs in &services {
+        let ns = vs.namespace().unwrap_or_default();
+        let object = id("virtualservice", vs.namespace(), vs.name_any());
+        if !visible_to_istio_system(&vs.spec.export_to, &ns) {
+            findings.push(Finding::new(
+                "virtualservice-export",
+                Severity::Error,
+                &object,
+                format!("exportTo {:?} hides it from the egress gateway: requests get 404 NR route_not_found there", vs.spec.export_to),
+                format!("set exportTo: [\".\", \"{ISTIO_NAMESPACE}\"]"),
+            ));
+        }
+        for route in &vs.spec.http {
+            let from_mesh = route
+                .matches
+                .iter()
+                .any(|m| m.gateways.iter().any(|g| g == "mesh"));
+            for dest in route.route.iter().map(|r| &r.destination) {
+                if !from_mesh || dest.host != EGRESS_GATEWAY_HOST {
+                    continue;
+                }
+                let Some(subset) = &dest.subset else { continue };
+                let rule = s.destination_rules.iter().find(|dr| {
+                    dr.spec.host == EGRESS_GATEWAY_HOST
+                        && dr.spec.subsets.iter().any(|sub| &sub.name == subset)
+                        && (dr.namespace().as_deref() == Some(ns.as_str())
+                            || dr.namespace().as_deref() == Some(ISTIO_NAMESPACE))
+                });
+                let Some(rule) = rule else {
+                    {
+                        findings.push(Finding::new(
+                            "virtualservice-subset-missing",
+                            Severity::Error,
+                            &object,
+                            format!("routes the mesh to subset {subset:?} of the egress gateway, which no DestinationRule in {ns} defines: 503 NC cluster_not_found"),
+                            format!("add a DestinationRule for {EGRESS_GATEWAY_HOST} with subset {subset} in {ns}"),
+                        ));
+                    }
+                    continue;
+                };
+                // The hop: what the sidecar sends must be what the gateway listens for.
+                let port = dest.port.as_ref().map(|p| p.number);
+                let subset_tls = rule
+                    .spec
+                    .subsets
+                    .iter()
+                    .find(|sub| &sub.name == subset)
+                    .and_then(|sub| sub.traffic_policy.as_ref())
+                    .and_then(|p| {
+                        p.port_level_settings
+                            .iter()
+                            .find(|l| Some(l.port.number) == port)
+                            .and_then(|l| l.tls.clone())
+                            .or_else(|| p.tls.clone())
+                    })
+                    .map(|t| t.mode);
+                let sidecar_mutual = subset_tls.as_deref() == Some("ISTIO_MUTUAL");
+                for (gw, srv) in &egress_servers {
+                    if port.is_some_and(|p| p != srv.port.number) {
+                        continue;
+                    }
+                    let gateway_mutual = srv.tls.as_ref().is_some_and(|t| t.mode == "ISTIO_MUTUAL");
+                    if gateway_mutual != sidecar_mutual {
+                        findings.push(Finding::new(
+                            "hop-tls-mismatch",
+                            Severity::Error,
+                            id("gateway", gw.namespace(), gw.name_any()),
+                            format!(
+                                "the egress Gateway listens on {} with {}, but the subset {subset:?} sends {}",
+                                srv.port.number,
+                                if gateway_mutual { "ISTIO_MUTUAL" } else { "plain text" },
+                                if sidecar_mutual { "ISTIO_MUTUAL" } else { "plain text" }
+                            ),
+                            "make both ISTIO_MUTUAL (kubectl mtls-egress enable --hop istio-mutual) or both plain (--hop plain)",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    let origination: Vec<&DestinationRule> = s
+        .destination_rules
+        .iter()
+        .filter(|dr| {
+            dr.namespace().as_deref() == Some(ISTIO_NAMESPACE)
+                && dr.spec.host == h
+                && mutual(dr).is_some()
+        })
+        .collect();
+    if origination.is_empty() {
+        findings.push(Finding::new(
+            "origination-missing",
+            Severity::Error,
+            format!("host {h}"),
+            format!("no DestinationRule in {ISTIO_NAMESPACE} originates MUTUAL TLS for the host: the egress gateway sends it without the client certificate"),
+            format!("kubectl mtls-egress enable --host {h} -n NAMESPACE"),
+        ));
+    }
+    for dr in &origination {
+        let object = id("destinationrule", dr.namespace(), dr.name_any());
+        if let Some(tls) = mutual(dr)
+            && tls.subject_alt_names.is_empty()
+        {
+            findings.push(Finding::new(
+                "origination-san-missing",
+                Severity::Error,
+                &object,
+                if tls.sni.is_some() {
+                    "sni is set without subjectAltNames: Istio then checks only the CA chain, not the server's name".to_string()
+                } else {
+                    "no subjectAltNames: the server's name is not verified explicitly".to_string()
+                },
+                format!("add subjectAltNames: [{h}] next to sni"),
+            ));
+        }
+        if dr.spec.export_to != ["."] {
+            findings.push(Finding::new(
+                "origination-export",
+                Severity::Warning,
+                &object,
+                format!("exportTo {:?}: a DestinationRule in the root namespace applies to every sidecar of the mesh", dr.spec.export_to),
+                "set exportTo: [\".\"] (only the egress gateway needs it)",
+            ));
+        }
+    }
+    for dr in &s.destination_rules {
+        let is_origination = origination.iter().any(|o| std::ptr::eq(*o, dr));
+        if !is_origination && covers(&dr.spec.host, host) {
+            findings.push(Finding::new(
+                "origination-shadowed",
+                Severity::Error,
+                id("destinationrule", dr.namespace(), dr.name_any()),
+                format!("is for {} too: Istio looks in the client namespace before istio-system, so it can replace the mTLS origination", dr.spec.host),
+                "delete it, or merge what it needs into the origination rule",
+            ));
+        }
+    }
+    findings
+}

@@ -1,0 +1,179 @@
+//! The objects `doctor` reasons about, typed: parsed from documents (YAML files, `List`s) or
+//! gathered from a cluster. It also remembers whether Secrets were supplied at all, so a rule can
+//! tell "absent" from "not looked at" (a GitOps folder usually has no Secrets).
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use shared::netpol::Inventory;
+use shared::resources::{DestinationRule, Gateway, Istio, ServiceEntry, Telemetry, VirtualService};
+
+/// The objects of one or two clusters.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Secrets (credential Secrets live in istio-system).
+    pub secrets: Vec<Secret>,
+    /// Kyma Istio CRs.
+    pub istios: Vec<Istio>,
+    /// Deployments (the egress gateway's).
+    pub deployments: Vec<Deployment>,
+    /// ServiceEntries.
+    pub service_entries: Vec<ServiceEntry>,
+    /// Gateways (ingress and egress).
+    pub gateways: Vec<Gateway>,
+    /// VirtualServices.
+    pub virtual_services: Vec<VirtualService>,
+    /// DestinationRules.
+    pub destination_rules: Vec<DestinationRule>,
+    /// Telemetries.
+    pub telemetries: Vec<Telemetry>,
+    /// Pods, Namespaces, Services and NetworkPolicies, for the lockdown rules.
+    pub inventory: Inventory,
+    /// Whether Secrets were supplied (a file with one, or a cluster read); without them the
+    /// credential rules cannot tell a missing Secret from one that was not looked at.
+    pub secrets_supplied: bool,
+}
+
+fn parse<K: DeserializeOwned>(doc: Value, kind: &str) -> Result<K, String> {
+    serde_json::from_value(doc).map_err(|e| format!("{kind} is not valid: {e}"))
+}
+
+impl Snapshot {
+    /// Adds one document (or a `List`); kinds doctor does not read are skipped.
+    pub fn add_document(&mut self, doc: Value) -> Result<(), String> {
+        if doc.is_null() {
+            return Ok(());
+        }
+        let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+        let group = doc["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .split_once('/')
+            .map_or("", |(g, _)| g)
+            .to_string();
+        if kind.is_empty() {
+            return Err("not a Kubernetes object (no apiVersion and kind)".into());
+        }
+        if kind == "List" || kind.ends_with("List") {
+            for item in doc["items"].as_array().cloned().unwrap_or_default() {
+                self.add_document(item)?;
+            }
+            return Ok(());
+        }
+        if matches!(
+            (group.as_str(), kind.as_str()),
+            ("", "Pod" | "Namespace" | "Service") | ("networking.k8s.io", "NetworkPolicy")
+        ) {
+            return self.inventory.add_document(doc, "default");
+        }
+        match (group.as_str(), kind.as_str()) {
+            ("", "Secret") => {
+                self.secrets.push(parse(decode_string_data(doc), &kind)?);
+                self.secrets_supplied = true;
+            }
+            ("operator.kyma-project.io", "Istio") => self.istios.push(parse(doc, &kind)?),
+            ("apps", "Deployment") => self.deployments.push(parse(doc, &kind)?),
+            ("networking.istio.io", "ServiceEntry") => {
+                self.service_entries.push(parse(doc, &kind)?)
+            }
+            ("networking.istio.io", "Gateway") => self.gateways.push(parse(doc, &kind)?),
+            ("networking.istio.io", "VirtualService") => {
+                self.virtual_services.push(parse(doc, &kind)?)
+            }
+            ("networking.istio.io", "DestinationRule") => {
+                self.destination_rules.push(parse(doc, &kind)?)
+            }
+            ("telemetry.istio.io", "Telemetry") => self.telemetries.push(parse(doc, &kind)?),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Adds every document of a YAML (multi-document) or JSON text.
+    pub fn add_text(&mut self, text: &str, origin: &str) -> Result<(), String> {
+        let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| {
+            format!(
+                "{origin}: invalid YAML: {}",
+                e.to_string().lines().next().unwrap_or("")
+            )
+        })?;
+        for (i, doc) in docs.into_iter().enumerate() {
+            self.add_document(doc)
+                .map_err(|e| format!("{origin}: document {}: {e}", i + 1))?;
+        }
+        Ok(())
+    }
+
+    /// The Secret `namespace/name`, if supplied.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&Secret> {
+        self.secrets
+            .iter()
+            .find(|s| s.namespace().as_deref() == Some(namespace) && s.name_any() == name)
+    }
+}
+
+/// Folds a manifest's `stringData` into `data` (as the API server does), so files written by hand
+/// read like Secrets from a cluster.
+fn decode_string_data(mut doc: Value) -> Value {
+    if let Some(Value::Object(string_data)) = doc.get("stringData").cloned() {
+        let data = doc
+            .as_object_mut()
+            .expect("a document with stringData is an object")
+            .entry("data")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(data) = data {
+            for (k, v) in string_data {
+                if let Value::String(s) = v {
+                    data.insert(k, Value::String(base64(s.as_bytes())));
+                }
+            }
+        }
+        doc.as_object_mut().expect("object").remove("stringData");
+    }
+    doc
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_data_becomes_data_and_unknown_kinds_are_skipped() {
+        let mut s = Snapshot::default();
+        s.add_text(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: c, namespace: istio-system}\nstringData: {tls.crt: abc, ca.crt: hello!}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let secret = s.secret("istio-system", "c").unwrap();
+        let data = secret.data.as_ref().unwrap();
+        assert_eq!(data["tls.crt"].0, b"abc");
+        assert_eq!(data["ca.crt"].0, b"hello!");
+        assert!(s.secrets_supplied);
+        assert!(s.add_text("foo: bar\n", "bad.yaml").is_err());
+    }
+}

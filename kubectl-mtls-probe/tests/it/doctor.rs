@@ -1,0 +1,400 @@
+//! `doctor`'s rules: the corrected manifests of reference/recommended-manifests.yaml (with real
+//! certificates in their Secrets) produce no finding, and for every rule a copy with exactly that
+//! one defect produces exactly that rule's finding.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use kubectl_mtls_probe::doctor::{RULES, Scope, Snapshot, diagnose};
+use serde_json::{Value, json};
+use shared::names::DnsName;
+use shared::pki::{Authority, Bundle, BundleRequest, KeyType, PrivateKey, Usage};
+
+const HOST: &str = "httpbin.example.com";
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+fn bundle() -> Bundle {
+    Bundle::generate(
+        &BundleRequest {
+            domain: DnsName::parse(HOST).unwrap(),
+            client: DnsName::parse("client.example.com").unwrap(),
+            days: 365,
+            key_type: KeyType::EcdsaP256,
+            ca_name: None,
+        },
+        now(),
+    )
+    .unwrap()
+}
+
+/// The recommended manifests as documents, with the bundle's PEMs in the Secrets; `None` (and a
+/// visible note) when the reference file is absent.
+fn recommended(b: &Bundle) -> Option<Vec<Value>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference/recommended-manifests.yaml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED doctor fixtures: {} not found",
+            path.display()
+        );
+        return None;
+    };
+    let mut docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    docs.retain(|d| !d.is_null());
+    docs.extend(cluster());
+    for d in &mut docs {
+        if d["kind"] == "Secret" {
+            let sd = &mut d["stringData"];
+            if sd.get("cert").is_some() {
+                *sd = json!({"cert": b.server.cert.to_pem(), "key": b.server.key.to_pem(), "cacert": b.ca.cert.to_pem()});
+            } else {
+                *sd = json!({"tls.crt": b.client.cert.to_pem(), "tls.key": b.client.key.to_pem(), "ca.crt": b.ca.cert.to_pem()});
+            }
+        }
+    }
+    Some(docs)
+}
+
+/// The rest of a client cluster the lockdown rules look at: namespaces, DNS, istiod, one caller.
+fn cluster() -> Vec<Value> {
+    let ns = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}})
+    };
+    let pod = |ns: &str, name: &str, labels: Value, ip: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}, "status": {"podIP": ip}})
+    };
+    vec![
+        ns("kube-system"),
+        ns("istio-system"),
+        ns("mtls-demo"),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+            "spec": {"clusterIP": "100.104.0.10", "selector": {"k8s-app": "kube-dns"},
+                "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 8053},
+                          {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 8053}]}}),
+        pod(
+            "kube-system",
+            "coredns",
+            json!({"k8s-app": "kube-dns"}),
+            "10.0.0.10",
+        ),
+        pod(
+            "istio-system",
+            "istiod",
+            json!({"istio": "pilot", "app": "istiod"}),
+            "10.0.0.20",
+        ),
+        pod("mtls-demo", "curl", json!({"app": "curl"}), "10.0.1.5"),
+    ]
+}
+
+fn ids(docs: &[Value]) -> Vec<&'static str> {
+    let mut s = Snapshot::default();
+    for d in docs {
+        s.add_document(d.clone()).unwrap();
+    }
+    diagnose(&s, &Scope::default(), now())
+        .iter()
+        .map(|f| f.id)
+        .collect()
+}
+
+fn find<'a>(docs: &'a mut [Value], kind: &str, name: &str) -> &'a mut Value {
+    docs.iter_mut()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{kind} {name}"))
+}
+
+fn remove(docs: &mut Vec<Value>, kind: &str, name: &str) {
+    let before = docs.len();
+    docs.retain(|d| !(d["kind"] == kind && d["metadata"]["name"] == name));
+    assert_eq!(docs.len(), before - 1, "{kind} {name}");
+}
+
+#[test]
+fn the_recommended_manifests_are_clean() {
+    let b = bundle();
+    let Some(docs) = recommended(&b) else { return };
+    assert_eq!(ids(&docs), Vec::<&str>::new());
+}
+
+#[test]
+fn each_defect_is_found_by_its_rule_and_only_by_it() {
+    let b = bundle();
+    let Some(base) = recommended(&b) else { return };
+    let other = bundle();
+    let ca = Authority::load(
+        &b.ca.cert.to_pem(),
+        "ca.crt",
+        PrivateKey::from_pem(&b.ca.key.to_pem(), "ca.key").unwrap(),
+        "ca.key",
+        now(),
+    )
+    .unwrap();
+    let issue = |usage, name: &str, days| {
+        ca.issue(
+            usage,
+            &DnsName::parse(name).unwrap(),
+            days,
+            PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+            now(),
+        )
+        .unwrap()
+    };
+    type Mutation = Box<dyn Fn(&mut Vec<Value>)>;
+    let client_secret = "client-credential";
+    let cases: Vec<(&str, Mutation)> = vec![
+        (
+            "credential-cacert-name",
+            Box::new(move |d: &mut Vec<Value>| {
+                find(d, "Secret", client_secret)["metadata"]["name"] = json!("client-cacert");
+                find(d, "DestinationRule", "originate-mtls-for-httpbin")["spec"]["trafficPolicy"]
+                    ["portLevelSettings"][0]["tls"]["credentialName"] = json!("client-cacert");
+            }),
+        ),
+        (
+            "credential-missing",
+            Box::new(move |d: &mut Vec<Value>| remove(d, "Secret", client_secret)),
+        ),
+        (
+            "credential-layout",
+            Box::new(move |d: &mut Vec<Value>| {
+                find(d, "Secret", client_secret)["stringData"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("tls.key");
+            }),
+        ),
+        (
+            "credential-unreadable",
+            Box::new(move |d: &mut Vec<Value>| {
+                find(d, "Secret", client_secret)["stringData"]["tls.key"] = json!("not a key");
+            }),
+        ),
+        ("credential-key-mismatch", {
+            let key = other.client.key.to_pem();
+            Box::new(move |d: &mut Vec<Value>| {
+                find(d, "Secret", client_secret)["stringData"]["tls.key"] = json!(key)
+            })
+        }),
+        ("credential-expiry", {
+            let leaf = issue(Usage::Client, "client.example.com", 10);
+            let (cert, key) = (leaf.cert.to_pem(), leaf.key.to_pem());
+            Box::new(move |d: &mut Vec<Value>| {
+                let sd = &mut find(d, "Secret", client_secret)["stringData"];
+                sd["tls.crt"] = json!(cert);
+                sd["tls.key"] = json!(key);
+            })
+        }),
+        ("credential-eku", {
+            let (cert, key) = (b.server.cert.to_pem(), b.server.key.to_pem());
+            Box::new(move |d: &mut Vec<Value>| {
+                let sd = &mut find(d, "Secret", client_secret)["stringData"];
+                sd["tls.crt"] = json!(cert);
+                sd["tls.key"] = json!(key);
+            })
+        }),
+        ("credential-san", {
+            let leaf = issue(Usage::Server, "other.example.com", 365);
+            let (cert, key) = (leaf.cert.to_pem(), leaf.key.to_pem());
+            Box::new(move |d: &mut Vec<Value>| {
+                let sd = &mut find(d, "Secret", "kyma-mtls-certs")["stringData"];
+                sd["cert"] = json!(cert);
+                sd["key"] = json!(key);
+            })
+        }),
+        ("ca-direction", {
+            let foreign = other.ca.cert.to_pem();
+            Box::new(move |d: &mut Vec<Value>| {
+                find(d, "Secret", client_secret)["stringData"]["ca.crt"] = json!(foreign)
+            })
+        }),
+        (
+            "istio-cr-count",
+            Box::new(|d: &mut Vec<Value>| {
+                let mut second = find(d, "Istio", "default").clone();
+                second["metadata"]["name"] = json!("second");
+                d.push(second);
+            }),
+        ),
+        (
+            "istio-cr-not-ready",
+            Box::new(|d: &mut Vec<Value>| {
+                find(d, "Istio", "default")["status"] =
+                    json!({"state": "Error", "description": "reconcile failed"});
+            }),
+        ),
+        (
+            "egress-gateway-disabled",
+            Box::new(|d: &mut Vec<Value>| {
+                find(d, "Istio", "default")["spec"]["components"]["egressGateway"]["enabled"] =
+                    json!(false);
+            }),
+        ),
+        (
+            "egress-gateway-unavailable",
+            Box::new(|d: &mut Vec<Value>| {
+                d.push(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "istio-egressgateway", "namespace": "istio-system"},
+                "status": {"conditions": [{"type": "Available", "status": "False"}]}}));
+            }),
+        ),
+        (
+            "serviceentry-missing",
+            Box::new(|d: &mut Vec<Value>| remove(d, "ServiceEntry", "httpbin-ext")),
+        ),
+        (
+            "serviceentry-export",
+            Box::new(|d: &mut Vec<Value>| {
+                find(d, "ServiceEntry", "httpbin-ext")["spec"]["exportTo"] = json!(["."]);
+            }),
+        ),
+        (
+            "egress-gateway-route-missing",
+            Box::new(|d: &mut Vec<Value>| remove(d, "Gateway", "egress-httpbin")),
+        ),
+        (
+            "virtualservice-missing",
+            Box::new(|d: &mut Vec<Value>| {
+                remove(d, "VirtualService", "direct-httpbin-through-egress-gateway")
+            }),
+        ),
+        (
+            "virtualservice-export",
+            Box::new(|d: &mut Vec<Value>| {
+                find(d, "VirtualService", "direct-httpbin-through-egress-gateway")["spec"]["exportTo"] =
+                    json!(["."]);
+            }),
+        ),
+        (
+            "virtualservice-subset-missing",
+            Box::new(|d: &mut Vec<Value>| {
+                find(d, "DestinationRule", "egressgateway-for-httpbin")["spec"]["subsets"][0]["name"] =
+                    json!("renamed");
+            }),
+        ),
+        (
+            "hop-tls-mismatch",
+            Box::new(|d: &mut Vec<Value>| {
+                find(d, "Gateway", "egress-httpbin")["spec"]["servers"][0]["tls"] =
+                    json!({"mode": "SIMPLE", "credentialName": "x"});
+                find(d, "Gateway", "egress-httpbin")["spec"]["servers"][0]["tls"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("credentialName");
+            }),
+        ),
+        (
+            "origination-missing",
+            Box::new(|d: &mut Vec<Value>| {
+                remove(d, "DestinationRule", "originate-mtls-for-httpbin")
+            }),
+        ),
+        (
+            "origination-san-missing",
+            Box::new(|d: &mut Vec<Value>| {
+                find(d, "DestinationRule", "originate-mtls-for-httpbin")["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]
+                .as_object_mut()
+                .unwrap()
+                .remove("subjectAltNames");
+            }),
+        ),
+        (
+            "origination-shadowed",
+            Box::new(|d: &mut Vec<Value>| {
+                d.push(
+                    json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                "metadata": {"name": "legacy", "namespace": "mtls-demo"},
+                "spec": {"host": HOST, "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}}),
+                );
+            }),
+        ),
+        (
+            "origination-export",
+            Box::new(|d: &mut Vec<Value>| {
+                find(d, "DestinationRule", "originate-mtls-for-httpbin")["spec"]["exportTo"] =
+                    json!(["*"]);
+            }),
+        ),
+        (
+            "telemetry-mesh-wide-duplicate",
+            Box::new(|d: &mut Vec<Value>| {
+                for name in ["mesh-default", "kyma-logs"] {
+                    d.push(
+                        json!({"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+                    "metadata": {"name": name, "namespace": "istio-system"},
+                    "spec": {"accessLogging": [{"providers": [{"name": "envoy"}]}]}}),
+                    );
+                }
+            }),
+        ),
+        (
+            "lockdown-dns",
+            Box::new(|d: &mut Vec<Value>| {
+                // The tutorial's mistake: DNS over UDP only.
+                find(d, "NetworkPolicy", "egress-only-via-istio")["spec"]["egress"][0]["ports"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|p| p["protocol"] != "TCP");
+            }),
+        ),
+        (
+            "lockdown-istiod",
+            Box::new(|d: &mut Vec<Value>| {
+                let egress = find(d, "NetworkPolicy", "egress-only-via-istio")["spec"]["egress"]
+                    .as_array_mut()
+                    .unwrap();
+                let before = egress.len();
+                egress.retain(|r| r["ports"][0]["port"] != 15012);
+                assert_eq!(egress.len(), before - 1, "the istiod rule");
+            }),
+        ),
+        (
+            "kyma-egress-label",
+            Box::new(|d: &mut Vec<Value>| {
+                find(d, "Istio", "default")["spec"]["networkPoliciesEnabled"] = json!(true);
+            }),
+        ),
+    ];
+    let covered: Vec<&str> = cases.iter().map(|(id, _)| *id).collect();
+    let all: Vec<&str> = RULES.iter().map(|(id, _)| *id).collect();
+    assert_eq!(covered, all, "one fixture per rule, in RULES order");
+    for (rule, mutate) in &cases {
+        let mut docs = base.clone();
+        mutate(&mut docs);
+        assert_eq!(ids(&docs), [*rule], "fixture for {rule}");
+    }
+}
+
+#[test]
+fn a_host_filter_limits_the_routing_rules() {
+    let b = bundle();
+    let Some(mut docs) = recommended(&b) else {
+        return;
+    };
+    remove(&mut docs, "ServiceEntry", "httpbin-ext");
+    let mut s = Snapshot::default();
+    for d in &docs {
+        s.add_document(d.clone()).unwrap();
+    }
+    let other = Scope {
+        host: Some(DnsName::parse("api.other.example").unwrap()),
+    };
+    let found: Vec<_> = diagnose(&s, &other, now()).iter().map(|f| f.id).collect();
+    // For a host nothing configures, every routing object is missing.
+    assert!(
+        found.contains(&"origination-missing") && found.contains(&"serviceentry-missing"),
+        "{found:?}"
+    );
+    let ours = Scope {
+        host: Some(DnsName::parse(HOST).unwrap()),
+    };
+    let found: Vec<_> = diagnose(&s, &ours, now()).iter().map(|f| f.id).collect();
+    assert_eq!(found, ["serviceentry-missing"]);
+}
