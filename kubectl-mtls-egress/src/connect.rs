@@ -28,14 +28,14 @@ use k8s_openapi::api::core::v1::Secret;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use kubectl_mtls_lockdown::apply::ApplyCmdArgs;
+use kubectl_mtls_lockdown::apply::LockdownOptions;
 use shared::cli::{ApplyArgs, DryRun, OutputFormat};
 use shared::cluster::{KubeArgs, parse_request_timeout};
 use shared::error::Error;
 use shared::manifest::COMPONENT_LABEL;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::egress::{EnableRequest, Hop, enable_plan};
-use shared::manifest::expose::{ExposeRequest, expose_plan};
+use shared::manifest::expose::{ExposeRequest, ServiceRef, expose_plan};
 use shared::manifest::host::{HOST_LABEL, host_annotations, host_selector, slug};
 use shared::manifest::lockdown::LockdownInputs;
 use shared::manifest::secret::{Side, credential_secret};
@@ -44,8 +44,8 @@ use shared::pki::CredentialPem;
 use shared::pki::{KeyType, check_days};
 use shared::plan::Plan;
 
-use super::enable::EnableArgs;
-use super::expose::{ExposeArgs, RouteChoice};
+use super::enable::parse_istio_cr;
+use super::expose::RouteChoice;
 use bundle::{BundleSpec, Credentials};
 
 /// Which side of the connection a cluster is.
@@ -280,36 +280,6 @@ pub struct ConnectRequest {
 }
 
 impl ConnectArgs {
-    fn expose_args(&self) -> ExposeArgs {
-        ExposeArgs {
-            host: self.host.clone(),
-            service: self.service.clone(),
-            credential: self.target_credential.clone(),
-            gateway: self.gateway.clone(),
-            route: self.route,
-            methods: self.methods.clone(),
-            label_namespace: self.label_namespace,
-            apply: self.apply.clone(),
-        }
-    }
-
-    fn enable_args(&self) -> EnableArgs {
-        EnableArgs {
-            host: self.host.clone(),
-            credential: self.client_credential.clone(),
-            hop: self.hop,
-            port: self.port,
-            access_log: !self.no_access_log,
-            no_access_log: self.no_access_log,
-            restrict_to_namespace: self.restrict_to_namespace,
-            istio_cr: self.istio_cr.clone(),
-            force: self.force,
-            no_wait: self.no_wait,
-            timeout: self.timeout,
-            apply: self.apply.clone(),
-        }
-    }
-
     /// Checks every flag and builds the request for the two namespaces, without reading the
     /// kubeconfig, writing a file or sending a request (DIR is only looked at).
     pub fn request(
@@ -335,8 +305,27 @@ impl ConnectArgs {
             )));
         }
         check_days(self.days)?;
-        let expose = self.expose_args().request(target_namespace)?;
-        let enable = self.enable_args().request(client_namespace)?;
+        let expose = ExposeRequest {
+            host: host.clone(),
+            namespace: target.namespace.clone(),
+            service: self.service.parse::<ServiceRef>()?,
+            credential: self.target_credential.clone(),
+            gateway: self.gateway.clone(),
+            route: self.route.planned(),
+            methods: self.methods.clone(),
+            label_namespace: self.label_namespace,
+        };
+        expose_plan(&expose)?;
+        let enable = EnableRequest {
+            host: host.clone(),
+            namespace: client.namespace.clone(),
+            credential: self.client_credential.clone(),
+            hop: self.hop,
+            port: self.port,
+            access_log: !self.no_access_log,
+            restrict_to_namespace: self.restrict_to_namespace,
+            kyma_istio: self.istio_cr.as_deref().map(parse_istio_cr).transpose()?,
+        };
         enable_plan(&enable)?;
         if self.lockdown && self.apply.dry_run == DryRun::Client && self.dns_ip.is_none() {
             return Err(Error::Usage(
@@ -494,21 +483,12 @@ pub fn credential_selector(side: Side, host: &DnsName) -> String {
     )
 }
 
-/// The lockdown flags `connect` uses: the defaults of `kubectl mtls-lockdown apply`, and `--dns-ip`.
-fn lockdown_args(dns_ip: Option<IpAddr>) -> ApplyCmdArgs {
-    ApplyCmdArgs {
-        namespace_wide: false,
-        allow_same_namespace: false,
-        registry_only: false,
-        label_pods: false,
+/// The lockdown `connect` applies: that of `kubectl mtls-lockdown apply` without flags, and
+/// `--dns-ip`.
+fn lockdown_options(dns_ip: Option<IpAddr>) -> LockdownOptions {
+    LockdownOptions {
         dns_ip,
-        node_local_dns: false,
-        egress_gateway_ports: Vec::new(),
-        apply: ApplyArgs {
-            dry_run: DryRun::None,
-            output: None,
-            force_conflicts: false,
-        },
+        ..LockdownOptions::default()
     }
 }
 
@@ -521,7 +501,7 @@ pub fn offline_inputs(
     let lockdown = match (request.lockdown, request.dns_ip) {
         (false, _) => None,
         (true, Some(ip)) => Some(kubectl_mtls_lockdown::apply::inputs(
-            &lockdown_args(Some(ip)),
+            &lockdown_options(Some(ip)),
             &request.client.namespace,
             ip,
         )),

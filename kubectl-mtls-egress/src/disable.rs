@@ -82,8 +82,42 @@ pub async fn execute(
     args: &DisableArgs,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    let client = client.clone();
     let dry_run = args.apply.dry_run == DryRun::Server;
+    let lines = delete_host(client, namespace, host, dry_run).await?;
+    if lines.is_empty() {
+        writeln!(
+            out,
+            "nothing managed by kubectl-mtls for {host} in {namespace}"
+        )?;
+    }
+    for line in &lines {
+        writeln!(out, "{line}")?;
+    }
+    if args.egress_gateway {
+        match detect::kyma_istio(client).await? {
+            Some((ns, name)) => {
+                let mut plan = Plan::new();
+                plan.push(&egress_gateway_off(&ns, &name))?;
+                apply_and_print(client, &plan, &args.apply, out).await?;
+            }
+            None => super::note(
+                "note: not Kyma: the egress gateway is not ours to switch off; left as it is",
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes (with `dry_run`, server-checks the deletion of) what `enable` and `expose` made for
+/// `host` in `namespace` and istio-system, and the shared access-log Telemetry when no other host
+/// is left; returns one kubectl-style line per object.
+pub async fn delete_host(
+    client: &kube::Client,
+    namespace: &str,
+    host: &DnsName,
+    dry_run: bool,
+) -> Result<Vec<String>, Error> {
+    let client = client.clone();
     // The namespace must exist, or a typo would report "nothing to delete" as success.
     if shared::cluster::get_cluster_opt::<Namespace>(&client, namespace)
         .await?
@@ -125,26 +159,5 @@ pub async fn execute(
             .await?,
         );
     }
-    if lines.is_empty() {
-        writeln!(
-            out,
-            "nothing managed by kubectl-mtls for {host} in {namespace}"
-        )?;
-    }
-    for line in &lines {
-        writeln!(out, "{line}")?;
-    }
-    if args.egress_gateway {
-        match detect::kyma_istio(&client).await? {
-            Some((ns, name)) => {
-                let mut plan = Plan::new();
-                plan.push(&egress_gateway_off(&ns, &name))?;
-                apply_and_print(&client, &plan, &args.apply, out).await?;
-            }
-            None => super::note(
-                "note: not Kyma: the egress gateway is not ours to switch off; left as it is",
-            ),
-        }
-    }
-    Ok(())
+    Ok(lines)
 }

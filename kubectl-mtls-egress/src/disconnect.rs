@@ -13,8 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::core::ApiResource;
 
-use kubectl_mtls_lockdown::remove::{RemoveArgs, remove_with};
-use shared::cli::{ApplyArgs, DryRun, GlobalArgs};
+use shared::cli::{DryRun, GlobalArgs};
 use shared::cluster::delete_labelled;
 use shared::error::Error;
 use shared::manifest::ISTIO_NAMESPACE;
@@ -25,7 +24,7 @@ use super::connect::{
     ClusterRef, Role, cluster_args, cluster_ref, credential_selector, objects, on,
     reject_single_cluster_flags,
 };
-use super::disable::{self, DisableArgs};
+use super::disable;
 
 /// The number of stages `disconnect` reports progress for.
 const STAGES: usize = 3;
@@ -299,43 +298,15 @@ async fn remove(
         Role::Target => (&request.target.namespace, Side::Target),
         Role::Client => (&request.client.namespace, Side::Client),
     };
-    let mode = if dry_run {
-        DryRun::Server
-    } else {
-        DryRun::None
-    };
-    let mut buffer = Vec::new();
-    disable::execute(
-        client,
-        namespace,
-        &request.host,
-        &DisableArgs {
-            host: request.host.to_string(),
-            egress_gateway: false,
-            apply: ApplyArgs {
-                dry_run: mode,
-                output: None,
-                force_conflicts: false,
-            },
-        },
-        &mut buffer,
-    )
-    .await?;
+    let mut lines = disable::delete_host(client, namespace, &request.host, dry_run).await?;
     if role == Role::Client && request.lockdown {
-        remove_with(
-            client,
-            namespace,
-            &RemoveArgs { dry_run: mode },
-            &mut buffer,
-        )
-        .await?;
+        let mode = if dry_run {
+            DryRun::Server
+        } else {
+            DryRun::None
+        };
+        lines.extend(kubectl_mtls_lockdown::remove::delete(client, namespace, mode).await?);
     }
-    let mut lines: Vec<String> = String::from_utf8_lossy(&buffer)
-        .lines()
-        // disable says so when it finds nothing; the summary says it for both clusters.
-        .filter(|l| !l.starts_with("nothing managed by kubectl-mtls"))
-        .map(str::to_string)
-        .collect();
     lines.extend(
         delete_labelled(
             client,

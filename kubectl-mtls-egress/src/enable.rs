@@ -65,7 +65,8 @@ pub struct EnableArgs {
     pub apply: ApplyArgs,
 }
 
-fn parse_istio_cr(value: &str) -> Result<(String, String), Error> {
+/// Parses `--istio-cr NAMESPACE/NAME`.
+pub fn parse_istio_cr(value: &str) -> Result<(String, String), Error> {
     match value.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() => Ok((ns.into(), name.into())),
         _ => Err(Error::Usage(format!(

@@ -25,6 +25,17 @@ pub enum RouteChoice {
     Virtualservice,
 }
 
+impl RouteChoice {
+    /// The route to plan before the cluster is read: an APIRule only when asked for by name
+    /// ([`prepare`] decides `auto` from what the cluster serves).
+    pub fn planned(self) -> Route {
+        match self {
+            RouteChoice::Apirule => Route::Apirule,
+            RouteChoice::Auto | RouteChoice::Virtualservice => Route::Virtualservice,
+        }
+    }
+}
+
 /// Expose a Service behind mutual TLS on the ingress gateway (target cluster)
 #[derive(clap::Args, Debug)]
 #[command(
@@ -80,10 +91,7 @@ impl ExposeArgs {
             service: self.service.parse::<ServiceRef>()?,
             credential: self.credential.clone(),
             gateway: self.gateway.clone(),
-            route: match self.route {
-                RouteChoice::Apirule => Route::Apirule,
-                RouteChoice::Auto | RouteChoice::Virtualservice => Route::Virtualservice,
-            },
+            route: self.route.planned(),
             methods: self.methods.clone(),
             label_namespace: self.label_namespace,
         };

@@ -60,6 +60,39 @@ pub struct ApplyCmdArgs {
     pub apply: ApplyArgs,
 }
 
+/// What shapes the policy beyond its fixed rules (DNS, istiod, the egress gateway): the typed
+/// form of `apply`'s flags, for callers that are not this command (`kubectl mtls-egress connect`).
+/// The default is `apply` without flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockdownOptions {
+    /// Allow all of istio-system on every port, as the tutorial does.
+    pub namespace_wide: bool,
+    /// Also allow traffic to every pod of the namespace.
+    pub allow_same_namespace: bool,
+    /// The kube-dns ClusterIP, instead of detecting it.
+    pub dns_ip: Option<IpAddr>,
+    /// Allow node-local DNS even when its DaemonSet is not found.
+    pub node_local_dns: bool,
+    /// Egress gateway pod ports, instead of detecting them.
+    pub egress_gateway_ports: Vec<u16>,
+    /// Find the namespace's Deployments, to give their pod templates Kyma's egress label.
+    pub label_pods: bool,
+}
+
+impl ApplyCmdArgs {
+    /// The options these flags give.
+    pub fn options(&self) -> LockdownOptions {
+        LockdownOptions {
+            namespace_wide: self.namespace_wide,
+            allow_same_namespace: self.allow_same_namespace,
+            dns_ip: self.dns_ip,
+            node_local_dns: self.node_local_dns,
+            egress_gateway_ports: self.egress_gateway_ports.clone(),
+            label_pods: self.label_pods,
+        }
+    }
+}
+
 /// The plan of `apply`: the policy, then the Sidecar, then the Deployment labels.
 pub fn plan(
     inputs: &LockdownInputs,
@@ -77,26 +110,31 @@ pub fn plan(
     Ok(plan)
 }
 
-/// The policy inputs the flags give for `namespace`, before anything is detected on the cluster.
-pub fn inputs(args: &ApplyCmdArgs, namespace: &str, dns_service_ip: IpAddr) -> LockdownInputs {
+/// The policy inputs `options` give for `namespace`, before anything is detected on the cluster.
+pub fn inputs(
+    options: &LockdownOptions,
+    namespace: &str,
+    dns_service_ip: IpAddr,
+) -> LockdownInputs {
     LockdownInputs {
         namespace: namespace.to_string(),
         dns_service_ip,
-        node_local_dns: args.node_local_dns,
+        node_local_dns: options.node_local_dns,
         extra_dns_pod_ports: Vec::new(),
-        egress_gateway_ports: if args.egress_gateway_ports.is_empty() {
+        egress_gateway_ports: if options.egress_gateway_ports.is_empty() {
             DEFAULT_EGRESS_GATEWAY_PORTS
                 .iter()
                 .map(|p| IntOrString::Int(i32::from(*p)))
                 .collect()
         } else {
-            args.egress_gateway_ports
+            options
+                .egress_gateway_ports
                 .iter()
                 .map(|p| IntOrString::Int(i32::from(*p)))
                 .collect()
         },
-        namespace_wide: args.namespace_wide,
-        allow_same_namespace: args.allow_same_namespace,
+        namespace_wide: options.namespace_wide,
+        allow_same_namespace: options.allow_same_namespace,
     }
 }
 
@@ -124,7 +162,11 @@ pub async fn run(
                 .map(|c| c.default_namespace)
                 .unwrap_or_else(|_| "default".into()),
         };
-        let plan = plan(&inputs(args, &namespace, ip), args.registry_only, &[])?;
+        let plan = plan(
+            &inputs(&args.options(), &namespace, ip),
+            args.registry_only,
+            &[],
+        )?;
         return print_plan(&plan, args.apply.output, out);
     }
     let (client, namespace) = global.kube.connect().await?;
@@ -144,7 +186,7 @@ pub async fn apply_with(
     args: &ApplyCmdArgs,
     out: &mut dyn Write,
 ) -> Result<Vec<String>, Error> {
-    let detected = detect_inputs(client, namespace, args).await?;
+    let detected = detect_inputs(client, namespace, &args.options()).await?;
     let plan = plan(&detected.inputs, args.registry_only, &detected.deployments)?;
     if args.apply.dry_run == DryRun::Client {
         print_plan(&plan, args.apply.output, out)?;
@@ -170,11 +212,11 @@ pub struct Detected {
 pub async fn detect_inputs(
     client: &kube::Client,
     namespace: &str,
-    args: &ApplyCmdArgs,
+    options: &LockdownOptions,
 ) -> Result<Detected, Error> {
     let mut notes = Vec::new();
     detect::require_namespace(client, namespace).await?;
-    let (dns_ip, dns_ports) = match (args.dns_ip, detect::kube_dns(client).await?) {
+    let (dns_ip, dns_ports) = match (options.dns_ip, detect::kube_dns(client).await?) {
         (Some(ip), detected) => (ip, detected.map(|(_, p)| p).unwrap_or_default()),
         (None, Some(found)) => found,
         (None, None) => {
@@ -183,12 +225,12 @@ pub async fn detect_inputs(
             ));
         }
     };
-    let mut inputs = inputs(args, namespace, dns_ip);
+    let mut inputs = inputs(options, namespace, dns_ip);
     inputs.extra_dns_pod_ports = dns_ports;
     if !inputs.node_local_dns && detect::node_local_dns(client).await? {
         inputs.node_local_dns = true;
     }
-    if args.egress_gateway_ports.is_empty() {
+    if options.egress_gateway_ports.is_empty() {
         match detect::egress_gateway_ports(client).await? {
             Some(ports) if !ports.is_empty() => inputs.egress_gateway_ports = ports,
             _ => notes.push(
@@ -198,7 +240,7 @@ pub async fn detect_inputs(
     }
     let (label_key, label_value) = KYMA_EGRESS_POD_LABEL;
     let mut deployments = Vec::new();
-    if args.label_pods {
+    if options.label_pods {
         for d in list::<Deployment>(client, Some(namespace), &ListParams::default()).await? {
             if let Some(name) = d.metadata.name {
                 deployments.push(name);

@@ -40,7 +40,7 @@ pub fn selector() -> String {
 /// Runs `remove`.
 pub async fn run(args: &RemoveArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
     let (client, namespace) = global.kube.connect().await?;
-    let removed = remove_with(&client, &namespace, args, out).await?;
+    let removed = remove_with(&client, &namespace, args.dry_run, out).await?;
     if removed == 0 {
         let _ = writeln!(
             std::io::stderr(),
@@ -54,9 +54,23 @@ pub async fn run(args: &RemoveArgs, global: &GlobalArgs, out: &mut dyn Write) ->
 pub async fn remove_with(
     client: &kube::Client,
     namespace: &str,
-    args: &RemoveArgs,
+    dry_run: DryRun,
     out: &mut dyn Write,
 ) -> Result<usize, Error> {
+    let lines = delete(client, namespace, dry_run).await?;
+    for line in &lines {
+        writeln!(out, "{line}")?;
+    }
+    Ok(lines.len())
+}
+
+/// Deletes what `apply` created in `namespace` (`dry_run`: lists it, or checks the deletion on
+/// the server); returns one kubectl-style line per object.
+pub async fn delete(
+    client: &kube::Client,
+    namespace: &str,
+    dry_run: DryRun,
+) -> Result<Vec<String>, Error> {
     super::detect::require_namespace(client, namespace).await?;
     let mut resources = vec![ApiResource::erase::<NetworkPolicy>(&())];
     if served::<Sidecar>(client).await? {
@@ -65,7 +79,7 @@ pub async fn remove_with(
     let selector = selector();
     let mut lines = Vec::new();
     for resource in &resources {
-        if args.dry_run == DryRun::Client {
+        if dry_run == DryRun::Client {
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
             let found = api
                 .list(&ListParams::default().labels(&selector))
@@ -91,14 +105,11 @@ pub async fn remove_with(
                     resource,
                     Some(namespace),
                     &selector,
-                    args.dry_run == DryRun::Server,
+                    dry_run == DryRun::Server,
                 )
                 .await?,
             );
         }
     }
-    for line in &lines {
-        writeln!(out, "{line}")?;
-    }
-    Ok(lines.len())
+    Ok(lines)
 }

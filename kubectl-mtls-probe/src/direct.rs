@@ -41,7 +41,9 @@ use super::xfcc::{self, ClientIdentity, ElementVerdict, XfccElement};
 use shared::cli::OutputFormat;
 use shared::error::Error;
 use shared::names::DnsName;
-use shared::pki::{CertSummary, Certificate, PkiError, PrivateKey, read_file, summarize};
+use shared::pki::{
+    CertSummary, Certificate, CredentialFiles, PkiError, PrivateKey, read_file, summarize,
+};
 
 /// Check that the target refuses a client without a certificate and answers 200 with ours (exit 1 if not)
 #[derive(clap::Args, Debug)]
@@ -211,34 +213,52 @@ pub fn request_from_args(args: &DirectArgs) -> Result<DirectRequest, Error> {
             "--timeout 0 leaves no time to connect: pass seconds, e.g. --timeout 10".into(),
         ));
     }
-    let ca_origin = args.ca.display().to_string();
-    let ca = Certificate::parse_chain(&read_file(&args.ca)?, &ca_origin)?;
-    if !ca.iter().any(Certificate::is_ca) {
-        return Err(PkiError::NotCa { origin: ca_origin }.into());
-    }
-    let cert_origin = args.cert.display().to_string();
-    let client_chain = Certificate::parse_chain(&read_file(&args.cert)?, &cert_origin)?;
-    let key_origin = args.key.display().to_string();
-    let client_key = PrivateKey::from_pem(&read_file(&args.key)?, &key_origin)?;
-    if client_key.public_key_info() != client_chain[0].public_key_info() {
-        return Err(PkiError::KeyMismatch {
-            key: key_origin,
-            cert: cert_origin,
-        }
-        .into());
-    }
+    let files = CredentialFiles {
+        cert: &args.cert,
+        key: &args.key,
+        ca: &args.ca,
+    };
     Ok(DirectRequest {
-        host,
-        port: args.port,
         connect,
         path: args.path.clone(),
-        ca,
-        client_chain,
-        client_key,
         timeout: Duration::from_secs(args.timeout),
-        cert_origin,
-        ca_origin,
+        ..DirectRequest::from_files(host, args.port, files)?
     })
+}
+
+impl DirectRequest {
+    /// A probe of `host:port` (resolved here) with our client certificate and the CA that
+    /// signed the server's, read from `files`: `GET /headers`, 10 s per connection.
+    pub fn from_files(host: DnsName, port: u16, files: CredentialFiles<'_>) -> Result<Self, Error> {
+        let ca_origin = files.ca.display().to_string();
+        let ca = Certificate::parse_chain(&read_file(files.ca)?, &ca_origin)?;
+        if !ca.iter().any(Certificate::is_ca) {
+            return Err(PkiError::NotCa { origin: ca_origin }.into());
+        }
+        let cert_origin = files.cert.display().to_string();
+        let client_chain = Certificate::parse_chain(&read_file(files.cert)?, &cert_origin)?;
+        let key_origin = files.key.display().to_string();
+        let client_key = PrivateKey::from_pem(&read_file(files.key)?, &key_origin)?;
+        if client_key.public_key_info() != client_chain[0].public_key_info() {
+            return Err(PkiError::KeyMismatch {
+                key: key_origin,
+                cert: cert_origin,
+            }
+            .into());
+        }
+        Ok(DirectRequest {
+            host,
+            port,
+            connect: None,
+            path: "/headers".into(),
+            ca,
+            client_chain,
+            client_key,
+            timeout: Duration::from_secs(10),
+            cert_origin,
+            ca_origin,
+        })
+    }
 }
 
 /// Parses `--connect`: `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT`; the port defaults to `port`.

@@ -25,7 +25,7 @@ use super::bundle;
 use super::probe::{self, ProbeInputs, ProbeResult};
 use super::{
     ClusterRef, ConnectArgs, ConnectInputs, ConnectRequest, Role, cluster_args, connect_plans,
-    lockdown_args, objects, offline_inputs, on, render_dry_run,
+    lockdown_options, objects, offline_inputs, on, render_dry_run,
 };
 
 /// The number of stages `connect` reports progress for.
@@ -381,7 +381,7 @@ async fn read_client(
     let detected = detect_inputs(
         client,
         &request.client.namespace,
-        &lockdown_args(request.dns_ip),
+        &lockdown_options(request.dns_ip),
     )
     .await?;
     Ok((enable, Some(detected.inputs), detected.notes))

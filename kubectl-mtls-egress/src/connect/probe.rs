@@ -3,17 +3,17 @@
 //! the client cluster (a request through its egress gateway).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::Client;
 
 use kubectl_mtls_probe::check::{self, CheckRequest};
-use kubectl_mtls_probe::direct::{self, DirectArgs};
+use kubectl_mtls_probe::direct::{self, DirectRequest};
 use kubectl_mtls_probe::report::{self, Check};
-use shared::cli::OutputFormat;
 use shared::error::Error;
 use shared::names::DnsName;
+use shared::pki::CredentialFiles;
 
 /// How long the name lookup of the host may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -106,7 +106,12 @@ async fn run_direct(inputs: &ProbeInputs, progress: &mut dyn Write) -> Result<Ve
         writeln!(progress, "      direct: {detail}")?;
         return Ok(vec![Check::skipped("direct", detail)]);
     }
-    let request = direct::request_from_args(&direct_args(inputs, certs))?;
+    let files = CredentialFiles {
+        cert: &certs.join("client.crt"),
+        key: &certs.join("client.key"),
+        ca: &certs.join("ca.crt"),
+    };
+    let request = DirectRequest::from_files(inputs.host.clone(), inputs.port, files)?;
     let mut attempt = 1;
     loop {
         writeln!(
@@ -126,20 +131,6 @@ async fn run_direct(inputs: &ProbeInputs, progress: &mut dyn Write) -> Result<Ve
         )?;
         tokio::time::sleep(DIRECT_RETRY).await;
         attempt += 1;
-    }
-}
-
-fn direct_args(inputs: &ProbeInputs, certs: &Path) -> DirectArgs {
-    DirectArgs {
-        host: inputs.host.to_string(),
-        port: inputs.port,
-        connect: None,
-        cert: certs.join("client.crt"),
-        key: certs.join("client.key"),
-        ca: certs.join("ca.crt"),
-        path: "/headers".into(),
-        timeout: 10,
-        output: OutputFormat::Table,
     }
 }
 

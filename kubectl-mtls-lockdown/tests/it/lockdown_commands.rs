@@ -194,7 +194,7 @@ async fn an_unknown_namespace_is_refused_before_anything_is_read_or_written() {
     let err = remove::remove_with(
         &client,
         "nope",
-        &RemoveCli::parse_from(["remove"]).args,
+        RemoveCli::parse_from(["remove"]).args.dry_run,
         &mut Vec::new(),
     )
     .await
@@ -280,7 +280,9 @@ async fn remove_deletes_only_what_carries_our_labels() {
     let n = remove::remove_with(
         &client,
         NS,
-        &RemoveCli::parse_from(["remove", "--dry-run=server"]).args,
+        RemoveCli::parse_from(["remove", "--dry-run=server"])
+            .args
+            .dry_run,
         &mut out,
     )
     .await
@@ -314,7 +316,7 @@ async fn remove_deletes_only_what_carries_our_labels() {
     remove::remove_with(
         &client,
         NS,
-        &RemoveCli::parse_from(["remove"]).args,
+        RemoveCli::parse_from(["remove"]).args.dry_run,
         &mut out,
     )
     .await
@@ -335,7 +337,7 @@ async fn remove_deletes_only_what_carries_our_labels() {
     let again = remove::remove_with(
         &client,
         NS,
-        &RemoveCli::parse_from(["remove"]).args,
+        RemoveCli::parse_from(["remove"]).args.dry_run,
         &mut Vec::new(),
     )
     .await
