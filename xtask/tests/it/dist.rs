@@ -3,7 +3,6 @@
 //! result: manifests vs archive, archive contents, reproducibility, and the plugins run through
 //! the real `kubectl` via links named like the plugins, both from a plain `PATH` and from a
 //! krew-like install.
-#![allow(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::io::Read as _;

@@ -1,5 +1,4 @@
 //! The committed krew manifests against krew's rules, and the validator against broken manifests.
-#![allow(missing_docs)]
 
 use std::path::PathBuf;
 

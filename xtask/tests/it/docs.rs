@@ -1,7 +1,6 @@
 //! The README's generated regions: current on disk (CI fails on a stale README), complete (every
 //! subcommand, flag and doctor rule), well-formed Markdown, and `cargo xtask docs [--check]` works
 //! on a copy without touching the real file.
-#![allow(missing_docs)]
 
 use std::collections::HashSet;
 use std::path::Path;
