@@ -46,7 +46,7 @@ pub fn regions() -> Vec<(&'static str, String)> {
         (REFERENCE, reference(plugins())),
         (
             TROUBLESHOOTING,
-            troubleshooting(&kubectl_mtls_probe::doctor::RULE_TABLE),
+            troubleshooting(kubectl_mtls_probe::doctor::RULE_TABLE),
         ),
     ]
 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use time::OffsetDateTime;
 
-use super::{Finding, Severity, Snapshot};
+use super::{Finding, RuleId, Severity, Snapshot};
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::secret::Layout;
 use shared::names::DnsName;
@@ -83,7 +83,7 @@ fn read(secret: &Secret, object: &str, findings: &mut Vec<Finding>) -> Option<Cr
         .filter(|l| l.keys().iter().all(|k| data.contains_key(*k)))
     else {
         findings.push(Finding::new(
-            "credential-layout",
+            RuleId::CredentialLayout,
             Severity::Error,
             object,
             format!("has keys {keys:?}, not cert/key/cacert or tls.crt/tls.key/ca.crt"),
@@ -95,7 +95,7 @@ fn read(secret: &Secret, object: &str, findings: &mut Vec<Finding>) -> Option<Cr
     let text = |k: &str| String::from_utf8_lossy(&data[k].0).into_owned();
     let unreadable = |what: &str, e: String| {
         Finding::new(
-            "credential-unreadable",
+            RuleId::CredentialUnreadable,
             Severity::Error,
             object,
             format!("{what}: {e}"),
@@ -119,7 +119,7 @@ fn read(secret: &Secret, object: &str, findings: &mut Vec<Finding>) -> Option<Cr
     match PrivateKey::from_pem(&text(key_key), key_key) {
         Ok(key) if key.public_key_info() != chain[0].public_key_info() => {
             findings.push(Finding::new(
-                "credential-key-mismatch",
+                RuleId::CredentialKeyMismatch,
                 Severity::Error,
                 object,
                 format!("{key_key} does not belong to the certificate in {cert_key}"),
@@ -142,7 +142,7 @@ pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
         let object = format!("secret {ISTIO_NAMESPACE}/{}", r.secret);
         if r.secret.ends_with("-cacert") {
             findings.push(Finding::new(
-                "credential-cacert-name",
+                RuleId::CredentialCacertName,
                 Severity::Error,
                 &r.by,
                 format!("credentialName {:?} ends in -cacert: Istio reads <name>-cacert as the CA half of Secret <name>", r.secret),
@@ -154,7 +154,7 @@ pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
         }
         let Some(secret) = s.secret(ISTIO_NAMESPACE, &r.secret) else {
             findings.push(Finding::new(
-                "credential-missing",
+                RuleId::CredentialMissing,
                 Severity::Error,
                 &r.by,
                 format!("names credential {:?}, which is not in {ISTIO_NAMESPACE} (Istio resolves credentialName in the gateway pods' namespace)", r.secret),
@@ -173,7 +173,7 @@ pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
             let sum = summarize(cert, now);
             if sum.days_left < 0 {
                 findings.push(Finding::new(
-                    "credential-expiry",
+                    RuleId::CredentialExpiry,
                     Severity::Error,
                     &object,
                     format!("{} expired on {}", sum.subject, sum.not_after),
@@ -181,7 +181,7 @@ pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
                 ));
             } else if sum.days_left < 30 {
                 findings.push(Finding::new(
-                    "credential-expiry",
+                    RuleId::CredentialExpiry,
                     Severity::Warning,
                     &object,
                     format!(
@@ -203,7 +203,7 @@ pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
             .any(|u| u == want || u == "any")
         {
             findings.push(Finding::new(
-                "credential-eku",
+                RuleId::CredentialEku,
                 Severity::Error,
                 &object,
                 format!("the {role} certificate {} has no EKU {want} (it has {:?})", leaf.subject, leaf.extended_key_usage),
@@ -221,7 +221,7 @@ pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
                 let host = host.rsplit('/').next().unwrap_or(host);
                 if host != "*" && !sans.iter().any(|san| san.covers(host)) {
                     findings.push(Finding::new(
-                        "credential-san",
+                        RuleId::CredentialSan,
                         Severity::Error,
                         &object,
                         format!("the server certificate's SANs {:?} do not cover {host}, which {} serves", leaf.sans, r.by),
@@ -253,7 +253,7 @@ pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
             };
             if !signs(&server.ca, &client.chain) {
                 findings.push(Finding::new(
-                    "ca-direction",
+                    RuleId::CaDirection,
                     Severity::Error,
                     "target credential (cacert)",
                     format!("the target's cacert did not sign the client certificate for {}: the ingress gateway will refuse it (TLSV1_ALERT_UNKNOWN_CA)", client_hosts.join(",")),
@@ -262,7 +262,7 @@ pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
             }
             if !signs(&client.ca, &server.chain) {
                 findings.push(Finding::new(
-                    "ca-direction",
+                    RuleId::CaDirection,
                     Severity::Error,
                     "client credential (ca.crt)",
                     format!("the client's ca.crt did not sign the server certificate for {}: the egress gateway will refuse it (CERTIFICATE_VERIFY_FAILED)", client_hosts.join(",")),

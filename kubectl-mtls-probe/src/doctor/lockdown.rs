@@ -3,7 +3,7 @@
 //! `networkPoliciesEnabled`, pods that call through the egress gateway need the
 //! `to-egressgateway` label (note 35). Judged by the same evaluator as `kubectl mtls-lockdown explain`.
 
-use super::{Finding, Severity, Snapshot};
+use super::{Finding, RuleId, Severity, Snapshot};
 use shared::netpol::matrix::{Verdict, matrix, well_known};
 
 /// The pod label Kyma's egress gateway policy admits.
@@ -36,12 +36,12 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
                 }
                 let (id, fix) = if column.name == "ISTIOD" {
                     (
-                        "lockdown-istiod",
+                        RuleId::LockdownIstiod,
                         "allow TCP 15012 to istio: pilot pods in istio-system (kubectl mtls-lockdown apply does)",
                     )
                 } else {
                     (
-                        "lockdown-dns",
+                        RuleId::LockdownDns,
                         "allow DNS on UDP and TCP 53 (and 8053 to CoreDNS pods) — kubectl mtls-lockdown apply does",
                     )
                 };
@@ -77,7 +77,7 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
                 .is_some_and(|v| v == KYMA_EGRESS_LABEL.1);
             if client_namespaces.contains(&pod.namespace) && !labelled {
                 findings.push(Finding::new(
-                    "kyma-egress-label",
+                    RuleId::KymaEgressLabel,
                     Severity::Error,
                     format!("pod {}/{}", pod.namespace, pod.name),
                     "Kyma's networkPoliciesEnabled is on and the pod lacks networking.kyma-project.io/to-egressgateway=allowed: the egress gateway will not accept its traffic",

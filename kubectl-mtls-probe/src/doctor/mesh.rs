@@ -4,7 +4,7 @@
 
 use kube::ResourceExt;
 
-use super::{Finding, Severity, Snapshot};
+use super::{Finding, RuleId, Severity, Snapshot};
 use shared::cluster::detect::{EGRESS_DEPLOYMENT, deployment_available};
 use shared::manifest::ISTIO_NAMESPACE;
 
@@ -30,7 +30,7 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
             .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
             .collect();
         findings.push(Finding::new(
-            "istio-cr-count",
+            RuleId::IstioCrCount,
             Severity::Error,
             format!("istio {}", names.join(", ")),
             format!(
@@ -54,7 +54,7 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
                 .and_then(|st| st.description.clone())
                 .unwrap_or_default();
             findings.push(Finding::new(
-                "istio-cr-not-ready",
+                RuleId::IstioCrNotReady,
                 Severity::Warning,
                 &object,
                 format!("state {state}{}", if why.is_empty() { String::new() } else { format!(": {why}") }),
@@ -70,7 +70,7 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
             == Some(true);
         if !enabled && originates(s) {
             findings.push(Finding::new(
-                "egress-gateway-disabled",
+                RuleId::EgressGatewayDisabled,
                 Severity::Error,
                 &object,
                 "spec.components.egressGateway.enabled is not true, but a DestinationRule originates mutual TLS at the egress gateway",
@@ -84,7 +84,7 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
             && !deployment_available(d)
         {
             findings.push(Finding::new(
-                "egress-gateway-unavailable",
+                RuleId::EgressGatewayUnavailable,
                 Severity::Error,
                 format!("deployment {ISTIO_NAMESPACE}/{EGRESS_DEPLOYMENT}"),
                 "not Available: no egress gateway pod is ready to originate mTLS",
@@ -100,7 +100,7 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
         .collect();
     if mesh_wide.len() > 1 {
         findings.push(Finding::new(
-            "telemetry-mesh-wide-duplicate",
+            RuleId::TelemetryMeshWideDuplicate,
             Severity::Error,
             format!("telemetry {ISTIO_NAMESPACE}/{}", mesh_wide.join(", ")),
             format!("{} mesh-wide Telemetries (no selector) in {ISTIO_NAMESPACE}: Istio honours only one (IST0160)", mesh_wide.len()),

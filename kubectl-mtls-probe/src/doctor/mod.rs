@@ -50,14 +50,14 @@ pub struct Finding {
 
 impl Finding {
     pub(crate) fn new(
-        id: &'static str,
+        rule: RuleId,
         severity: Severity,
         object: impl Into<String>,
         problem: impl Into<String>,
         fix: impl Into<String>,
     ) -> Self {
         Self {
-            id,
+            id: rule.rule().id,
             severity,
             object: object.into(),
             problem: problem.into(),
@@ -79,149 +79,117 @@ pub struct Rule {
     pub fix: &'static str,
 }
 
-/// Every rule, grouped by module: credentials, mesh, routing, lockdown.
-pub const RULE_TABLE: [Rule; 28] = [
-    Rule {
-        id: "credential-cacert-name",
-        description: "a credentialName ends in -cacert, which Istio reads as the CA half of another Secret",
-        fix: "rename the Secret and the credentialName (e.g. client-credential)",
-    },
-    Rule {
-        id: "credential-missing",
-        description: "a Gateway or DestinationRule names a credential Secret that is not in istio-system",
-        fix: "create it in istio-system: `kubectl mtls-certs secret target|client --dir DIR --name NAME`",
-    },
-    Rule {
-        id: "credential-layout",
-        description: "a credential Secret has neither cert/key/cacert nor tls.crt/tls.key/ca.crt",
-        fix: "recreate it with `kubectl mtls-certs secret target|client --dir DIR`",
-    },
-    Rule {
-        id: "credential-unreadable",
-        description: "a credential Secret's certificate or key is not usable PEM",
-        fix: "put PEM certificates and an unencrypted PEM key in it (`kubectl mtls-certs secret`)",
-    },
-    Rule {
-        id: "credential-key-mismatch",
-        description: "a credential's private key does not belong to its certificate",
-        fix: "put the key generated with that certificate into the Secret",
-    },
-    Rule {
-        id: "credential-expiry",
-        description: "a credential certificate is expired or expires within 30 days",
-        fix: "issue a new certificate (`kubectl mtls-certs issue`) and update the Secret",
-    },
-    Rule {
-        id: "credential-eku",
-        description: "a server credential without serverAuth, or a client credential without clientAuth",
-        fix: "issue a certificate for its side: `kubectl mtls-certs issue server|client --name HOST --ca-dir DIR`",
-    },
-    Rule {
-        id: "credential-san",
-        description: "the server certificate's SANs do not cover the Gateway's host",
-        fix: "issue a server certificate for the host: `kubectl mtls-certs issue server --name HOST --ca-dir DIR`",
-    },
-    Rule {
-        id: "ca-direction",
-        description: "a CA in one cluster's Secret did not sign the peer certificate of the other cluster",
-        fix: "target `cacert` = the CA that signed the CLIENT certificate; client `ca.crt` = the CA that signed the SERVER certificate",
-    },
-    Rule {
-        id: "istio-cr-count",
-        description: "not exactly one Kyma Istio CR",
-        fix: "delete the extra Istio CRs",
-    },
-    Rule {
-        id: "istio-cr-not-ready",
-        description: "the Kyma Istio CR is not Ready",
-        fix: "see `kubectl get istio -A -o yaml` (status.conditions) and the istio operator's logs",
-    },
-    Rule {
-        id: "egress-gateway-disabled",
-        description: "mTLS origination is configured but Kyma's egress gateway is not enabled",
-        fix: "`kubectl mtls-egress enable --host HOST` (sets only `spec.components.egressGateway.enabled`)",
-    },
-    Rule {
-        id: "egress-gateway-unavailable",
-        description: "the istio-egressgateway Deployment is not Available",
-        fix: "`kubectl -n istio-system describe deployment istio-egressgateway`",
-    },
-    Rule {
-        id: "serviceentry-missing",
-        description: "no ServiceEntry for the host",
-        fix: "`kubectl mtls-egress enable --host HOST -n NAMESPACE`",
-    },
-    Rule {
-        id: "serviceentry-export",
-        description: "the ServiceEntry is not exported to istio-system, so the egress gateway cannot see it",
-        fix: "set `exportTo: [\".\", \"istio-system\"]`",
-    },
-    Rule {
-        id: "egress-gateway-route-missing",
-        description: "no egress Gateway (selector istio: egressgateway) for the host",
-        fix: "`kubectl mtls-egress enable --host HOST -n NAMESPACE`",
-    },
-    Rule {
-        id: "virtualservice-missing",
-        description: "no VirtualService routing the host through the egress gateway",
-        fix: "`kubectl mtls-egress enable --host HOST -n NAMESPACE`",
-    },
-    Rule {
-        id: "virtualservice-export",
-        description: "the VirtualService is not exported to istio-system (404 NR at the egress gateway)",
-        fix: "set `exportTo: [\".\", \"istio-system\"]`",
-    },
-    Rule {
-        id: "virtualservice-subset-missing",
-        description: "the VirtualService routes to an egress gateway subset no DestinationRule defines",
-        fix: "add a DestinationRule for `istio-egressgateway.istio-system.svc.cluster.local` with that subset in the VirtualService's namespace",
-    },
-    Rule {
-        id: "hop-tls-mismatch",
-        description: "the egress Gateway and the subset DestinationRule disagree on the sidecar-to-gateway hop",
-        fix: "make both ISTIO_MUTUAL (`kubectl mtls-egress enable --hop istio-mutual`) or both plain (`--hop plain`)",
-    },
-    Rule {
-        id: "origination-missing",
-        description: "no DestinationRule in istio-system originates MUTUAL TLS for the host",
-        fix: "`kubectl mtls-egress enable --host HOST -n NAMESPACE`",
-    },
-    Rule {
-        id: "origination-san-missing",
-        description: "the origination rule sets sni without subjectAltNames, which turns Istio's SAN check off",
-        fix: "add `subjectAltNames: [HOST]` next to `sni`",
-    },
-    Rule {
-        id: "origination-shadowed",
-        description: "another DestinationRule for the host can take precedence over the origination rule",
-        fix: "delete it, or merge what it needs into the origination rule",
-    },
-    Rule {
-        id: "origination-export",
-        description: "the origination rule is exported beyond istio-system, so it applies to every sidecar",
-        fix: "set `exportTo: [\".\"]` (only the egress gateway needs it)",
-    },
-    Rule {
-        id: "telemetry-mesh-wide-duplicate",
-        description: "more than one mesh-wide Telemetry in istio-system (only one is honoured)",
-        fix: "merge them into one; scope access logs to the egress gateway with a selector (`kubectl mtls-egress enable` does)",
-    },
-    Rule {
-        id: "lockdown-dns",
-        description: "a NetworkPolicy isolates a pod's egress and does not let it reach DNS over UDP and TCP 53",
-        fix: "allow DNS on UDP and TCP 53 (and 8053 to CoreDNS pods); `kubectl mtls-lockdown apply` does",
-    },
-    Rule {
-        id: "lockdown-istiod",
-        description: "a NetworkPolicy isolates a pod's egress and does not let it reach istiod on TCP 15012 (the sidecar never gets ready)",
-        fix: "allow TCP 15012 to `istio: pilot` pods in istio-system (`kubectl mtls-lockdown apply` does)",
-    },
-    Rule {
-        id: "kyma-egress-label",
-        description: "Kyma's networkPoliciesEnabled is on and a client pod lacks the label the egress gateway admits",
-        fix: "label the pod templates `networking.kyma-project.io/to-egressgateway=allowed` (`kubectl mtls-lockdown apply --label-pods` does)",
-    },
-];
+/// Declares every rule once: the [`RuleId`] variant a finding names, its id, what it means and
+/// the fix. [`RULE_TABLE`] (the README's troubleshooting table) and [`RuleId::rule`] come from
+/// the same list, so a rule that a check can emit is in the table by construction.
+macro_rules! rules {
+    ($($variant:ident => $id:literal, $description:literal, $fix:literal;)*) => {
+        /// A `doctor` rule: every [`Finding`] names one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum RuleId {
+            $(#[doc = $description] $variant,)*
+        }
+
+        impl RuleId {
+            /// The rule: its stable id, what it means, the fix.
+            pub const fn rule(self) -> Rule {
+                match self {
+                    $(RuleId::$variant => Rule { id: $id, description: $description, fix: $fix },)*
+                }
+            }
+        }
+
+        /// Every rule, grouped by module: credentials, mesh, routing, lockdown.
+        pub const RULE_TABLE: &[Rule] = &[$(RuleId::$variant.rule(),)*];
+    };
+}
+
+rules! {
+    CredentialCacertName => "credential-cacert-name",
+        "a credentialName ends in -cacert, which Istio reads as the CA half of another Secret",
+        "rename the Secret and the credentialName (e.g. client-credential)";
+    CredentialMissing => "credential-missing",
+        "a Gateway or DestinationRule names a credential Secret that is not in istio-system",
+        "create it in istio-system: `kubectl mtls-certs secret target|client --dir DIR --name NAME`";
+    CredentialLayout => "credential-layout",
+        "a credential Secret has neither cert/key/cacert nor tls.crt/tls.key/ca.crt",
+        "recreate it with `kubectl mtls-certs secret target|client --dir DIR`";
+    CredentialUnreadable => "credential-unreadable",
+        "a credential Secret's certificate or key is not usable PEM",
+        "put PEM certificates and an unencrypted PEM key in it (`kubectl mtls-certs secret`)";
+    CredentialKeyMismatch => "credential-key-mismatch",
+        "a credential's private key does not belong to its certificate",
+        "put the key generated with that certificate into the Secret";
+    CredentialExpiry => "credential-expiry",
+        "a credential certificate is expired or expires within 30 days",
+        "issue a new certificate (`kubectl mtls-certs issue`) and update the Secret";
+    CredentialEku => "credential-eku",
+        "a server credential without serverAuth, or a client credential without clientAuth",
+        "issue a certificate for its side: `kubectl mtls-certs issue server|client --name HOST --ca-dir DIR`";
+    CredentialSan => "credential-san",
+        "the server certificate's SANs do not cover the Gateway's host",
+        "issue a server certificate for the host: `kubectl mtls-certs issue server --name HOST --ca-dir DIR`";
+    CaDirection => "ca-direction",
+        "a CA in one cluster's Secret did not sign the peer certificate of the other cluster",
+        "target `cacert` = the CA that signed the CLIENT certificate; client `ca.crt` = the CA that signed the SERVER certificate";
+    IstioCrCount => "istio-cr-count",
+        "not exactly one Kyma Istio CR",
+        "delete the extra Istio CRs";
+    IstioCrNotReady => "istio-cr-not-ready",
+        "the Kyma Istio CR is not Ready",
+        "see `kubectl get istio -A -o yaml` (status.conditions) and the istio operator's logs";
+    EgressGatewayDisabled => "egress-gateway-disabled",
+        "mTLS origination is configured but Kyma's egress gateway is not enabled",
+        "`kubectl mtls-egress enable --host HOST` (sets only `spec.components.egressGateway.enabled`)";
+    EgressGatewayUnavailable => "egress-gateway-unavailable",
+        "the istio-egressgateway Deployment is not Available",
+        "`kubectl -n istio-system describe deployment istio-egressgateway`";
+    ServiceentryMissing => "serviceentry-missing",
+        "no ServiceEntry for the host",
+        "`kubectl mtls-egress enable --host HOST -n NAMESPACE`";
+    ServiceentryExport => "serviceentry-export",
+        "the ServiceEntry is not exported to istio-system, so the egress gateway cannot see it",
+        "set `exportTo: [\".\", \"istio-system\"]`";
+    EgressGatewayRouteMissing => "egress-gateway-route-missing",
+        "no egress Gateway (selector istio: egressgateway) for the host",
+        "`kubectl mtls-egress enable --host HOST -n NAMESPACE`";
+    VirtualserviceMissing => "virtualservice-missing",
+        "no VirtualService routing the host through the egress gateway",
+        "`kubectl mtls-egress enable --host HOST -n NAMESPACE`";
+    VirtualserviceExport => "virtualservice-export",
+        "the VirtualService is not exported to istio-system (404 NR at the egress gateway)",
+        "set `exportTo: [\".\", \"istio-system\"]`";
+    VirtualserviceSubsetMissing => "virtualservice-subset-missing",
+        "the VirtualService routes to an egress gateway subset no DestinationRule defines",
+        "add a DestinationRule for `istio-egressgateway.istio-system.svc.cluster.local` with that subset in the VirtualService's namespace";
+    HopTlsMismatch => "hop-tls-mismatch",
+        "the egress Gateway and the subset DestinationRule disagree on the sidecar-to-gateway hop",
+        "make both ISTIO_MUTUAL (`kubectl mtls-egress enable --hop istio-mutual`) or both plain (`--hop plain`)";
+    OriginationMissing => "origination-missing",
+        "no DestinationRule in istio-system originates MUTUAL TLS for the host",
+        "`kubectl mtls-egress enable --host HOST -n NAMESPACE`";
+    OriginationSanMissing => "origination-san-missing",
+        "the origination rule sets sni without subjectAltNames, which turns Istio's SAN check off",
+        "add `subjectAltNames: [HOST]` next to `sni`";
+    OriginationShadowed => "origination-shadowed",
+        "another DestinationRule for the host can take precedence over the origination rule",
+        "delete it, or merge what it needs into the origination rule";
+    OriginationExport => "origination-export",
+        "the origination rule is exported beyond istio-system, so it applies to every sidecar",
+        "set `exportTo: [\".\"]` (only the egress gateway needs it)";
+    TelemetryMeshWideDuplicate => "telemetry-mesh-wide-duplicate",
+        "more than one mesh-wide Telemetry in istio-system (only one is honoured)",
+        "merge them into one; scope access logs to the egress gateway with a selector (`kubectl mtls-egress enable` does)";
+    LockdownDns => "lockdown-dns",
+        "a NetworkPolicy isolates a pod's egress and does not let it reach DNS over UDP and TCP 53",
+        "allow DNS on UDP and TCP 53 (and 8053 to CoreDNS pods); `kubectl mtls-lockdown apply` does";
+    LockdownIstiod => "lockdown-istiod",
+        "a NetworkPolicy isolates a pod's egress and does not let it reach istiod on TCP 15012 (the sidecar never gets ready)",
+        "allow TCP 15012 to `istio: pilot` pods in istio-system (`kubectl mtls-lockdown apply` does)";
+    KymaEgressLabel => "kyma-egress-label",
+        "Kyma's networkPoliciesEnabled is on and a client pod lacks the label the egress gateway admits",
+        "label the pod templates `networking.kyma-project.io/to-egressgateway=allowed` (`kubectl mtls-lockdown apply --label-pods` does)";
+}
 
 /// Every rule id with a one-line description (for `--help`, docs and the troubleshooting guide);
 /// the `(id, description)` view of [`RULE_TABLE`].

@@ -5,7 +5,7 @@
 
 use kube::ResourceExt;
 
-use super::{Finding, Severity, Snapshot};
+use super::{Finding, RuleId, Severity, Snapshot};
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::egress::EGRESS_GATEWAY_HOST;
 use shared::names::DnsName;
@@ -87,7 +87,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
         .collect();
     if entries.is_empty() {
         findings.push(Finding::new(
-            "serviceentry-missing",
+            RuleId::ServiceentryMissing,
             Severity::Error,
             format!("host {h}"),
             "no ServiceEntry: the mesh does not know the host, and the egress gateway has no cluster outbound|443||HOST",
@@ -98,7 +98,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
         let ns = se.namespace().unwrap_or_default();
         if !visible_to_istio_system(&se.spec.export_to, &ns) {
             findings.push(Finding::new(
-                "serviceentry-export",
+                RuleId::ServiceentryExport,
                 Severity::Error,
                 id("serviceentry", se.namespace(), se.name_any()),
                 format!(
@@ -119,7 +119,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
         .collect();
     if egress_servers.is_empty() {
         findings.push(Finding::new(
-            "egress-gateway-route-missing",
+            RuleId::EgressGatewayRouteMissing,
             Severity::Error,
             format!("host {h}"),
             "no Gateway with selector istio: egressgateway lists the host: the egress gateway has no listener for it",
@@ -134,7 +134,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
         .collect();
     if services.is_empty() {
         findings.push(Finding::new(
-            "virtualservice-missing",
+            RuleId::VirtualserviceMissing,
             Severity::Error,
             format!("host {h}"),
             "no VirtualService for the host: sidecars send it straight out, not through the egress gateway",
@@ -146,7 +146,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
         let object = id("virtualservice", vs.namespace(), vs.name_any());
         if !visible_to_istio_system(&vs.spec.export_to, &ns) {
             findings.push(Finding::new(
-                "virtualservice-export",
+                RuleId::VirtualserviceExport,
                 Severity::Error,
                 &object,
                 format!("exportTo {:?} hides it from the egress gateway: requests get 404 NR route_not_found there", vs.spec.export_to),
@@ -172,7 +172,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
                 let Some(rule) = rule else {
                     {
                         findings.push(Finding::new(
-                            "virtualservice-subset-missing",
+                            RuleId::VirtualserviceSubsetMissing,
                             Severity::Error,
                             &object,
                             format!("routes the mesh to subset {subset:?} of the egress gateway, which no DestinationRule in {ns} defines: 503 NC cluster_not_found"),
@@ -205,7 +205,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
                     let gateway_mutual = srv.tls.as_ref().is_some_and(|t| t.mode == "ISTIO_MUTUAL");
                     if gateway_mutual != sidecar_mutual {
                         findings.push(Finding::new(
-                            "hop-tls-mismatch",
+                            RuleId::HopTlsMismatch,
                             Severity::Error,
                             id("gateway", gw.namespace(), gw.name_any()),
                             format!(
@@ -233,7 +233,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
         .collect();
     if origination.is_empty() {
         findings.push(Finding::new(
-            "origination-missing",
+            RuleId::OriginationMissing,
             Severity::Error,
             format!("host {h}"),
             format!("no DestinationRule in {ISTIO_NAMESPACE} originates MUTUAL TLS for the host: the egress gateway sends it without the client certificate"),
@@ -246,7 +246,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
             && tls.subject_alt_names.is_empty()
         {
             findings.push(Finding::new(
-                "origination-san-missing",
+                RuleId::OriginationSanMissing,
                 Severity::Error,
                 &object,
                 if tls.sni.is_some() {
@@ -259,7 +259,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
         }
         if dr.spec.export_to != ["."] {
             findings.push(Finding::new(
-                "origination-export",
+                RuleId::OriginationExport,
                 Severity::Warning,
                 &object,
                 format!("exportTo {:?}: a DestinationRule in the root namespace applies to every sidecar of the mesh", dr.spec.export_to),
@@ -271,7 +271,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
         let is_origination = origination.iter().any(|o| std::ptr::eq(*o, dr));
         if !is_origination && covers(&dr.spec.host, host) {
             findings.push(Finding::new(
-                "origination-shadowed",
+                RuleId::OriginationShadowed,
                 Severity::Error,
                 id("destinationrule", dr.namespace(), dr.name_any()),
                 format!("is for {} too: Istio looks in the client namespace before istio-system, so it can replace the mTLS origination", dr.spec.host),
