@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use shared::cli::{OutputFormat, Table};
+use shared::cli::{OutputFormat, Table, write_output};
 use shared::error::Error;
 use shared::names::DnsName;
 use shared::pki::{
@@ -81,48 +81,38 @@ pub fn run(args: &GenArgs, out: &mut dyn Write) -> Result<(), Error> {
         summary: summarize(cert, now),
     })
     .collect();
-    match args.output {
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &written).map_err(std::io::Error::from)?;
-            writeln!(out)?;
+    write_output(out, args.output, &written, |out| {
+        let mut table = Table::new(["FILE", "SUBJECT", "SAN", "USAGE", "KEY", "EXPIRES"]);
+        for w in &written {
+            let usage = if w.summary.is_ca {
+                "CA".to_string()
+            } else {
+                w.summary.extended_key_usage.join(",")
+            };
+            table.row([
+                w.file.clone(),
+                w.summary.subject.clone(),
+                w.summary.sans.join(","),
+                usage,
+                w.summary.key.clone(),
+                w.summary.not_after.clone(),
+            ]);
         }
-        OutputFormat::Yaml => {
-            let value = serde_json::to_value(&written).map_err(std::io::Error::from)?;
-            write!(out, "{}", shared::plan::render_yaml([&value]))?;
-        }
-        OutputFormat::Table => {
-            let mut table = Table::new(["FILE", "SUBJECT", "SAN", "USAGE", "KEY", "EXPIRES"]);
-            for w in &written {
-                let usage = if w.summary.is_ca {
-                    "CA".to_string()
-                } else {
-                    w.summary.extended_key_usage.join(",")
-                };
-                table.row([
-                    w.file.clone(),
-                    w.summary.subject.clone(),
-                    w.summary.sans.join(","),
-                    usage,
-                    w.summary.key.clone(),
-                    w.summary.not_after.clone(),
-                ]);
-            }
-            let dir = args.out.display();
-            write!(out, "{table}")?;
-            writeln!(
-                out,
-                "Private keys ca.key, server.key, client.key are in {dir} (mode 0600); keep ca.key offline."
-            )?;
-            writeln!(out, "Next:")?;
-            writeln!(
-                out,
-                "  kubectl mtls-certs secret target --dir {dir} --context <target-cluster>   # server credential for the ingress gateway"
-            )?;
-            writeln!(
-                out,
-                "  kubectl mtls-certs secret client --dir {dir} --context <client-cluster>   # client credential for the egress gateway"
-            )?;
-        }
-    }
-    Ok(())
+        let dir = args.out.display();
+        write!(out, "{table}")?;
+        writeln!(
+            out,
+            "Private keys ca.key, server.key, client.key are in {dir} (mode 0600); keep ca.key offline."
+        )?;
+        writeln!(out, "Next:")?;
+        writeln!(
+            out,
+            "  kubectl mtls-certs secret target --dir {dir} --context <target-cluster>   # server credential for the ingress gateway"
+        )?;
+        writeln!(
+            out,
+            "  kubectl mtls-certs secret client --dir {dir} --context <client-cluster>   # client credential for the egress gateway"
+        )?;
+        Ok(())
+    })
 }

@@ -9,7 +9,7 @@ use kube::Api;
 use kube::core::ApiResource;
 use serde::Serialize;
 
-use shared::cli::{GlobalArgs, OutputFormat};
+use shared::cli::{GlobalArgs, OutputFormat, write_output};
 use shared::cluster::{ClusterError, Operation};
 use shared::error::Error;
 use shared::manifest::secret::Layout;
@@ -79,18 +79,7 @@ pub async fn run(
         Some(name) => inspect_secret(name, global).await?,
         None => inspect_path(Path::new(&args.target))?,
     };
-    match args.output {
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report).map_err(std::io::Error::from)?;
-            writeln!(out)?;
-        }
-        OutputFormat::Yaml => {
-            let value = serde_json::to_value(&report).map_err(std::io::Error::from)?;
-            write!(out, "{}", shared::plan::render_yaml([&value]))?;
-        }
-        OutputFormat::Table => render(&report, out)?,
-    }
-    Ok(())
+    write_output(out, args.output, &report, |out| Ok(render(&report, out)?))
 }
 
 fn entry_from_pem(text: &str, source: String) -> Result<Entry, PkiError> {

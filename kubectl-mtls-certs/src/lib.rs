@@ -15,7 +15,7 @@ use std::io::Write;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use shared::cli::{GlobalArgs, Plugin, Shell, write_completion};
+use shared::cli::{CompletionArgs, GlobalArgs, Plugin};
 use shared::error::Error;
 
 /// The executable's file name; kubectl runs it for `kubectl mtls-certs`.
@@ -54,15 +54,10 @@ enum Command {
     Inspect(inspect::InspectArgs),
     Verify(verify::VerifyArgs),
     Secret(secret::SecretArgs),
-    /// Print a shell completion script (bash, zsh or fish)
     #[command(
         after_help = "Example:\n  kubectl mtls-certs completion bash > /etc/bash_completion.d/kubectl-mtls_certs"
     )]
-    Completion {
-        /// The shell to complete for.
-        #[arg(value_enum)]
-        shell: Shell,
-    },
+    Completion(CompletionArgs),
 }
 
 impl Plugin for Cli {
@@ -70,14 +65,14 @@ impl Plugin for Cli {
         &self.global
     }
 
-    async fn run(self, out: &mut dyn Write) -> Result<(), Error> {
+    async fn run(self, out: &mut dyn Write, _err: &mut dyn Write) -> Result<(), Error> {
         match self.command {
             Command::Gen(args) => generate::run(&args, out),
             Command::Issue(args) => issue::run(&args, out),
             Command::Inspect(args) => inspect::run(&args, &self.global, out).await,
             Command::Verify(args) => verify::run(&args, out),
             Command::Secret(args) => secret::run(&args, &self.global, out).await,
-            Command::Completion { shell } => write_completion(shell, Cli::command(), BIN_NAME, out),
+            Command::Completion(args) => args.run(Cli::command(), BIN_NAME, out),
         }
     }
 }

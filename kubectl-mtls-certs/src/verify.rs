@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use shared::cli::{OutputFormat, Table};
+use shared::cli::{OutputFormat, Table, write_output};
 use shared::error::Error;
 use shared::names::DnsName;
 use shared::pki::{Certificate, PrivateKey, Usage, VerifyRequest, verify};
@@ -57,32 +57,23 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
         usage: args.usage,
         now: super::now(),
     })?;
-    match args.output {
-        OutputFormat::Json | OutputFormat::Yaml => {
-            let value = serde_json::json!({
-                "certificate": cert_origin,
-                "ok": checks.iter().all(|c| c.ok),
-                "checks": checks,
-            });
-            if args.output == OutputFormat::Json {
-                serde_json::to_writer_pretty(&mut *out, &value).map_err(std::io::Error::from)?;
-                writeln!(out)?;
-            } else {
-                write!(out, "{}", shared::plan::render_yaml([&value]))?;
-            }
+    let value = serde_json::json!({
+        "certificate": cert_origin,
+        "ok": checks.iter().all(|c| c.ok),
+        "checks": checks,
+    });
+    write_output(out, args.output, &value, |out| {
+        let mut table = Table::new(["CHECK", "RESULT", "DETAIL"]);
+        for c in &checks {
+            table.row([
+                c.name,
+                if c.ok { "ok" } else { "FAILED" },
+                c.detail.as_str(),
+            ]);
         }
-        OutputFormat::Table => {
-            let mut table = Table::new(["CHECK", "RESULT", "DETAIL"]);
-            for c in &checks {
-                table.row([
-                    c.name,
-                    if c.ok { "ok" } else { "FAILED" },
-                    c.detail.as_str(),
-                ]);
-            }
-            write!(out, "{table}")?;
-        }
-    }
+        write!(out, "{table}")?;
+        Ok(())
+    })?;
     let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
     if failed.is_empty() {
         Ok(())

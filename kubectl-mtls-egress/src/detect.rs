@@ -2,6 +2,7 @@
 //! the egress gateway, APIRule support, DestinationRules that would shadow ours — and the waits
 //! after applying. Decisions are pure functions ([`choose_istio_cr`], [`shadows`]); the rest reads.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use kube::api::ListParams;
@@ -108,11 +109,12 @@ pub async fn shadowing_rules(
 }
 
 /// Polls until the Kyma Istio CR (when `kyma` names it) is `Ready` and the egress gateway
-/// Deployment is Available, printing progress on stderr; fails after `timeout`.
+/// Deployment is Available, writing each change of state to `progress`; fails after `timeout`.
 pub async fn wait_ready(
     client: &Client,
     kyma: Option<&(String, String)>,
     timeout: Duration,
+    progress: &mut dyn Write,
 ) -> Result<(), Error> {
     let start = Instant::now();
     let mut last = String::new();
@@ -136,14 +138,15 @@ pub async fn wait_ready(
             }
         );
         if istio_ready && available {
-            super::note(format!(
+            writeln!(
+                progress,
                 "egress gateway ready after {:.0?}",
                 start.elapsed()
-            ));
+            )?;
             return Ok(());
         }
         if state != last {
-            super::note(&state);
+            writeln!(progress, "{state}")?;
             last = state;
         }
         if start.elapsed() >= timeout {

@@ -63,6 +63,7 @@ pub async fn run(
     args: &DisableArgs,
     global: &GlobalArgs,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(), Error> {
     let host = DnsName::parse(&args.host)?;
     if args.apply.dry_run == DryRun::Client {
@@ -71,7 +72,7 @@ pub async fn run(
         ));
     }
     let (client, namespace) = global.kube.connect().await?;
-    execute(&client, &namespace, &host, args, out).await
+    execute(&client, &namespace, &host, args, out, err).await
 }
 
 /// `disable` against a connected cluster.
@@ -81,6 +82,7 @@ pub async fn execute(
     host: &DnsName,
     args: &DisableArgs,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(), Error> {
     let dry_run = args.apply.dry_run == DryRun::Server;
     let lines = delete_host(client, namespace, host, dry_run).await?;
@@ -100,9 +102,10 @@ pub async fn execute(
                 plan.push(&egress_gateway_off(&ns, &name))?;
                 apply_and_print(client, &plan, &args.apply, out).await?;
             }
-            None => super::note(
-                "note: not Kyma: the egress gateway is not ours to switch off; left as it is",
-            ),
+            None => writeln!(
+                err,
+                "note: not Kyma: the egress gateway is not ours to switch off; left as it is"
+            )?,
         }
     }
     Ok(())

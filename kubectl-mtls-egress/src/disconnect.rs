@@ -172,6 +172,7 @@ pub async fn run(
     args: &DisconnectArgs,
     global: &GlobalArgs,
     out: &mut dyn Write,
+    progress: &mut dyn Write,
 ) -> Result<(), Error> {
     let kube = &global.kube;
     let target_ns = args.target_namespace.as_ref().or(kube.namespace.as_ref());
@@ -191,14 +192,7 @@ pub async fn run(
         .await
         .map_err(|e| on(&request.client, e))?;
     let request = args.request(global, &target_namespace, &client_namespace)?;
-    execute(
-        &target_client,
-        &client_client,
-        &request,
-        out,
-        &mut std::io::stderr(),
-    )
-    .await
+    execute(&target_client, &client_client, &request, out, progress).await
 }
 
 /// `disconnect` against two connected clusters: check every deletion on both, then delete on the

@@ -93,7 +93,12 @@ impl EnableArgs {
 }
 
 /// Runs `enable`.
-pub async fn run(args: &EnableArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+pub async fn run(
+    args: &EnableArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
     if args.apply.dry_run == DryRun::Client {
         let namespace = global.kube.namespace.as_deref().unwrap_or("default");
         let plan = enable_plan(&args.request(namespace)?)?;
@@ -102,34 +107,41 @@ pub async fn run(args: &EnableArgs, global: &GlobalArgs, out: &mut dyn Write) ->
     // Flags are checked before any file is read or request sent.
     enable_plan(&args.request(global.kube.namespace.as_deref().unwrap_or("default"))?)?;
     let (client, namespace) = global.kube.connect().await?;
-    execute(&client, args.request(&namespace)?, args, out).await
+    execute(&client, args.request(&namespace)?, args, out, err).await
 }
 
-/// `enable` against a connected cluster: detect, check, apply, wait.
+/// `enable` against a connected cluster: detect, check, apply, wait (warnings and progress go to
+/// `err`).
 pub async fn execute(
     client: &kube::Client,
     request: EnableRequest,
     args: &EnableArgs,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(), Error> {
-    let request = prepare(client, request, args.force).await?;
+    let (request, warnings) = prepare(client, request, args.force).await?;
+    for warning in warnings {
+        writeln!(err, "{warning}")?;
+    }
     let plan = enable_plan(&request)?;
     apply_and_print(client, &plan, &args.apply, out).await?;
     if args.apply.dry_run == DryRun::Server || args.no_wait {
         return Ok(());
     }
     out.flush()?;
-    detect::wait_ready(client, request.kyma_istio.as_ref(), args.timeout).await
+    detect::wait_ready(client, request.kyma_istio.as_ref(), args.timeout, err).await
 }
 
 /// Reads what the plan depends on, before anything is written: the Kyma Istio CR to patch (unless
 /// the request names one) or else an existing egress gateway, and DestinationRules that would
-/// shadow the origination rule (refused unless `force`). Returns the request with the Istio CR set.
+/// shadow the origination rule (refused unless `force`). Returns the request with the Istio CR
+/// set, and the warnings for the user.
 pub async fn prepare(
     client: &kube::Client,
     mut request: EnableRequest,
     force: bool,
-) -> Result<EnableRequest, Error> {
+) -> Result<(EnableRequest, Vec<String>), Error> {
+    let mut warnings = Vec::new();
     let client = client.clone();
     let host = request.host.clone();
     enable_plan(&request)?;
@@ -154,8 +166,8 @@ pub async fn prepare(
                 "{message}: remove it, or pass --force to go ahead"
             )));
         }
-        super::note(format!("warning: {message}"));
+        warnings.push(format!("warning: {message}"));
     }
     request.kyma_istio = kyma;
-    Ok(request)
+    Ok((request, warnings))
 }

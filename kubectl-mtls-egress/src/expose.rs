@@ -12,7 +12,7 @@ use shared::manifest::expose::{ExposeRequest, Route, ServiceRef, expose_plan};
 use shared::manifest::secret::Layout;
 use shared::names::DnsName;
 
-use super::{detect, note};
+use super::detect;
 
 /// `--route`: APIRule, VirtualService, or decide by what the cluster serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,14 +101,20 @@ impl ExposeArgs {
 }
 
 /// Runs `expose`.
-pub async fn run(args: &ExposeArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+pub async fn run(
+    args: &ExposeArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
     let namespace = global.kube.namespace.as_deref().unwrap_or("default");
     let request = args.request(namespace)?;
     if args.apply.dry_run == DryRun::Client {
         if args.route == RouteChoice::Auto {
-            note(
-                "note: --route auto without a cluster emits a VirtualService; pass --route apirule for Kyma's APIRule",
-            );
+            writeln!(
+                err,
+                "note: --route auto without a cluster emits a VirtualService; pass --route apirule for Kyma's APIRule"
+            )?;
         }
         return print_plan(&expose_plan(&request)?, args.apply.output, out);
     }
@@ -119,19 +125,24 @@ pub async fn run(args: &ExposeArgs, global: &GlobalArgs, out: &mut dyn Write) ->
         args.route,
         &args.apply,
         out,
+        err,
     )
     .await
 }
 
-/// `expose` against a connected cluster: choose the route, warn, apply.
+/// `expose` against a connected cluster: choose the route, warn (on `err`), apply.
 pub async fn execute(
     client: &Client,
     request: ExposeRequest,
     route: RouteChoice,
     apply: &ApplyArgs,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(), Error> {
-    let request = prepare(client, request, route, false).await?;
+    let (request, warnings) = prepare(client, request, route, false).await?;
+    for warning in warnings {
+        writeln!(err, "{warning}")?;
+    }
     let plan = expose_plan(&request)?;
     apply_and_print(client, &plan, apply, out).await
 }
@@ -139,13 +150,13 @@ pub async fn execute(
 /// Reads what the plan depends on: decides the route from what the cluster serves (or refuses
 /// `--route apirule` without Kyma's APIRule) and warns about missing prerequisites — not about the
 /// server credential Secret when `secret_planned` (the caller applies it with the plan). Writes
-/// nothing.
+/// nothing; returns the request with the route decided, and the warnings for the user.
 pub async fn prepare(
     client: &Client,
     mut request: ExposeRequest,
     route: RouteChoice,
     secret_planned: bool,
-) -> Result<ExposeRequest, Error> {
+) -> Result<(ExposeRequest, Vec<String>), Error> {
     expose_plan(&request)?;
     let apirule = detect::apirule_served(client).await?;
     request.route = match (route, apirule) {
@@ -157,16 +168,18 @@ pub async fn prepare(
         (RouteChoice::Apirule, true) | (RouteChoice::Auto, true) => Route::Apirule,
         _ => Route::Virtualservice,
     };
-    warn_about_prerequisites(client, &request, secret_planned).await?;
-    Ok(request)
+    let warnings = prerequisite_warnings(client, &request, secret_planned).await?;
+    Ok((request, warnings))
 }
 
 /// The warnings of `expose`: what will make the exposed host fail even though the plan applies.
-async fn warn_about_prerequisites(
+async fn prerequisite_warnings(
     client: &Client,
     req: &ExposeRequest,
     secret_planned: bool,
-) -> Result<(), Error> {
+) -> Result<Vec<String>, Error> {
+    let mut warnings = Vec::new();
+    let mut note = |text: String| warnings.push(text);
     let ns = shared::cluster::get_cluster_opt::<Namespace>(client, &req.namespace).await?;
     let Some(ns) = ns else {
         return Err(Error::State(format!(
@@ -231,8 +244,8 @@ async fn warn_about_prerequisites(
         && istio.spec.network_policies_enabled == Some(true)
     {
         note(
-            "note: Kyma's networkPoliciesEnabled is on: the workload's pods need the label networking.kyma-project.io/from-ingressgateway=allowed (add it to the Deployment's pod template)",
+            "note: Kyma's networkPoliciesEnabled is on: the workload's pods need the label networking.kyma-project.io/from-ingressgateway=allowed (add it to the Deployment's pod template)".into(),
         );
     }
-    Ok(())
+    Ok(warnings)
 }

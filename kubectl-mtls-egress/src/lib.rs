@@ -16,7 +16,7 @@ use std::io::Write;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use shared::cli::{GlobalArgs, Plugin, Shell, write_completion};
+use shared::cli::{CompletionArgs, GlobalArgs, Plugin};
 use shared::error::Error;
 
 /// The executable's file name; kubectl runs it for `kubectl mtls-egress`.
@@ -62,12 +62,7 @@ enum Command {
     Status(status::StatusArgs),
     Connect(connect::ConnectArgs),
     Disconnect(disconnect::DisconnectArgs),
-    /// Print a shell completion script (bash, zsh or fish)
-    Completion {
-        /// The shell to complete for.
-        #[arg(value_enum)]
-        shell: Shell,
-    },
+    Completion(CompletionArgs),
 }
 
 impl Plugin for Cli {
@@ -75,20 +70,15 @@ impl Plugin for Cli {
         &self.global
     }
 
-    async fn run(self, out: &mut dyn Write) -> Result<(), Error> {
+    async fn run(self, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
         match self.command {
-            Command::Expose(args) => expose::run(&args, &self.global, out).await,
-            Command::Enable(args) => enable::run(&args, &self.global, out).await,
-            Command::Disable(args) => disable::run(&args, &self.global, out).await,
+            Command::Expose(args) => expose::run(&args, &self.global, out, err).await,
+            Command::Enable(args) => enable::run(&args, &self.global, out, err).await,
+            Command::Disable(args) => disable::run(&args, &self.global, out, err).await,
             Command::Status(args) => status::run(&args, &self.global, out).await,
-            Command::Connect(args) => connect::run(&args, &self.global, out).await,
-            Command::Disconnect(args) => disconnect::run(&args, &self.global, out).await,
-            Command::Completion { shell } => write_completion(shell, Cli::command(), BIN_NAME, out),
+            Command::Connect(args) => connect::run(&args, &self.global, out, err).await,
+            Command::Disconnect(args) => disconnect::run(&args, &self.global, out, err).await,
+            Command::Completion(args) => args.run(Cli::command(), BIN_NAME, out),
         }
     }
-}
-
-/// Progress and warnings go to stderr: stdout stays data.
-pub(crate) fn note(message: impl std::fmt::Display) {
-    eprintln!("{message}");
 }

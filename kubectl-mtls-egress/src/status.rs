@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use kube::api::ListParams;
 use serde::Serialize;
 
-use shared::cli::{GlobalArgs, OutputFormat, Table};
+use shared::cli::{GlobalArgs, OutputFormat, Table, write_output};
 use shared::cluster::detect::{deployment_available, egress_gateway};
 use shared::cluster::{get_opt, list};
 use shared::error::Error;
@@ -214,52 +214,42 @@ fn render(
     output: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    match output {
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, rows).map_err(std::io::Error::from)?;
-            writeln!(out)?;
+    write_output(out, output, rows, |out| {
+        if rows.is_empty() {
+            writeln!(
+                out,
+                "No hosts managed by kubectl-mtls{}.",
+                scope
+                    .map(|n| format!(" in namespace {n}"))
+                    .unwrap_or_default()
+            )?;
+            return Ok(());
         }
-        OutputFormat::Yaml => {
-            let value = serde_json::to_value(rows).map_err(std::io::Error::from)?;
-            write!(out, "{}", shared::plan::render_yaml([&value]))?;
-        }
-        OutputFormat::Table => {
-            if rows.is_empty() {
-                writeln!(
-                    out,
-                    "No hosts managed by kubectl-mtls{}.",
-                    scope
-                        .map(|n| format!(" in namespace {n}"))
-                        .unwrap_or_default()
-                )?;
-                return Ok(());
-            }
-            let mut table = Table::new([
-                "HOST",
-                "NAMESPACE",
-                "SIDE",
-                "HOP",
-                "OBJECTS",
-                "CREDENTIAL",
-                "READY",
+        let mut table = Table::new([
+            "HOST",
+            "NAMESPACE",
+            "SIDE",
+            "HOP",
+            "OBJECTS",
+            "CREDENTIAL",
+            "READY",
+        ]);
+        for r in rows {
+            table.row([
+                r.host.clone(),
+                r.namespace.clone(),
+                r.side.clone(),
+                r.hop.clone().unwrap_or_else(|| "-".into()),
+                r.objects.len().to_string(),
+                r.credential.clone().unwrap_or_else(|| "-".into()),
+                if r.problems.is_empty() {
+                    "yes".to_string()
+                } else {
+                    format!("no: {}", r.problems.join("; "))
+                },
             ]);
-            for r in rows {
-                table.row([
-                    r.host.clone(),
-                    r.namespace.clone(),
-                    r.side.clone(),
-                    r.hop.clone().unwrap_or_else(|| "-".into()),
-                    r.objects.len().to_string(),
-                    r.credential.clone().unwrap_or_else(|| "-".into()),
-                    if r.problems.is_empty() {
-                        "yes".to_string()
-                    } else {
-                        format!("no: {}", r.problems.join("; "))
-                    },
-                ]);
-            }
-            write!(out, "{table}")?;
         }
-    }
-    Ok(())
+        write!(out, "{table}")?;
+        Ok(())
+    })
 }

@@ -138,15 +138,12 @@ pub fn inputs(
     }
 }
 
-fn note(text: &str) {
-    let _ = writeln!(std::io::stderr(), "note: {text}");
-}
-
 /// Runs `apply`.
 pub async fn run(
     args: &ApplyCmdArgs,
     global: &GlobalArgs,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(), Error> {
     if let Some(ns) = &global.kube.namespace {
         shared::cluster::validate_namespace(ns)?;
@@ -172,7 +169,7 @@ pub async fn run(
     let (client, namespace) = global.kube.connect().await?;
     let notes = apply_with(&client, &namespace, args, out).await?;
     for n in notes {
-        note(&n);
+        writeln!(err, "note: {n}")?;
     }
     Ok(())
 }

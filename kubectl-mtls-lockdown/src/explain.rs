@@ -4,16 +4,15 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use shared::cli::{GlobalArgs, OutputFormat};
+use shared::cli::{GlobalArgs, OutputFormat, write_output};
 use shared::error::Error;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::lockdown::DNS_NAMESPACE;
+use shared::netpol::matrix::{self, PathReport};
 use shared::netpol::target::Destination;
 use shared::netpol::{Inventory, Protocol, resolve};
-use shared::plan::render_yaml;
 
 use super::report;
-use shared::netpol::matrix::{self, PathReport};
 
 /// Explain which NetworkPolicy rule allows or denies a pod's traffic
 #[derive(clap::Args, Debug)]
@@ -164,18 +163,21 @@ pub fn render(explanation: &Explanation, output: Option<OutputFormat>) -> String
         Explanation::Paths(reports) => serde_json::json!({ "results": reports }),
         Explanation::Matrix(m) => serde_json::to_value(m).expect("a matrix serializes"),
     };
-    match output.unwrap_or(OutputFormat::Table) {
-        OutputFormat::Table => match explanation {
-            Explanation::Paths(reports) => report::render_text(reports),
-            Explanation::Matrix(m) => report::render_matrix(m),
+    let mut text = Vec::new();
+    write_output(
+        &mut text,
+        output.unwrap_or(OutputFormat::Table),
+        &value,
+        |out| {
+            let table = match explanation {
+                Explanation::Paths(reports) => report::render_text(reports),
+                Explanation::Matrix(m) => report::render_matrix(m),
+            };
+            Ok(out.write_all(table.as_bytes())?)
         },
-        OutputFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&value).expect("JSON serializes");
-            s.push('\n');
-            s
-        }
-        OutputFormat::Yaml => render_yaml([&value]),
-    }
+    )
+    .expect("writing to memory does not fail");
+    String::from_utf8(text).expect("the renderers write UTF-8")
 }
 
 /// Runs `explain`.

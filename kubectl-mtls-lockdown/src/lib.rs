@@ -17,7 +17,7 @@ use std::io::Write;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use shared::cli::{GlobalArgs, Plugin, Shell, write_completion};
+use shared::cli::{CompletionArgs, GlobalArgs, Plugin};
 use shared::error::Error;
 
 /// The executable's file name; kubectl runs it for `kubectl mtls-lockdown`.
@@ -55,15 +55,10 @@ enum Command {
     Apply(apply::ApplyCmdArgs),
     Remove(remove::RemoveArgs),
     Explain(explain::ExplainArgs),
-    /// Print a shell completion script (bash, zsh or fish)
     #[command(
         after_help = "Example:\n  kubectl mtls-lockdown completion bash > /etc/bash_completion.d/kubectl-mtls_lockdown"
     )]
-    Completion {
-        /// The shell to complete for.
-        #[arg(value_enum)]
-        shell: Shell,
-    },
+    Completion(CompletionArgs),
 }
 
 impl Plugin for Cli {
@@ -71,12 +66,12 @@ impl Plugin for Cli {
         &self.global
     }
 
-    async fn run(self, out: &mut dyn Write) -> Result<(), Error> {
+    async fn run(self, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
         match self.command {
-            Command::Apply(args) => apply::run(&args, &self.global, out).await,
-            Command::Remove(args) => remove::run(&args, &self.global, out).await,
+            Command::Apply(args) => apply::run(&args, &self.global, out, err).await,
+            Command::Remove(args) => remove::run(&args, &self.global, out, err).await,
             Command::Explain(args) => explain::run(&args, &self.global, out).await,
-            Command::Completion { shell } => write_completion(shell, Cli::command(), BIN_NAME, out),
+            Command::Completion(args) => args.run(Cli::command(), BIN_NAME, out),
         }
     }
 }

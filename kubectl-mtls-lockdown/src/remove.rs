@@ -38,14 +38,16 @@ pub fn selector() -> String {
 }
 
 /// Runs `remove`.
-pub async fn run(args: &RemoveArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+pub async fn run(
+    args: &RemoveArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
     let (client, namespace) = global.kube.connect().await?;
     let removed = remove_with(&client, &namespace, args.dry_run, out).await?;
     if removed == 0 {
-        let _ = writeln!(
-            std::io::stderr(),
-            "No lockdown resources found in namespace {namespace}."
-        );
+        writeln!(err, "No lockdown resources found in namespace {namespace}.")?;
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ use tokio_rustls::TlsConnector;
 use super::http::{self, HttpError, ReadError, Response};
 use super::report::{self, Check, Status};
 use super::xfcc::{self, ClientIdentity, ElementVerdict, XfccElement};
-use shared::cli::OutputFormat;
+use shared::cli::{OutputFormat, write_output};
 use shared::error::Error;
 use shared::names::DnsName;
 use shared::pki::{
@@ -147,17 +147,7 @@ pub struct DirectReport {
 pub async fn run(args: &DirectArgs, out: &mut dyn Write) -> Result<(), Error> {
     let req = request_from_args(args)?;
     let report = probe(&req).await;
-    match args.output {
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report).map_err(std::io::Error::from)?;
-            writeln!(out)?;
-        }
-        OutputFormat::Yaml => {
-            let value = serde_json::to_value(&report).map_err(std::io::Error::from)?;
-            write!(out, "{}", shared::plan::render_yaml([&value]))?;
-        }
-        OutputFormat::Table => render(&report, out)?,
-    }
+    write_output(out, args.output, &report, |out| render(&report, out))?;
     report::outcome(&format!("{}:{}", report.host, report.port), &report.checks)
 }
 

@@ -19,7 +19,7 @@ use std::io::Write;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use shared::cli::{GlobalArgs, Plugin, Shell, write_completion};
+use shared::cli::{CompletionArgs, GlobalArgs, Plugin};
 use shared::error::Error;
 
 /// The executable's file name; kubectl runs it for `kubectl mtls-probe`.
@@ -56,12 +56,7 @@ enum Command {
     Check(check::CheckArgs),
     Direct(direct::DirectArgs),
     Doctor(crate::doctor::command::DoctorArgs),
-    /// Print a shell completion script (bash, zsh or fish)
-    Completion {
-        /// The shell to complete for.
-        #[arg(value_enum)]
-        shell: Shell,
-    },
+    Completion(CompletionArgs),
 }
 
 impl Plugin for Cli {
@@ -69,12 +64,12 @@ impl Plugin for Cli {
         &self.global
     }
 
-    async fn run(self, out: &mut dyn Write) -> Result<(), Error> {
+    async fn run(self, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
         match self.command {
-            Command::Check(args) => check::run(&args, &self.global, out).await,
+            Command::Check(args) => check::run(&args, &self.global, out, err).await,
             Command::Direct(args) => direct::run(&args, out).await,
-            Command::Doctor(args) => crate::doctor::command::run(&args, &self.global, out).await,
-            Command::Completion { shell } => write_completion(shell, Cli::command(), BIN_NAME, out),
+            Command::Doctor(args) => doctor::command::run(&args, &self.global, out, err).await,
+            Command::Completion(args) => args.run(Cli::command(), BIN_NAME, out),
         }
     }
 }

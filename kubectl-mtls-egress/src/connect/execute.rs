@@ -13,7 +13,7 @@ use crate::expose::RouteChoice;
 use crate::{detect, enable, expose};
 use kubectl_mtls_lockdown::apply::detect_inputs;
 use kubectl_mtls_probe::report;
-use shared::cli::{DryRun, GlobalArgs, OutputFormat};
+use shared::cli::{DryRun, GlobalArgs, OutputFormat, write_output};
 use shared::cluster::{Applied, ApplyMode, apply};
 use shared::error::Error;
 use shared::manifest::ISTIO_NAMESPACE;
@@ -97,6 +97,7 @@ pub async fn run(
     args: &ConnectArgs,
     global: &GlobalArgs,
     out: &mut dyn Write,
+    progress: &mut dyn Write,
 ) -> Result<(), Error> {
     let kube = &global.kube;
     let target_ns = args.target_namespace.as_ref().or(kube.namespace.as_ref());
@@ -108,9 +109,8 @@ pub async fn run(
         target_ns.unwrap_or(&default),
         client_ns.unwrap_or(&default),
     )?;
-    let mut progress = std::io::stderr();
     if request.apply.dry_run == DryRun::Client {
-        return dry_run_client(&request, out, &mut progress);
+        return dry_run_client(&request, out, progress);
     }
     let (target_client, target_namespace) = cluster_args(kube, &args.target_context, target_ns)
         .connect()
@@ -121,7 +121,7 @@ pub async fn run(
         .await
         .map_err(|e| on(&request.client, e))?;
     let request = args.request(kube, &target_namespace, &client_namespace)?;
-    execute(&target_client, &client_client, &request, out, &mut progress).await
+    execute(&target_client, &client_client, &request, out, progress).await
 }
 
 /// `--dry-run=client`: stage 1 in memory (or the bundle in DIR, read only) and both plans from
@@ -190,10 +190,14 @@ pub async fn execute(
         expose::prepare(target, request.expose.clone(), request.route, true),
         read_client(client, request),
     );
-    let expose = expose.map_err(|e| on(target_ref, e))?;
+    let (expose, target_warnings) = expose.map_err(|e| on(target_ref, e))?;
     let (enable, lockdown, notes) = client_side.map_err(|e| on(client_ref, e))?;
-    for note in notes {
-        writeln!(progress, "      note: {note}")?;
+    for (cluster, line) in target_warnings
+        .iter()
+        .map(|w| (target_ref, w))
+        .chain(notes.iter().map(|n| (client_ref, n)))
+    {
+        writeln!(progress, "      {}: {line}", cluster.role)?;
     }
     let kyma = enable.kyma_istio.clone();
     let plans = connect_plans(&ConnectInputs {
@@ -291,7 +295,7 @@ pub async fn execute(
     }
     if let Some(timeout) = request.wait {
         out.flush()?;
-        detect::wait_ready(client, kyma.as_ref(), timeout)
+        detect::wait_ready(client, kyma.as_ref(), timeout, progress)
             .await
             .map_err(|e| {
                 on(
@@ -374,9 +378,10 @@ async fn read_client(
     client: &Client,
     request: &ConnectRequest,
 ) -> Result<(EnableRequest, Option<LockdownInputs>, Vec<String>), Error> {
-    let enable = enable::prepare(client, request.enable.clone(), request.force).await?;
+    let (enable, mut notes) =
+        enable::prepare(client, request.enable.clone(), request.force).await?;
     if !request.lockdown {
-        return Ok((enable, None, Vec::new()));
+        return Ok((enable, None, notes));
     }
     let detected = detect_inputs(
         client,
@@ -384,7 +389,8 @@ async fn read_client(
         &lockdown_options(request.dns_ip),
     )
     .await?;
-    Ok((enable, Some(detected.inputs), detected.notes))
+    notes.extend(detected.notes.into_iter().map(|n| format!("note: {n}")));
+    Ok((enable, Some(detected.inputs), notes))
 }
 
 /// Where a cluster's writes stopped.
@@ -460,21 +466,11 @@ fn render_report(
     output: Option<OutputFormat>,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    match output {
-        Some(OutputFormat::Json) => {
-            serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::from)?;
-            writeln!(out)?;
+    write_output(out, output.unwrap_or(OutputFormat::Table), report, |out| {
+        for result in &report.probes {
+            writeln!(out, "\nprobe {}:", result.probe)?;
+            write!(out, "{}", report::table(&result.checks))?;
         }
-        Some(OutputFormat::Yaml) => {
-            let value = serde_json::to_value(report).map_err(std::io::Error::from)?;
-            write!(out, "{}", shared::plan::render_yaml([&value]))?;
-        }
-        Some(OutputFormat::Table) | None => {
-            for result in &report.probes {
-                writeln!(out, "\nprobe {}:", result.probe)?;
-                write!(out, "{}", report::table(&result.checks))?;
-            }
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -52,7 +52,9 @@ fn cluster(state: &mut State) {
 
 async fn doctor(client: &kube::Client) -> Vec<&'static str> {
     let mut snapshot = Snapshot::default();
-    gather(client, NS, &mut snapshot).await.unwrap();
+    gather(client, NS, &mut snapshot, &mut Vec::new())
+        .await
+        .unwrap();
     diagnose(
         &snapshot,
         &Scope::default(),
@@ -67,9 +69,15 @@ async fn doctor(client: &kube::Client) -> Vec<&'static str> {
 async fn live_doctor_reads_what_enable_wrote_and_checks_the_credential() {
     let (client, state) = fake_server(cluster);
     let args = EnableCli::parse_from(["enable", "--host", "httpbin.example.com", "--no-wait"]).args;
-    enable::execute(&client, args.request(NS).unwrap(), &args, &mut Vec::new())
-        .await
-        .unwrap();
+    enable::execute(
+        &client,
+        args.request(NS).unwrap(),
+        &args,
+        &mut Vec::new(),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
 
     // Routing is complete; the client credential the origination rule names does not exist.
     assert_eq!(doctor(&client).await, ["credential-missing"]);
@@ -123,8 +131,14 @@ async fn secrets_it_may_not_list_are_not_reported_missing() {
         );
     });
     let args = EnableCli::parse_from(["enable", "--host", "httpbin.example.com", "--no-wait"]).args;
-    enable::execute(&client, args.request(NS).unwrap(), &args, &mut Vec::new())
-        .await
-        .unwrap();
+    enable::execute(
+        &client,
+        args.request(NS).unwrap(),
+        &args,
+        &mut Vec::new(),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(doctor(&client).await, Vec::<&str>::new());
 }

@@ -90,7 +90,14 @@ fn kyma(state: &mut State) {
 
 async fn run_enable(client: &kube::Client, args: &enable::EnableArgs) -> Result<String, Error> {
     let mut out = Vec::new();
-    enable::execute(client, args.request(NS).unwrap(), args, &mut out).await?;
+    enable::execute(
+        client,
+        args.request(NS).unwrap(),
+        args,
+        &mut out,
+        &mut Vec::new(),
+    )
+    .await?;
     Ok(String::from_utf8(out).unwrap())
 }
 
@@ -328,7 +335,7 @@ async fn status_lists_the_host_and_disable_removes_exactly_what_enable_made() {
     ])
     .args;
     let mut out = Vec::new();
-    disable::execute(&client, NS, &host, &args, &mut out)
+    disable::execute(&client, NS, &host, &args, &mut out, &mut Vec::new())
         .await
         .unwrap();
     let out = String::from_utf8(out).unwrap();
@@ -342,7 +349,7 @@ async fn status_lists_the_host_and_disable_removes_exactly_what_enable_made() {
     assert_eq!(ours(&state), before);
     let args = DisableCli::parse_from(["disable", "--host", "httpbin.example.com"]).args;
     let mut out = Vec::new();
-    disable::execute(&client, NS, &host, &args, &mut out)
+    disable::execute(&client, NS, &host, &args, &mut out, &mut Vec::new())
         .await
         .unwrap();
     let out = String::from_utf8(out).unwrap();
@@ -374,7 +381,7 @@ async fn status_lists_the_host_and_disable_removes_exactly_what_enable_made() {
     ])
     .args;
     let mut out = Vec::new();
-    disable::execute(&client, NS, &last, &args, &mut out)
+    disable::execute(&client, NS, &last, &args, &mut out, &mut Vec::new())
         .await
         .unwrap();
     let out = String::from_utf8(out).unwrap();
@@ -418,6 +425,7 @@ async fn expose_picks_apirule_when_served_and_refuses_it_when_not() {
         args.route,
         &args.apply,
         &mut out,
+        &mut Vec::new(),
     )
     .await
     .unwrap();
@@ -436,6 +444,7 @@ async fn expose_picks_apirule_when_served_and_refuses_it_when_not() {
         args.route,
         &args.apply,
         &mut Vec::new(),
+        &mut Vec::new(),
     )
     .await
     .unwrap_err();
@@ -449,6 +458,7 @@ async fn expose_picks_apirule_when_served_and_refuses_it_when_not() {
         args.route,
         &args.apply,
         &mut out,
+        &mut Vec::new(),
     )
     .await
     .unwrap();
@@ -465,6 +475,7 @@ async fn expose_picks_apirule_when_served_and_refuses_it_when_not() {
         args.request("nowhere").unwrap(),
         args.route,
         &args.apply,
+        &mut Vec::new(),
         &mut Vec::new(),
     )
     .await

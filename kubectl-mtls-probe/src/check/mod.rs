@@ -41,7 +41,7 @@ use super::report::{self, Check, Status};
 use super::xfcc::{ClientIdentity, XfccElement};
 use curl::Reach;
 use pod::{PodState, ProbePod};
-use shared::cli::{GlobalArgs, OutputFormat};
+use shared::cli::{GlobalArgs, OutputFormat, write_output};
 use shared::cluster::{self, ClusterError, ExecOutput};
 use shared::error::{Error, one_line};
 use shared::manifest::lockdown::{
@@ -310,23 +310,20 @@ pub fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<CheckReque
 }
 
 /// Runs `check`: connect, probe, render, exit code.
-pub async fn run(args: &CheckArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+pub async fn run(
+    args: &CheckArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+    progress: &mut dyn Write,
+) -> Result<(), Error> {
     // Flags are checked before the kubeconfig is read or the cluster is contacted.
     let mut request = request_from_args(args, "")?;
     let (client, namespace) = global.kube.connect().await?;
     request.namespace = namespace;
-    let report = execute(&client, &request, &mut std::io::stderr()).await?;
-    match args.output {
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report).map_err(std::io::Error::from)?;
-            writeln!(out)?;
-        }
-        OutputFormat::Yaml => {
-            let value = serde_json::to_value(&report).map_err(std::io::Error::from)?;
-            write!(out, "{}", shared::plan::render_yaml([&value]))?;
-        }
-        OutputFormat::Table => write!(out, "{}", report::table(&report.checks))?,
-    }
+    let report = execute(&client, &request, progress).await?;
+    write_output(out, args.output, &report, |out| {
+        Ok(write!(out, "{}", report::table(&report.checks))?)
+    })?;
     report::outcome(&report.host, &report.checks)
 }
 

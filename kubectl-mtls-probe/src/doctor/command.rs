@@ -9,7 +9,7 @@ use kube::Client;
 use kube::api::ListParams;
 
 use super::{Finding, Scope, Severity, Snapshot, diagnose};
-use shared::cli::{GlobalArgs, OutputFormat, Table, read_manifests};
+use shared::cli::{GlobalArgs, OutputFormat, Table, read_manifests, write_output};
 use shared::cluster::detect::{egress_gateway, kyma_istio_crs};
 use shared::cluster::{ClusterError, KubeArgs, list, served};
 use shared::error::Error;
@@ -53,11 +53,13 @@ pub fn snapshot_from_files(paths: &[PathBuf]) -> Result<Snapshot, Error> {
 }
 
 /// Reads what the rules look at from one cluster into `snapshot`. Secrets that may not be read
-/// (403) are skipped, and the credential rules then say nothing about them.
+/// (403) are skipped with a note on `progress`, and the credential rules then say nothing about
+/// them.
 pub async fn gather(
     client: &Client,
     namespace: &str,
     snapshot: &mut Snapshot,
+    progress: &mut dyn Write,
 ) -> Result<(), Error> {
     let all = ListParams::default();
     match list::<Secret>(client, Some(ISTIO_NAMESPACE), &all).await {
@@ -66,9 +68,10 @@ pub async fn gather(
             snapshot.secrets_supplied = true;
         }
         Err(ClusterError::Forbidden { .. }) => {
-            eprintln!(
+            writeln!(
+                progress,
                 "note: not allowed to list secrets in {ISTIO_NAMESPACE}: credential checks skipped"
-            );
+            )?;
         }
         Err(e) => return Err(e.into()),
     }
@@ -105,12 +108,17 @@ pub async fn gather(
 }
 
 /// Runs `doctor`.
-pub async fn run(args: &DoctorArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+pub async fn run(
+    args: &DoctorArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+    progress: &mut dyn Write,
+) -> Result<(), Error> {
     let host = args.host.as_deref().map(DnsName::parse_exact).transpose()?;
     let snapshot = if args.files.is_empty() {
         let (client, namespace) = global.kube.connect().await?;
         let mut snapshot = Snapshot::default();
-        gather(&client, &namespace, &mut snapshot).await?;
+        gather(&client, &namespace, &mut snapshot, progress).await?;
         if let Some(context) = &args.target_context {
             let target = KubeArgs {
                 context: Some(context.clone()),
@@ -118,7 +126,7 @@ pub async fn run(args: &DoctorArgs, global: &GlobalArgs, out: &mut dyn Write) ->
             };
             let (client, namespace) = target.connect().await?;
             let mut other = Snapshot::default();
-            gather(&client, &namespace, &mut other).await?;
+            gather(&client, &namespace, &mut other, progress).await?;
             // The target's pods and policies are not the client's lockdown: keep only its
             // routing and credentials.
             snapshot.secrets.extend(other.secrets);
@@ -152,30 +160,20 @@ pub async fn run(args: &DoctorArgs, global: &GlobalArgs, out: &mut dyn Write) ->
 }
 
 fn render(findings: &[Finding], output: OutputFormat, out: &mut dyn Write) -> Result<(), Error> {
-    match output {
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, findings).map_err(std::io::Error::from)?;
-            writeln!(out)?;
+    write_output(out, output, findings, |out| {
+        if findings.is_empty() {
+            writeln!(out, "No problems found.")?;
+            return Ok(());
         }
-        OutputFormat::Yaml => {
-            let value = serde_json::to_value(findings).map_err(std::io::Error::from)?;
-            write!(out, "{}", shared::plan::render_yaml([&value]))?;
+        let mut table = Table::new(["SEVERITY", "RULE", "OBJECT", "PROBLEM", "FIX"]);
+        for f in findings {
+            let severity = match f.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            table.row([severity, f.id, &f.object, &f.problem, &f.fix]);
         }
-        OutputFormat::Table => {
-            if findings.is_empty() {
-                writeln!(out, "No problems found.")?;
-                return Ok(());
-            }
-            let mut table = Table::new(["SEVERITY", "RULE", "OBJECT", "PROBLEM", "FIX"]);
-            for f in findings {
-                let severity = match f.severity {
-                    Severity::Error => "error",
-                    Severity::Warning => "warning",
-                };
-                table.row([severity, f.id, &f.object, &f.problem, &f.fix]);
-            }
-            write!(out, "{table}")?;
-        }
-    }
-    Ok(())
+        write!(out, "{table}")?;
+        Ok(())
+    })
 }

@@ -1,8 +1,10 @@
-//! What every plugin's command line shares: global flags, `-o`, `--dry-run`, the run loop that
-//! maps errors to exit codes, shell completions, and plain-text tables.
+//! What every plugin's command line shares: global flags, `-o` and one renderer for it
+//! ([`write_output`]), `--dry-run`, the run loop that maps errors to exit codes and prints the
+//! one error line ([`report`]), the `completion` subcommand, and plain-text tables.
 //!
 //! A plugin is a [`clap::Parser`] that implements [`Plugin`]; its `main` is one call to [`main`].
-//! stdout carries data (tables, YAML, JSON); stderr carries talk (errors, progress, logs).
+//! stdout carries data (tables, YAML, JSON); stderr carries talk (errors, progress, warnings):
+//! a command writes both through the writers it is given, never to the process's streams.
 
 mod apply;
 mod files;
@@ -73,8 +75,12 @@ pub struct ApplyArgs {
 pub trait Plugin: clap::Parser {
     /// Its global flags.
     fn global(&self) -> &GlobalArgs;
-    /// Runs the command, writing data to `out`.
-    fn run(self, out: &mut dyn Write) -> impl Future<Output = Result<(), Error>>;
+    /// Runs the command, writing data to `out` and progress, warnings and notes to `err`.
+    fn run(
+        self,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> impl Future<Output = Result<(), Error>>;
 }
 
 /// The whole `main` of a plugin: parse flags (clap exits 2 on usage errors), set up logging and
@@ -96,7 +102,7 @@ pub fn main<P: Plugin>() -> ExitCode {
         }
     };
     let mut stdout = io::stdout().lock();
-    let result = runtime.block_on(cli.run(&mut stdout));
+    let result = runtime.block_on(cli.run(&mut stdout, &mut io::stderr()));
     let flushed = stdout.flush();
     match result.and(flushed.map_err(Error::Output)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -152,20 +158,52 @@ pub enum Shell {
     Fish,
 }
 
-/// Writes the completion script for `command` (named `bin_name`, the executable's file name).
-pub fn write_completion(
-    shell: Shell,
-    mut command: clap::Command,
-    bin_name: &str,
+/// Print a shell completion script (bash, zsh or fish)
+#[derive(clap::Args, Debug)]
+pub struct CompletionArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+impl CompletionArgs {
+    /// Writes the completion script for `command` (named `bin_name`, the executable's file name).
+    pub fn run(
+        &self,
+        mut command: clap::Command,
+        bin_name: &str,
+        out: &mut dyn Write,
+    ) -> Result<(), Error> {
+        let shell = match self.shell {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+        };
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut command, bin_name, &mut buf);
+        out.write_all(&buf)?;
+        Ok(())
+    }
+}
+
+/// Writes a command's result as `-o json` (indented, one object) or `-o yaml`; `-o table` is the
+/// command's own text, written by `table`.
+pub fn write_output<T: serde::Serialize + ?Sized>(
     out: &mut dyn Write,
+    format: OutputFormat,
+    value: &T,
+    table: impl FnOnce(&mut dyn Write) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let shell = match shell {
-        Shell::Bash => clap_complete::Shell::Bash,
-        Shell::Zsh => clap_complete::Shell::Zsh,
-        Shell::Fish => clap_complete::Shell::Fish,
-    };
-    let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut command, bin_name, &mut buf);
-    out.write_all(&buf)?;
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, value).map_err(io::Error::from)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Yaml => {
+            let value = serde_json::to_value(value).map_err(io::Error::from)?;
+            write!(out, "{}", crate::plan::render_yaml([&value]))?;
+        }
+        OutputFormat::Table => table(out)?,
+    }
     Ok(())
 }
