@@ -21,7 +21,7 @@ Examples:
   kubectl mtls-certs gen --domain httpbin.example.com --client client.example.com --out ./mtls
   kubectl mtls-certs gen --domain httpbin.example.com --client client.example.com --key-type rsa-2048 --days 90"
 )]
-pub struct GenArgs {
+pub(crate) struct GenArgs {
     /// The target's host name: the server certificate's SAN (DNS), e.g. httpbin.example.com
     #[arg(long, value_name = "DOMAIN")]
     pub domain: String,
@@ -56,7 +56,7 @@ struct Written {
 }
 
 /// Runs `gen`.
-pub fn run(args: &GenArgs, out: &mut dyn Write) -> Result<(), Error> {
+pub(crate) fn run(args: &GenArgs, out: &mut dyn Write) -> Result<(), Error> {
     let domain = DnsName::parse(&args.domain)?;
     let client = DnsName::parse_exact(&args.client)?;
     let request = BundleRequest {

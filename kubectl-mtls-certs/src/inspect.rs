@@ -28,7 +28,7 @@ Examples:
   kubectl mtls-certs inspect ./mtls/server.crt -o json
   kubectl mtls-certs inspect secret/kyma-mtls-certs --context target"
 )]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// A PEM file, a directory of .crt/.pem/.key files, or secret/NAME on the cluster
     #[arg(value_name = "PATH|DIR|secret/NAME")]
     pub target: String,
@@ -66,7 +66,7 @@ struct Report {
 }
 
 /// Runs `inspect`.
-pub async fn run(
+pub(crate) async fn run(
     args: &InspectArgs,
     global: &GlobalArgs,
     out: &mut dyn Write,

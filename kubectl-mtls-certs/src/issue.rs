@@ -17,7 +17,7 @@ Examples:
   kubectl mtls-certs issue client --name client2.example.com --ca-dir ./mtls
   kubectl mtls-certs issue server --name httpbin.example.com --ca-dir ./mtls --out ./renewed --force"
 )]
-pub struct IssueArgs {
+pub(crate) struct IssueArgs {
     /// What the certificate is for (decides EKU serverAuth or clientAuth)
     #[arg(value_enum)]
     pub usage: Usage,
@@ -42,7 +42,7 @@ pub struct IssueArgs {
 }
 
 /// Runs `issue`.
-pub fn run(args: &IssueArgs, out: &mut dyn Write) -> Result<(), Error> {
+pub(crate) fn run(args: &IssueArgs, out: &mut dyn Write) -> Result<(), Error> {
     let name = match args.usage {
         Usage::Server => DnsName::parse(&args.name)?,
         Usage::Client => DnsName::parse_exact(&args.name)?,

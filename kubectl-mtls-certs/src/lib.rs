@@ -1,15 +1,15 @@
 //! `kubectl mtls-certs`: stage 1 (the PKI) and the credential Secrets of stages 2 and 3.
 //!
-//! Each subcommand has its own module: [`generate`] (`gen`) writes a CA + server + client bundle,
-//! [`issue`] signs more leaves, [`inspect`] describes certificates in files, directories and
-//! Secrets, [`verify`] runs a TLS peer's checks, and [`secret`] turns a bundle into the Secret
+//! Each subcommand has its own module: `generate` (`gen`) writes a CA + server + client bundle,
+//! `issue` signs more leaves, `inspect` describes certificates in files, directories and
+//! Secrets, `verify` runs a TLS peer's checks, and `secret` turns a bundle into the Secret
 //! each gateway reads.
 
-pub mod generate;
-pub mod inspect;
-pub mod issue;
-pub mod secret;
-pub mod verify;
+mod generate;
+mod inspect;
+mod issue;
+mod secret;
+mod verify;
 
 use std::io::Write;
 

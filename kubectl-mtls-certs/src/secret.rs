@@ -28,7 +28,7 @@ Examples:
   kubectl mtls-certs secret client --dir ./mtls --context client
   kubectl mtls-certs secret client --cert me.crt --key me.key --ca partner-ca.crt --dry-run=client -o yaml | kubectl apply -f -"
 )]
-pub struct SecretArgs {
+pub(crate) struct SecretArgs {
     /// Which gateway the Secret is for
     #[arg(value_enum)]
     pub side: Side,
@@ -93,7 +93,7 @@ fn load(side: Side, inputs: &Inputs) -> Result<CredentialPem, Error> {
 }
 
 /// Builds the one-object plan of `secret`, without touching a cluster.
-pub fn plan(args: &SecretArgs, namespace: &str) -> Result<Plan, Error> {
+pub(crate) fn plan(args: &SecretArgs, namespace: &str) -> Result<Plan, Error> {
     let pem = load(args.side, &args.inputs())?;
     let name = args
         .name
@@ -106,7 +106,11 @@ pub fn plan(args: &SecretArgs, namespace: &str) -> Result<Plan, Error> {
 }
 
 /// Runs `secret`.
-pub async fn run(args: &SecretArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+pub(crate) async fn run(
+    args: &SecretArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let flags = &args.apply;
     // Check the inputs before the cluster is contacted: bad files fail fast and offline.
     let namespace = global

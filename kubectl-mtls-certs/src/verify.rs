@@ -13,7 +13,7 @@ use shared::pki::{Certificate, PrivateKey, Usage, VerifyRequest, verify};
 #[command(after_help = "Examples:
   kubectl mtls-certs verify --ca ./mtls/ca.crt ./mtls/server.crt --key ./mtls/server.key --host httpbin.example.com --usage server
   kubectl mtls-certs verify --ca partner-ca.crt ./mtls/client.crt --usage client -o json")]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The CA certificate(s) to trust (PEM; several may be concatenated)
     #[arg(long, value_name = "FILE")]
     pub ca: PathBuf,
@@ -35,7 +35,7 @@ pub struct VerifyArgs {
 }
 
 /// Runs `verify`.
-pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
+pub(crate) fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
     let host = args.host.as_deref().map(DnsName::parse).transpose()?;
     let ca_origin = args.ca.display().to_string();
     let ca = Certificate::parse_chain(&shared::pki::read_file(&args.ca)?, &ca_origin)?;

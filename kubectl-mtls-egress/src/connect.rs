@@ -11,11 +11,11 @@
 //! so a re-run continues: what is there already comes back `unchanged`.
 //!
 //! Submodules: [`bundle`] (stage 1: reuse or generate the certificates), `execute` (the run
-//! against both clusters, stage by stage) and [`probe`] (stage 4).
+//! against both clusters, stage by stage) and `probe` (stage 4).
 
 pub mod bundle;
 mod execute;
-pub mod probe;
+mod probe;
 
 pub use execute::{ClusterResult, ConnectReport, ObjectResult, dry_run_client, execute, run};
 
@@ -376,7 +376,7 @@ pub(super) fn cluster_ref(role: Role, context: &str, namespace: &str) -> Result<
 }
 
 /// `--context`, `--cluster` and `--user` pick one cluster; `connect` and `disconnect` need two.
-pub fn reject_single_cluster_flags(kube: &KubeArgs) -> Result<(), Error> {
+pub(crate) fn reject_single_cluster_flags(kube: &KubeArgs) -> Result<(), Error> {
     let given = [
         ("--context", kube.context.is_some()),
         ("--cluster", kube.cluster.is_some()),
@@ -392,7 +392,7 @@ pub fn reject_single_cluster_flags(kube: &KubeArgs) -> Result<(), Error> {
 
 /// The connection flags for one of the two clusters: the global ones with its context and
 /// namespace.
-pub fn cluster_args(kube: &KubeArgs, context: &str, namespace: Option<&String>) -> KubeArgs {
+pub(crate) fn cluster_args(kube: &KubeArgs, context: &str, namespace: Option<&String>) -> KubeArgs {
     KubeArgs {
         context: Some(context.to_string()),
         namespace: namespace.cloned(),
@@ -458,7 +458,7 @@ pub fn connect_plans(inputs: &ConnectInputs) -> Result<ClusterPlans, Error> {
 
 /// The credential Secret for `side` (in istio-system), labelled for `host` so that
 /// `disconnect` finds exactly it again.
-pub fn credential_for_host(
+pub(crate) fn credential_for_host(
     side: Side,
     name: &str,
     pem: &CredentialPem,
@@ -475,7 +475,7 @@ pub fn credential_for_host(
 }
 
 /// The label selector of the credential Secret `connect` made for `host` on `side`.
-pub fn credential_selector(side: Side, host: &DnsName) -> String {
+pub(crate) fn credential_selector(side: Side, host: &DnsName) -> String {
     format!(
         "{},{COMPONENT_LABEL}={}",
         host_selector(host),
@@ -494,7 +494,7 @@ fn lockdown_options(dns_ip: Option<IpAddr>) -> LockdownOptions {
 
 /// The plan inputs from flags alone (`--dry-run=client`): the route `--route` gives (a
 /// VirtualService for `auto`), the Istio CR `--istio-cr` names, the lockdown with `--dns-ip`.
-pub fn offline_inputs(
+pub(crate) fn offline_inputs(
     request: &ConnectRequest,
     credentials: Credentials,
 ) -> Result<ConnectInputs, Error> {

@@ -20,7 +20,7 @@ use shared::names::DnsName;
 use shared::resources::{APIRule, DestinationRule, Istio};
 
 /// Picks the one Kyma Istio CR to patch, or says why not.
-pub fn choose_istio_cr(crs: &[Istio]) -> Result<(String, String), Error> {
+pub(crate) fn choose_istio_cr(crs: &[Istio]) -> Result<(String, String), Error> {
     match crs {
         [] => Err(Error::State(
             "the Istio CRD of Kyma is installed but there is no Istio CR: add the Istio module (kyma-system/default) before enabling the egress gateway".into(),
@@ -49,7 +49,7 @@ pub async fn kyma_istio(client: &Client) -> Result<Option<(String, String)>, Err
 }
 
 /// The Kyma Istio CR, if Kyma is installed and exactly one CR exists (read-only uses).
-pub async fn kyma_istio_cr(client: &Client) -> Result<Option<Istio>, ClusterError> {
+pub(crate) async fn kyma_istio_cr(client: &Client) -> Result<Option<Istio>, ClusterError> {
     Ok(match kyma_istio_crs(client).await? {
         Some(crs) if crs.len() == 1 => crs.into_iter().next(),
         _ => None,
@@ -57,7 +57,7 @@ pub async fn kyma_istio_cr(client: &Client) -> Result<Option<Istio>, ClusterErro
 }
 
 /// Whether the APIRule `v2` kind is served (Kyma's API Gateway module).
-pub async fn apirule_served(client: &Client) -> Result<bool, ClusterError> {
+pub(crate) async fn apirule_served(client: &Client) -> Result<bool, ClusterError> {
     served::<APIRule>(client).await
 }
 
@@ -79,7 +79,7 @@ pub fn shadows(rule: &DestinationRule, host: &DnsName) -> bool {
 
 /// DestinationRules anywhere (or, without cluster-wide list permission, in `namespace` and
 /// istio-system) that would shadow our origination rule for `host`, as `namespace/name`.
-pub async fn shadowing_rules(
+pub(crate) async fn shadowing_rules(
     client: &Client,
     host: &DnsName,
     namespace: &str,

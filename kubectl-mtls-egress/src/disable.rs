@@ -114,7 +114,7 @@ pub async fn execute(
 /// Deletes (with `dry_run`, server-checks the deletion of) what `enable` and `expose` made for
 /// `host` in `namespace` and istio-system, and the shared access-log Telemetry when no other host
 /// is left; returns one kubectl-style line per object.
-pub async fn delete_host(
+pub(crate) async fn delete_host(
     client: &kube::Client,
     namespace: &str,
     host: &DnsName,

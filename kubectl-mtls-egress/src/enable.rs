@@ -66,7 +66,7 @@ pub struct EnableArgs {
 }
 
 /// Parses `--istio-cr NAMESPACE/NAME`.
-pub fn parse_istio_cr(value: &str) -> Result<(String, String), Error> {
+pub(crate) fn parse_istio_cr(value: &str) -> Result<(String, String), Error> {
     match value.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() => Ok((ns.into(), name.into())),
         _ => Err(Error::Usage(format!(
@@ -136,7 +136,7 @@ pub async fn execute(
 /// the request names one) or else an existing egress gateway, and DestinationRules that would
 /// shadow the origination rule (refused unless `force`). Returns the request with the Istio CR
 /// set, and the warnings for the user.
-pub async fn prepare(
+pub(crate) async fn prepare(
     client: &kube::Client,
     mut request: EnableRequest,
     force: bool,

@@ -27,7 +27,7 @@ pub enum RouteChoice {
 
 impl RouteChoice {
     /// The route to plan before the cluster is read: an APIRule only when asked for by name
-    /// ([`prepare`] decides `auto` from what the cluster serves).
+    /// (`prepare` decides `auto` from what the cluster serves).
     pub fn planned(self) -> Route {
         match self {
             RouteChoice::Apirule => Route::Apirule,
@@ -151,7 +151,7 @@ pub async fn execute(
 /// `--route apirule` without Kyma's APIRule) and warns about missing prerequisites — not about the
 /// server credential Secret when `secret_planned` (the caller applies it with the plan). Writes
 /// nothing; returns the request with the route decided, and the warnings for the user.
-pub async fn prepare(
+pub(crate) async fn prepare(
     client: &Client,
     mut request: ExposeRequest,
     route: RouteChoice,

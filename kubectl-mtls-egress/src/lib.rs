@@ -2,10 +2,10 @@
 //! cluster ([`enable`], [`disable`], [`status`]); both clusters at once with [`connect`] (stages
 //! 1-4, one plan per cluster) and [`disconnect`]. The plans are built by
 //! [`shared::manifest::expose`] and [`shared::manifest::egress`]; this module reads the cluster state
-//! the plans depend on ([`detect`]), sends them, and reports.
+//! the plans depend on (`detect`), sends them, and reports.
 
 pub mod connect;
-pub mod detect;
+mod detect;
 pub mod disable;
 pub mod disconnect;
 pub mod enable;

@@ -24,7 +24,7 @@ use super::detect;
 #[command(after_help = "Examples:
   kubectl mtls-egress status -n mtls-demo
   kubectl mtls-egress status -A -o json")]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// All namespaces
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
@@ -58,7 +58,11 @@ pub struct HostStatus {
 }
 
 /// Runs `status`.
-pub async fn run(args: &StatusArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<(), Error> {
+pub(crate) async fn run(
+    args: &StatusArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let (client, namespace) = global.kube.connect().await?;
     let scope = (!args.all_namespaces).then_some(namespace.as_str());
     let rows = collect(&client, scope).await?;

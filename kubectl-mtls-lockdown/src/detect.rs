@@ -18,7 +18,7 @@ use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::lockdown::DNS_NAMESPACE;
 
 /// Fails with one line when `namespace` does not exist.
-pub async fn require_namespace(client: &Client, namespace: &str) -> Result<(), Error> {
+pub(crate) async fn require_namespace(client: &Client, namespace: &str) -> Result<(), Error> {
     let api: Api<Namespace> = Api::all(client.clone());
     let found = api.get_opt(namespace).await.map_err(|e| {
         ClusterError::from_kube(
@@ -41,7 +41,7 @@ pub async fn require_namespace(client: &Client, namespace: &str) -> Result<(), E
 
 /// The kube-dns Service's ClusterIP and its numeric target ports, or `None` when there is no
 /// kube-dns Service with a ClusterIP.
-pub async fn kube_dns(client: &Client) -> Result<Option<(IpAddr, Vec<u16>)>, Error> {
+pub(crate) async fn kube_dns(client: &Client) -> Result<Option<(IpAddr, Vec<u16>)>, Error> {
     let Some(svc) = get_opt::<Service>(client, DNS_NAMESPACE, "kube-dns").await? else {
         return Ok(None);
     };
@@ -92,7 +92,7 @@ pub async fn egress_gateway_ports(client: &Client) -> Result<Option<Vec<IntOrStr
 
 /// Kyma's `spec.networkPoliciesEnabled` on any Istio CR; `None` when the Istio CR kind is not
 /// served (plain Istio, no Kyma).
-pub async fn kyma_network_policies(client: &Client) -> Result<Option<bool>, Error> {
+pub(crate) async fn kyma_network_policies(client: &Client) -> Result<Option<bool>, Error> {
     Ok(kyma_istio_crs(client).await?.map(|crs| {
         crs.iter()
             .any(|cr| cr.spec.network_policies_enabled == Some(true))

@@ -2,16 +2,16 @@
 //! (plus DNS and istiod) — and `explain` for any namespace's NetworkPolicies.
 //!
 //! - [`apply`]: detect DNS, node-local DNS, the egress gateway's ports and Kyma's
-//!   `networkPoliciesEnabled` ([`detect`]), then apply the plan of [`shared::manifest::lockdown`].
+//!   `networkPoliciesEnabled` (`detect`), then apply the plan of [`shared::manifest::lockdown`].
 //! - [`remove`]: delete exactly what `apply` created (by label).
 //! - [`explain`]: load pods, namespaces, Services and policies ([`shared::netpol::load`]: files or
-//!   cluster), evaluate them with [`shared::netpol`], and render ([`report`]).
+//!   cluster), evaluate them with [`shared::netpol`], and render (`report`).
 
 pub mod apply;
-pub mod detect;
+mod detect;
 pub mod explain;
 pub mod remove;
-pub mod report;
+mod report;
 
 use std::io::Write;
 

@@ -9,7 +9,7 @@ use shared::netpol::{Decision, Reason};
 
 /// The text form of reports: the verdict line, then each hop with the deciding policy and rule,
 /// and the rules that nearly matched.
-pub fn render_text(reports: &[PathReport]) -> String {
+pub(crate) fn render_text(reports: &[PathReport]) -> String {
     let mut s = String::new();
     for r in reports {
         let _ = writeln!(
@@ -45,7 +45,7 @@ pub fn render_text(reports: &[PathReport]) -> String {
 }
 
 /// The matrix as a table, then one legend line per column.
-pub fn render_matrix(m: &Matrix) -> String {
+pub(crate) fn render_matrix(m: &Matrix) -> String {
     let mut table = Table::new(
         std::iter::once("POD".to_string()).chain(m.columns.iter().map(|c| c.name.clone())),
     );

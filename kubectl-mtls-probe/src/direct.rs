@@ -57,7 +57,7 @@ Examples:
   # Before DNS points at the target: connect to an address, still verifying the name (like curl --resolve)
   kubectl mtls-probe direct --host httpbin.example.com --connect 203.0.113.10 --cert client.crt --key client.key --ca ca.crt -o json"
 )]
-pub struct DirectArgs {
+pub(crate) struct DirectArgs {
     /// The target host name: sent as SNI and Host, and the name the server certificate must cover
     #[arg(long, value_name = "HOST")]
     pub host: String,
@@ -144,7 +144,7 @@ pub struct DirectReport {
 }
 
 /// Runs `direct`.
-pub async fn run(args: &DirectArgs, out: &mut dyn Write) -> Result<(), Error> {
+pub(crate) async fn run(args: &DirectArgs, out: &mut dyn Write) -> Result<(), Error> {
     let req = request_from_args(args)?;
     let report = probe(&req).await;
     write_output(out, args.output, &report, |out| render(&report, out))?;
@@ -175,7 +175,7 @@ fn render(report: &DirectReport, out: &mut dyn Write) -> Result<(), Error> {
 }
 
 /// Validates the flags and reads the files: every problem here is bad input (exit 2).
-pub fn request_from_args(args: &DirectArgs) -> Result<DirectRequest, Error> {
+pub(crate) fn request_from_args(args: &DirectArgs) -> Result<DirectRequest, Error> {
     let host = DnsName::parse_exact(&args.host)?;
     if args.port == 0 {
         return Err(Error::Usage(
@@ -252,7 +252,7 @@ impl DirectRequest {
 }
 
 /// Parses `--connect`: `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT`; the port defaults to `port`.
-pub fn parse_connect(text: &str, port: u16) -> Result<SocketAddr, Error> {
+pub(crate) fn parse_connect(text: &str, port: u16) -> Result<SocketAddr, Error> {
     let bad = || {
         Error::Usage(format!(
             "--connect {text:?} is not an address: pass IP or IP:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)"
@@ -626,7 +626,7 @@ fn finish(mut report: DirectReport) -> DirectReport {
 }
 
 /// The check names in report order.
-pub const CHECKS: [&str; 9] = [
+pub(crate) const CHECKS: [&str; 9] = [
     "dns",
     "tcp",
     "server-trust",
@@ -1030,7 +1030,7 @@ fn evaluate(
 /// The `X-Forwarded-Client-Cert` values in an httpbin `/headers` body (`{"headers": {...}}`,
 /// values a string or an array of strings, as go-httpbin returns them); `None` when the body is
 /// not that JSON.
-pub fn headers_xfcc(body: &[u8]) -> Option<Vec<String>> {
+pub(crate) fn headers_xfcc(body: &[u8]) -> Option<Vec<String>> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let headers = value.get("headers")?.as_object()?;
     let mut out = Vec::new();
@@ -1050,7 +1050,11 @@ pub fn headers_xfcc(body: &[u8]) -> Option<Vec<String>> {
 }
 
 /// The `xfcc` check for a 200 body: whether an element carries our certificate.
-pub fn xfcc_check(body: &[u8], id: &ClientIdentity, cert_name: &str) -> (Check, Vec<XfccElement>) {
+pub(crate) fn xfcc_check(
+    body: &[u8],
+    id: &ClientIdentity,
+    cert_name: &str,
+) -> (Check, Vec<XfccElement>) {
     let Some(values) = headers_xfcc(body) else {
         return (
             Check::skipped(

@@ -7,7 +7,7 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
 /// The most of a response `direct` reads (headers and body together).
-pub const MAX_RESPONSE: usize = 4 << 20;
+pub(crate) const MAX_RESPONSE: usize = 4 << 20;
 
 /// A parsed response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl Response {
 
 /// Why bytes from the server are not an HTTP/1.1 response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HttpError {
+pub(crate) enum HttpError {
     /// The status line is not `HTTP/1.x NNN reason`.
     #[error("the server's reply is not HTTP/1.x (status line {0:?})")]
     StatusLine(String),
@@ -56,7 +56,7 @@ pub enum HttpError {
 }
 
 /// The bytes of `GET path` to `host` (`Host` carries the port when it is not 443).
-pub fn get_request(host: &str, port: u16, path: &str) -> Vec<u8> {
+pub(crate) fn get_request(host: &str, port: u16, path: &str) -> Vec<u8> {
     let authority = if port == 443 {
         host.to_string()
     } else {
@@ -72,7 +72,7 @@ pub fn get_request(host: &str, port: u16, path: &str) -> Vec<u8> {
 /// Parses `buf` as a response. `Ok(None)`: more bytes are needed (when `eof` is false). With
 /// `eof`, the bytes are all there will be: a body without length runs to the end, and anything
 /// incomplete is [`HttpError::Truncated`].
-pub fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Response>, HttpError> {
+pub(crate) fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Response>, HttpError> {
     let Some(head_end) = find(buf, b"\r\n\r\n") else {
         if buf.len() > MAX_RESPONSE {
             return Err(HttpError::TooLarge);
@@ -206,7 +206,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Why reading a response failed.
 #[derive(Debug)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// The transport failed (for TLS, this carries the alert the server sent). `received` is how
     /// many bytes had arrived before.
     Io {
@@ -221,7 +221,9 @@ pub enum ReadError {
 
 /// Reads one response from `stream` (which the server closes after it: `Connection: close`).
 /// A TLS peer that closes without `close_notify` after a complete response is accepted.
-pub async fn read_response<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Response, ReadError> {
+pub(crate) async fn read_response<R: AsyncRead + Unpin>(
+    stream: &mut R,
+) -> Result<Response, ReadError> {
     let mut buf = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {

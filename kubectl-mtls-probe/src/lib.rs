@@ -3,7 +3,7 @@
 //!
 //! Modules: [`check`] (the `check` command: from a pod in the client cluster), [`direct`] (the
 //! `direct` command: workstation → target), [`report`] (checks and
-//! their rendering), [`http`] (the minimal HTTP/1.1 client), and the pure parsers the
+//! their rendering), `http` (the minimal HTTP/1.1 client), and the pure parsers the
 //! cluster-side probes read with: [`xfcc`] (the `X-Forwarded-Client-Cert` header) and
 //! [`access_log`] (Envoy's JSON access-log lines).
 
@@ -11,7 +11,7 @@ pub mod access_log;
 pub mod check;
 pub mod direct;
 pub mod doctor;
-pub mod http;
+mod http;
 pub mod report;
 pub mod xfcc;
 

@@ -10,7 +10,7 @@
 //! surrounding whitespace are tolerated; malformed text is an [`XfccError`], never a panic.
 //!
 //! Presence of the header proves nothing (an Istio sidecar appends an element for its own
-//! mesh-mTLS hop, reference/istio-kyma-notes.md §1.1 note 5): [`find_client`] says which element,
+//! mesh-mTLS hop, reference/istio-kyma-notes.md §1.1 note 5): `find_client` says which element,
 //! if any, carries our certificate, and by which evidence.
 //!
 //! ```
@@ -415,7 +415,7 @@ pub fn judge(element: &XfccElement, id: &ClientIdentity) -> ElementVerdict {
 }
 
 /// The first element (index into `elements`) that carries our certificate, with its evidence.
-pub fn find_client(
+pub(crate) fn find_client(
     elements: &[XfccElement],
     id: &ClientIdentity,
 ) -> Option<(usize, Vec<Evidence>)> {

@@ -6,8 +6,11 @@ use std::process::ExitCode;
 
 use shared::cli::main as run;
 
-/// Each plugin's executable name, from its crate, and its entry point.
-const PLUGINS: [(&str, fn() -> ExitCode); 4] = [
+/// A plugin's `main`.
+type Main = fn() -> ExitCode;
+
+/// Each plugin's executable name, from its crate, and its `main`.
+const PLUGINS: [(&str, Main); 4] = [
     (kubectl_mtls_certs::BIN_NAME, run::<kubectl_mtls_certs::Cli>),
     (
         kubectl_mtls_egress::BIN_NAME,

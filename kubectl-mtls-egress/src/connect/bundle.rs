@@ -13,7 +13,7 @@ use shared::pki::{
 
 /// The files a bundle must have to be reused. `ca.key` is not among them: `gen` advises keeping
 /// it offline, and neither Secret needs it.
-pub const REUSED_FILES: [&str; 5] = [
+pub(crate) const REUSED_FILES: [&str; 5] = [
     "ca.crt",
     "server.crt",
     "server.key",
@@ -39,7 +39,7 @@ pub struct BundleSpec {
 /// What DIR holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DirState {
-    /// Every file of [`REUSED_FILES`]: reuse it.
+    /// Every file of `REUSED_FILES`: reuse it.
     Complete,
     /// None of the six files `gen` writes (or no DIR yet): generate.
     Empty,

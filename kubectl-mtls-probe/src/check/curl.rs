@@ -6,7 +6,12 @@ const STATUS_MARKER: &str = "\nkubectl-mtls-status:";
 
 /// `curl http://HOST{path}` through the pod's sidecar, tagged with our request id so the
 /// egress gateway's access-log line can be told apart from other traffic to the same host.
-pub fn request_command(host: &str, path: &str, request_id: &str, timeout_secs: u64) -> Vec<String> {
+pub(crate) fn request_command(
+    host: &str,
+    path: &str,
+    request_id: &str,
+    timeout_secs: u64,
+) -> Vec<String> {
     [
         "curl",
         "-sS",
@@ -23,7 +28,7 @@ pub fn request_command(host: &str, path: &str, request_id: &str, timeout_secs: u
 }
 
 /// `curl https://EXTERNAL/`: can this pod open a TLS connection to a host outside the mesh?
-pub fn reach_command(external: &str, timeout_secs: u64) -> Vec<String> {
+pub(crate) fn reach_command(external: &str, timeout_secs: u64) -> Vec<String> {
     [
         "curl",
         "-sS",
@@ -41,7 +46,7 @@ pub fn reach_command(external: &str, timeout_secs: u64) -> Vec<String> {
 
 /// Splits the output of [`request_command`] into the body and the HTTP status (`None` when curl
 /// got no response: status `000`, or no marker at all).
-pub fn split_response(stdout: &[u8]) -> (&[u8], Option<u16>) {
+pub(crate) fn split_response(stdout: &[u8]) -> (&[u8], Option<u16>) {
     let marker = STATUS_MARKER.as_bytes();
     let Some(at) = stdout.windows(marker.len()).rposition(|w| w == marker) else {
         return (stdout, None);
@@ -55,7 +60,7 @@ pub fn split_response(stdout: &[u8]) -> (&[u8], Option<u16>) {
 
 /// What an attempt to reach an outside host showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reach {
+pub(crate) enum Reach {
     /// A server answered (TLS completed, or its certificate was at least presented).
     Reachable(String),
     /// No connection (refused, reset, timed out): what a lockdown should produce.
@@ -65,7 +70,7 @@ pub enum Reach {
 }
 
 /// Judges [`reach_command`]'s outcome from curl's exit code, stdout and stderr.
-pub fn judge_reach(exit_code: Option<i32>, stdout: &str, stderr: &str) -> Reach {
+pub(crate) fn judge_reach(exit_code: Option<i32>, stdout: &str, stderr: &str) -> Reach {
     let said = first_line(stderr);
     match exit_code {
         Some(0) => Reach::Reachable(format!("HTTP {}", stdout.trim())),
@@ -83,7 +88,7 @@ pub fn judge_reach(exit_code: Option<i32>, stdout: &str, stderr: &str) -> Reach 
 }
 
 /// The first non-empty line of curl's stderr.
-pub fn first_line(text: &str) -> &str {
+pub(crate) fn first_line(text: &str) -> &str {
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty())

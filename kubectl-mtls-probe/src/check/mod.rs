@@ -16,10 +16,10 @@
 //! 5. with a lockdown, prove `https://EXTERNAL/` is unreachable from both pods;
 //! 6. delete the probe pods — also when a step fails or the user presses Ctrl-C (not with `--keep`).
 //!
-//! The decisions are pure ([`pod`]: pod spec and readiness; [`curl`]: commands and their output);
+//! The decisions are pure ([`pod`]: pod spec and readiness; `curl`: commands and their output);
 //! this module sequences them over [`shared::cluster`]'s pod calls.
 
-pub mod curl;
+mod curl;
 pub mod pod;
 
 use std::collections::BTreeMap;
@@ -70,7 +70,7 @@ Examples:
   # Air-gapped registry, and an outside host the lockdown must block
   kubectl mtls-probe check --host httpbin.example.com -n apps --image registry.local/curl:8.11.1 --external 198.51.100.7"
 )]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The target host name the client cluster calls (http://HOST/ from the pod; the gateway originates mTLS to HOST:PORT)
     #[arg(long, value_name = "HOST")]
     pub host: String,
@@ -202,9 +202,9 @@ impl CheckRequest {
 }
 
 /// The outside host a lockdown must block, unless `--external` names another.
-pub const DEFAULT_EXTERNAL: &str = "example.com";
+pub(crate) const DEFAULT_EXTERNAL: &str = "example.com";
 /// The egress gateway pods' labels (Istio's and Kyma's).
-pub const DEFAULT_GATEWAY_SELECTOR: &str = "istio=egressgateway";
+pub(crate) const DEFAULT_GATEWAY_SELECTOR: &str = "istio=egressgateway";
 
 /// What a check found.
 #[derive(Debug, Serialize)]
@@ -238,7 +238,7 @@ pub struct GatewayLogEntry {
 
 /// Validates the flags (and reads `--client-cert`): every problem here is bad input (exit 2).
 /// `namespace` is the one `-n` or the context selects.
-pub fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<CheckRequest, Error> {
+pub(crate) fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<CheckRequest, Error> {
     let host = DnsName::parse_exact(&args.host)?;
     let usage = |m: String| Err(Error::Usage(m));
     if args.port == 0 {
@@ -310,7 +310,7 @@ pub fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<CheckReque
 }
 
 /// Runs `check`: connect, probe, render, exit code.
-pub async fn run(
+pub(crate) async fn run(
     args: &CheckArgs,
     global: &GlobalArgs,
     out: &mut dyn Write,

@@ -4,7 +4,7 @@
 //! A probe pod is built to be harmless where it runs: it only sleeps until we exec into it, has
 //! no service-account token, runs as a non-root user with every capability dropped (it passes the
 //! `restricted` Pod Security level, the sidecar aside), and removes itself after
-//! [`ACTIVE_DEADLINE_SECONDS`] even if we are killed before we can delete it. It may carry the
+//! `ACTIVE_DEADLINE_SECONDS` even if we are killed before we can delete it. It may carry the
 //! labels of the lockdown policy's pod selector (so the policy covers it), which could also make a
 //! Service select it; so its container is never Ready (a readiness probe that only runs after the
 //! deadline), and no Service ever sends it traffic. Exec needs a running container, not a ready one.
@@ -25,7 +25,7 @@ pub const DEFAULT_IMAGE: &str = "curlimages/curl:8.11.1";
 /// The container we exec into in our own probe pods.
 pub const CONTAINER: &str = "probe";
 /// The Istio sidecar's container name (a regular container, or a native sidecar init container).
-pub const SIDECAR: &str = "istio-proxy";
+pub(crate) const SIDECAR: &str = "istio-proxy";
 /// The pod label Istio's injector honours per pod.
 pub const INJECT_LABEL: &str = "sidecar.istio.io/inject";
 /// The label that ties probe pods to one run of `check`.
@@ -33,7 +33,7 @@ pub const RUN_LABEL: &str = "kubectl-mtls/probe-run";
 /// Our component label value for probe pods.
 pub const COMPONENT: &str = "probe";
 /// After this many seconds the kubelet stops a probe pod that is still there.
-pub const ACTIVE_DEADLINE_SECONDS: i64 = 900;
+pub(crate) const ACTIVE_DEADLINE_SECONDS: i64 = 900;
 
 /// What a probe pod is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,12 +53,12 @@ pub struct ProbePod {
 }
 
 /// A probe pod name: `mtls-probe-<kind>-<run id>` (`kind` is `mesh` or `plain`).
-pub fn pod_name(kind: &str, run_id: &str) -> String {
+pub(crate) fn pod_name(kind: &str, run_id: &str) -> String {
     format!("mtls-probe-{kind}-{run_id}")
 }
 
 /// The pod object for `probe`.
-pub fn probe_pod(probe: &ProbePod) -> Pod {
+pub(crate) fn probe_pod(probe: &ProbePod) -> Pod {
     let mut labels = probe.extra_labels.clone();
     labels.insert(MANAGED_BY_LABEL.into(), MANAGER.into());
     labels.insert(COMPONENT_LABEL.into(), COMPONENT.into());
@@ -134,7 +134,7 @@ pub fn probe_pod(probe: &ProbePod) -> Pod {
 }
 
 /// Whether the pod has an Istio sidecar (classic or native).
-pub fn has_sidecar(pod: &Pod) -> bool {
+pub(crate) fn has_sidecar(pod: &Pod) -> bool {
     pod.spec.as_ref().is_some_and(|s| {
         s.containers.iter().any(|c| c.name == SIDECAR)
             || s.init_containers
@@ -146,7 +146,7 @@ pub fn has_sidecar(pod: &Pod) -> bool {
 
 /// The container to exec into: `wanted` if the pod has it, else the first one that is not the
 /// sidecar.
-pub fn exec_container(pod: &Pod, wanted: Option<&str>) -> Result<String, String> {
+pub(crate) fn exec_container(pod: &Pod, wanted: Option<&str>) -> Result<String, String> {
     let containers: Vec<&str> = pod
         .spec
         .as_ref()
@@ -168,7 +168,7 @@ pub fn exec_container(pod: &Pod, wanted: Option<&str>) -> Result<String, String>
 
 /// Whether a command can run in a pod yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PodState {
+pub(crate) enum PodState {
     /// `container` runs, and the sidecar (if any) is ready.
     Ready,
     /// Not yet; why (for progress and for the timeout message).
@@ -188,7 +188,7 @@ const FATAL_REASONS: [&str; 6] = [
 ];
 
 /// What `pod`'s status says about running a command in `container`.
-pub fn pod_state(pod: &Pod, container: &str) -> PodState {
+pub(crate) fn pod_state(pod: &Pod, container: &str) -> PodState {
     let Some(status) = pod.status.as_ref() else {
         return PodState::Waiting("no status yet".into());
     };

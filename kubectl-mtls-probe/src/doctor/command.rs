@@ -28,7 +28,7 @@ Examples:
   kubectl mtls-probe doctor --host httpbin.example.com -n mtls-demo
   kubectl mtls-probe doctor -f ./gitops/client -f ./gitops/target -o json"
 )]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     /// Only this host (default: every host the objects configure)
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
@@ -44,7 +44,7 @@ pub struct DoctorArgs {
 }
 
 /// Builds a snapshot from `-f` paths.
-pub fn snapshot_from_files(paths: &[PathBuf]) -> Result<Snapshot, Error> {
+pub(crate) fn snapshot_from_files(paths: &[PathBuf]) -> Result<Snapshot, Error> {
     let mut snapshot = Snapshot::default();
     for (origin, text) in read_manifests(paths)? {
         snapshot.add_text(&text, &origin).map_err(Error::Usage)?;
@@ -108,7 +108,7 @@ pub async fn gather(
 }
 
 /// Runs `doctor`.
-pub async fn run(
+pub(crate) async fn run(
     args: &DoctorArgs,
     global: &GlobalArgs,
     out: &mut dyn Write,

@@ -7,7 +7,7 @@ use super::{Finding, RuleId, Severity, Snapshot};
 use shared::netpol::matrix::{Verdict, matrix, well_known};
 
 /// The pod label Kyma's egress gateway policy admits.
-pub const KYMA_EGRESS_LABEL: (&str, &str) =
+pub(crate) const KYMA_EGRESS_LABEL: (&str, &str) =
     ("networking.kyma-project.io/to-egressgateway", "allowed");
 
 /// Runs the lockdown rules over the snapshot's pods and policies.

@@ -4,18 +4,18 @@
 //! touch a cluster themselves (reference/istio-kyma-notes.md §4 is the checklist).
 //!
 //! - [`command`]: the `doctor` command: gather (files or clusters), diagnose, render.
-//! - [`snapshot`]: the objects, typed, from documents.
-//! - [`credentials`]: the credential Secrets (layout, key, chain, SAN, EKU, expiry, CA direction).
-//! - [`routing`]: ServiceEntry, Gateways, VirtualService, DestinationRules for each host.
-//! - [`mesh`]: the Kyma Istio CR, the egress gateway, mesh-wide Telemetry.
-//! - [`lockdown`]: NetworkPolicies still let pods reach DNS (UDP and TCP) and istiod; Kyma labels.
+//! - `snapshot`: the objects, typed, from documents.
+//! - `credentials`: the credential Secrets (layout, key, chain, SAN, EKU, expiry, CA direction).
+//! - `routing`: ServiceEntry, Gateways, VirtualService, DestinationRules for each host.
+//! - `mesh`: the Kyma Istio CR, the egress gateway, mesh-wide Telemetry.
+//! - `lockdown`: NetworkPolicies still let pods reach DNS (UDP and TCP) and istiod; Kyma labels.
 
 pub mod command;
-pub mod credentials;
-pub mod lockdown;
-pub mod mesh;
-pub mod routing;
-pub mod snapshot;
+mod credentials;
+mod lockdown;
+mod mesh;
+mod routing;
+mod snapshot;
 
 use serde::Serialize;
 
