@@ -142,7 +142,7 @@ impl DnsName {
     }
 
     /// Whether the leftmost label is `*`.
-    pub fn is_wildcard(&self) -> bool {
+    pub(crate) fn is_wildcard(&self) -> bool {
         self.0.starts_with("*.")
     }
 

@@ -123,7 +123,7 @@ impl Plan {
     }
 
     /// A JSON `v1/List` of the objects, as `kubectl apply -f -` reads it.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         render_json_list(self.objects.iter().map(|o| &o.body))
     }
 }
@@ -168,7 +168,7 @@ pub fn render_yaml<'a>(docs: impl IntoIterator<Item = &'a Value>) -> String {
 }
 
 /// Renders JSON values as a pretty `{"apiVersion":"v1","kind":"List","items":[...]}` document.
-pub fn render_json_list<'a>(docs: impl IntoIterator<Item = &'a Value>) -> String {
+pub(crate) fn render_json_list<'a>(docs: impl IntoIterator<Item = &'a Value>) -> String {
     let list = serde_json::json!({
         "apiVersion": "v1",
         "kind": "List",

@@ -89,7 +89,7 @@ pub struct Applied {
 
 impl Applied {
     /// The returned object as kubectl's `-o yaml` shows it: without `metadata.managedFields`.
-    pub fn object_for_output(&self) -> Value {
+    pub(crate) fn object_for_output(&self) -> Value {
         let mut object = self.object.clone();
         if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.remove("managedFields");

@@ -342,7 +342,7 @@ impl ClusterError {
     }
 
     /// Maps a failed API response (a `metav1.Status`) from `operation`.
-    pub fn from_status(status: &Status, operation: &Operation) -> Self {
+    pub(crate) fn from_status(status: &Status, operation: &Operation) -> Self {
         let operation = Box::new(operation.clone());
         let message = one_line(&status.message, MAX_SERVER_MESSAGE);
         let reason = status.reason.as_str();

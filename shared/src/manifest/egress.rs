@@ -41,7 +41,7 @@ use crate::resources::{
 /// The egress gateway's Service, as routes name it.
 pub const EGRESS_GATEWAY_HOST: &str = "istio-egressgateway.istio-system.svc.cluster.local";
 /// The shared access-log Telemetry's name.
-pub const ACCESS_LOG_TELEMETRY: &str = "mtls-egressgateway-access-log";
+pub(crate) const ACCESS_LOG_TELEMETRY: &str = "mtls-egressgateway-access-log";
 /// `app.kubernetes.io/component` of the per-host objects.
 pub const COMPONENT: &str = "egress";
 /// `app.kubernetes.io/component` of the shared access-log Telemetry.
@@ -106,7 +106,7 @@ fn strings<const N: usize>(items: [&str; N]) -> Vec<String> {
 
 /// Names of the per-host client objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EgressNames {
+pub(crate) struct EgressNames {
     /// ServiceEntry and VirtualService (namespace).
     pub route: String,
     /// Egress Gateway and subset DestinationRule (namespace); also the subset's name is the slug.
@@ -121,7 +121,7 @@ pub struct EgressNames {
 
 impl EgressNames {
     /// The names for `host`.
-    pub fn for_host(host: &DnsName) -> Self {
+    pub(crate) fn for_host(host: &DnsName) -> Self {
         let s = slug(host);
         Self {
             route: format!("mtls-{s}"),
@@ -352,7 +352,7 @@ fn egress_gateway_selector() -> WorkloadSelector {
 }
 
 /// The access-log Telemetry for the egress gateway pods (shared by every host).
-pub fn access_log_telemetry() -> Telemetry {
+pub(crate) fn access_log_telemetry() -> Telemetry {
     Telemetry {
         metadata: ObjectMeta {
             name: Some(ACCESS_LOG_TELEMETRY.into()),

@@ -27,7 +27,7 @@ pub fn slug(host: &DnsName) -> String {
 }
 
 /// Labels for an object made for `host`.
-pub fn host_labels(component: &str, host: &DnsName) -> BTreeMap<String, String> {
+pub(crate) fn host_labels(component: &str, host: &DnsName) -> BTreeMap<String, String> {
     let mut labels = super::labels(component);
     labels.insert(HOST_LABEL.to_string(), slug(host));
     labels

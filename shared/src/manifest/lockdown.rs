@@ -27,25 +27,25 @@ use crate::resources::{OutboundTrafficPolicy, Sidecar, SidecarSpec};
 /// The NetworkPolicy's name.
 pub const POLICY_NAME: &str = "mtls-lockdown";
 /// The Sidecar's name.
-pub const SIDECAR_NAME: &str = "mtls-registry-only";
+pub(crate) const SIDECAR_NAME: &str = "mtls-registry-only";
 /// The component label value of everything `kubectl mtls-lockdown apply` creates.
 pub const COMPONENT: &str = "lockdown";
 /// Node-local DNS's link-local address (Gardener and upstream defaults).
-pub const NODE_LOCAL_DNS_IP: &str = "169.254.20.10";
+pub(crate) const NODE_LOCAL_DNS_IP: &str = "169.254.20.10";
 /// The ports CoreDNS pods listen on: 53, and 8053 on Gardener.
-pub const DNS_POD_PORTS: [u16; 2] = [53, 8053];
+pub(crate) const DNS_POD_PORTS: [u16; 2] = [53, 8053];
 /// The egress gateway's pod ports behind Service ports 80 and 443, when its Service is not found.
 pub const DEFAULT_EGRESS_GATEWAY_PORTS: [u16; 2] = [8080, 8443];
 /// istiod's xDS and certificate port.
-pub const ISTIOD_PORT: u16 = 15012;
+pub(crate) const ISTIOD_PORT: u16 = 15012;
 /// The namespace of kube-dns / CoreDNS.
 pub const DNS_NAMESPACE: &str = "kube-system";
 /// The label of CoreDNS / kube-dns pods.
-pub const DNS_POD_LABEL: (&str, &str) = ("k8s-app", "kube-dns");
+pub(crate) const DNS_POD_LABEL: (&str, &str) = ("k8s-app", "kube-dns");
 /// The label of istiod pods.
-pub const ISTIOD_POD_LABEL: (&str, &str) = ("istio", "pilot");
+pub(crate) const ISTIOD_POD_LABEL: (&str, &str) = ("istio", "pilot");
 /// The label of egress gateway pods.
-pub const EGRESS_GATEWAY_POD_LABEL: (&str, &str) = ("istio", "egressgateway");
+pub(crate) const EGRESS_GATEWAY_POD_LABEL: (&str, &str) = ("istio", "egressgateway");
 /// The pod label Kyma's `networkPoliciesEnabled` policies require to reach the egress gateway.
 pub const KYMA_EGRESS_POD_LABEL: (&str, &str) =
     ("networking.kyma-project.io/to-egressgateway", "allowed");
@@ -57,9 +57,9 @@ pub struct LockdownInputs {
     pub namespace: String,
     /// The kube-dns Service's ClusterIP.
     pub dns_service_ip: IpAddr,
-    /// Whether node-local DNS runs (adds [`NODE_LOCAL_DNS_IP`]).
+    /// Whether node-local DNS runs (adds `NODE_LOCAL_DNS_IP`).
     pub node_local_dns: bool,
-    /// Extra CoreDNS pod ports (the kube-dns Service's numeric target ports) beyond [`DNS_POD_PORTS`].
+    /// Extra CoreDNS pod ports (the kube-dns Service's numeric target ports) beyond `DNS_POD_PORTS`.
     pub extra_dns_pod_ports: Vec<u16>,
     /// The egress gateway pods' ports (numbers, or container port names).
     pub egress_gateway_ports: Vec<IntOrString>,

@@ -16,7 +16,7 @@ use super::policy::{Endpoint, NamedPort, PodRef, Policy, Protocol};
 use super::selector::Labels;
 
 /// The label the API server puts on every namespace, with the namespace's name.
-pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+pub(crate) const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// A pod, as far as policies care.
 #[derive(Debug, Clone)]
@@ -97,7 +97,7 @@ impl Inventory {
     }
 
     /// Adds a Namespace (its labels; `kubernetes.io/metadata.name` is added when missing).
-    pub fn add_namespace(&mut self, ns: &Namespace) {
+    pub(crate) fn add_namespace(&mut self, ns: &Namespace) {
         let Some(name) = ns.metadata.name.clone() else {
             return;
         };
@@ -118,7 +118,7 @@ impl Inventory {
     }
 
     /// Adds a pod (in `default_namespace` when it names none).
-    pub fn add_pod(&mut self, pod: &Pod, default_namespace: &str) {
+    pub(crate) fn add_pod(&mut self, pod: &Pod, default_namespace: &str) {
         let namespace = pod
             .metadata
             .namespace
@@ -152,7 +152,7 @@ impl Inventory {
     }
 
     /// Adds a Service (in `default_namespace` when it names none).
-    pub fn add_service(&mut self, svc: &Service, default_namespace: &str) {
+    pub(crate) fn add_service(&mut self, svc: &Service, default_namespace: &str) {
         let namespace = svc
             .metadata
             .namespace
@@ -193,7 +193,7 @@ impl Inventory {
 
     /// Adds a NetworkPolicy (in `default_namespace` when it names none); refuses one the API
     /// server would refuse, with a one-line reason.
-    pub fn add_policy(
+    pub(crate) fn add_policy(
         &mut self,
         policy: &NetworkPolicy,
         default_namespace: &str,
@@ -204,7 +204,7 @@ impl Inventory {
     }
 
     /// Adds an already compiled policy.
-    pub fn add_compiled_policy(&mut self, policy: Policy) {
+    pub(crate) fn add_compiled_policy(&mut self, policy: Policy) {
         self.ensure_namespace(&policy.namespace);
         self.policies_by_namespace
             .entry(policy.namespace.clone())
@@ -354,7 +354,7 @@ impl Inventory {
     }
 
     /// The index of a pod with this IP.
-    pub fn pod_by_ip(&self, ip: IpAddr) -> Option<usize> {
+    pub(crate) fn pod_by_ip(&self, ip: IpAddr) -> Option<usize> {
         self.pods.iter().position(|p| p.ip == Some(ip))
     }
 
@@ -366,7 +366,7 @@ impl Inventory {
     }
 
     /// Indices of the pods a Service selects (none for a Service without a selector).
-    pub fn service_pods(&self, svc: &ServiceInfo) -> Vec<usize> {
+    pub(crate) fn service_pods(&self, svc: &ServiceInfo) -> Vec<usize> {
         let Some(selector) = &svc.selector else {
             return Vec::new();
         };
@@ -380,7 +380,7 @@ impl Inventory {
     }
 
     /// Pod `index` as a selector sees it.
-    pub fn pod_ref(&self, index: usize) -> PodRef<'_> {
+    pub(crate) fn pod_ref(&self, index: usize) -> PodRef<'_> {
         let p = &self.pods[index];
         PodRef {
             namespace: &p.namespace,
@@ -399,7 +399,7 @@ impl Inventory {
     }
 
     /// A namespace's labels (with `kubernetes.io/metadata.name`; empty when it is unknown).
-    pub fn namespace_labels(&self, namespace: &str) -> &Labels {
+    pub(crate) fn namespace_labels(&self, namespace: &str) -> &Labels {
         static EMPTY: Labels = Labels::new();
         self.namespaces.get(namespace).unwrap_or(&EMPTY)
     }

@@ -13,7 +13,7 @@ use crate::manifest::lockdown::{
 };
 
 /// The outside address the matrix tries (nothing is sent: it is only evaluated).
-pub const OUTSIDE: &str = "1.1.1.1:443";
+pub(crate) const OUTSIDE: &str = "1.1.1.1:443";
 
 /// The verdict over the hops of a destination: the backends (or the address) decide; a
 /// ClusterIP hop that allows what the backends do not makes it [`Verdict::Partial`] (it works

@@ -245,7 +245,7 @@ impl fmt::Display for Peer {
 impl Policy {
     /// Compiles `policy` (its namespace is `default_namespace` when it names none). The error is
     /// one line naming the policy and the field.
-    pub fn compile(policy: &NetworkPolicy, default_namespace: &str) -> Result<Self, String> {
+    pub(crate) fn compile(policy: &NetworkPolicy, default_namespace: &str) -> Result<Self, String> {
         let namespace = policy
             .metadata
             .namespace

@@ -31,20 +31,10 @@ impl Selector {
         Self::default()
     }
 
-    /// Equality terms only, like `matchLabels`.
-    pub fn from_labels<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self {
-            requirements: labels
-                .into_iter()
-                .map(|(k, v)| Requirement::Equals(k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-
     /// Compiles a Kubernetes `LabelSelector`, refusing what the API server refuses (an unknown
     /// operator, `In`/`NotIn` without values, `Exists`/`DoesNotExist` with values). The error is
     /// the reason, without the object's name.
-    pub fn compile(selector: &LabelSelector) -> Result<Self, String> {
+    pub(crate) fn compile(selector: &LabelSelector) -> Result<Self, String> {
         let mut requirements = Vec::new();
         for (k, v) in selector.match_labels.iter().flatten() {
             requirements.push(Requirement::Equals(k.clone(), v.clone()));
@@ -78,11 +68,6 @@ impl Selector {
             requirements.push(requirement);
         }
         Ok(Self { requirements })
-    }
-
-    /// Whether the selector is `{}` (selects everything).
-    pub fn is_everything(&self) -> bool {
-        self.requirements.is_empty()
     }
 
     /// Whether `labels` satisfy every term.

@@ -105,7 +105,8 @@ impl Certificate {
     }
 
     /// Whether the certificate is self-signed (a root).
-    pub fn is_self_signed(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_self_signed(&self) -> bool {
         self.is_signed_by(self)
     }
 }

@@ -43,7 +43,7 @@ impl KeyType {
     }
 
     /// Whether this is an RSA key type.
-    pub fn is_rsa(self) -> bool {
+    pub(crate) fn is_rsa(self) -> bool {
         self.rsa_bits().is_some()
     }
 }

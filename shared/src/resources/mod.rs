@@ -4,15 +4,15 @@
 //! Versions: networking/telemetry/security `v1` (Istio ≥ 1.22), APIRule `v2`, Kyma Istio `v1alpha2`.
 
 pub mod apirule;
-pub mod authorization_policy;
+pub(crate) mod authorization_policy;
 pub mod common;
 pub mod destination_rule;
 pub mod gateway;
 pub mod kyma_istio;
-pub mod service_entry;
+pub(crate) mod service_entry;
 pub mod sidecar;
 pub mod telemetry;
-pub mod virtual_service;
+pub(crate) mod virtual_service;
 
 pub use apirule::{APIRule, APIRuleSpec};
 pub use authorization_policy::{AuthorizationPolicy, AuthorizationPolicySpec};
