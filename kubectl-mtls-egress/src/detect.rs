@@ -62,7 +62,8 @@ pub(crate) async fn apirule_served(client: &Client) -> Result<bool, ClusterError
 }
 
 /// Whether `rule` is for `host` and not one we made for that host: such a rule can take
-/// precedence over our origination rule and silently drop the mutual TLS (notes §1.5 note 22).
+/// precedence over our origination rule and silently drop the mutual TLS (Istio's lookup order:
+/// istio/istio `pilot/pkg/model/push_context.go`, `destinationRule`).
 pub fn shadows(rule: &DestinationRule, host: &DnsName) -> bool {
     let labels = rule.labels();
     let ours = labels.get(MANAGED_BY_LABEL).is_some_and(|v| v == MANAGER)

@@ -3,7 +3,8 @@
 //! With Kyma's `envoy` provider (and any `envoyFileAccessLog` without labels) Istio logs one JSON
 //! object per line with keys such as `authority`, `upstream_cluster`, `response_code`,
 //! `response_flags`, `start_time`, `upstream_transport_failure_reason`, `requested_server_name`,
-//! `upstream_host`, `path` and `method` (reference/istio-kyma-notes.md §1.1 note 3). A request that
+//! `upstream_host`, `path` and `method` (istio/istio `pilot/pkg/model/telemetry_logging.go`,
+//! `EnvoyJSONLogFormatIstio`). A request that
 //! left through the egress gateway towards `D` has `"upstream_cluster":"outbound|443||D"`.
 //!
 //! Parsing is tolerant, because gateway logs mix in other lines: non-JSON lines (Envoy's own

@@ -10,7 +10,8 @@
 //! surrounding whitespace are tolerated; malformed text is an [`XfccError`], never a panic.
 //!
 //! Presence of the header proves nothing (an Istio sidecar appends an element for its own
-//! mesh-mTLS hop, reference/istio-kyma-notes.md §1.1 note 5): `find_client` says which element,
+//! mesh-mTLS hop; gateways set Subject, Cert, DNS and URI: istio/istio
+//! `pilot/pkg/networking/core/gateway.go`): `find_client` says which element,
 //! if any, carries our certificate, and by which evidence.
 //!
 //! ```

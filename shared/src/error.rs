@@ -1,6 +1,6 @@
 //! The one error type commands return, and how it maps to kubectl-style exit codes.
 //!
-//! Exit codes (DESIGN.md): 0 success, 1 a check failed, 2 bad input or usage, 3 cluster/API error;
+//! Exit codes: 0 success, 1 a check failed, 2 bad input or usage, 3 cluster/API error;
 //! 130 when the user interrupted a command with Ctrl-C.
 //! Every variant's `Display` is one line: the cause, then a hint the user can act on.
 //! [`one_line`] makes any text (a server message, a tool's output) fit such a line.

@@ -355,7 +355,8 @@ fn help_shows_examples_and_completion_works() {
 
 #[test]
 fn on_gardener_the_tutorials_udp_dns_works_only_through_the_cluster_ip() {
-    // Gardener: kube-dns Service port 53 → CoreDNS pod port 8053 (istio-kyma-notes §1.9).
+    // Gardener: kube-dns Service port 53 → CoreDNS pod port 8053 (gardener/gardener
+    // `pkg/component/networking/coredns/constants/constants.go`).
     let tmp = tempfile::tempdir().unwrap();
     let cluster = std::fs::read_to_string(fixture("cluster.yaml"))
         .unwrap()

@@ -1,7 +1,7 @@
 //! The credential Secrets that Gateways (server side, ingress) and origination DestinationRules
 //! (client side, egress) name: present, readable, key matches, not expiring, right EKU, SAN covers
 //! the host, and — when both clusters are in the snapshot — each side's CA signed the other side's
-//! certificate (the two trust directions the tutorial hides by using one CA; notes §1.2 note 13).
+//! certificate (the two trust directions the tutorial hides by using one CA for both).
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;

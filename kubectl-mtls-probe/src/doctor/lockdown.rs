@@ -1,7 +1,9 @@
 //! Lockdown rules: in a namespace whose NetworkPolicies isolate egress, every pod must still reach
-//! DNS over UDP **and** TCP and istiod on 15012 (notes §1.9 notes 32–34); with Kyma's
-//! `networkPoliciesEnabled`, pods that call through the egress gateway need the
-//! `to-egressgateway` label (note 35). Judged by the same evaluator as `kubectl mtls-lockdown explain`.
+//! DNS over UDP **and** TCP (large answers are retried over TCP) and istiod on 15012 (without it
+//! the sidecar never becomes ready: istio/istio#35569); with Kyma's `networkPoliciesEnabled`, pods
+//! that call through the egress gateway need the `to-egressgateway` label (kyma-project/istio
+//! `docs/user/00-50-network-policies.md`). Judged by the same evaluator as
+//! `kubectl mtls-lockdown explain`.
 
 use super::{Finding, RuleId, Severity, Snapshot};
 use shared::netpol::matrix::{Verdict, matrix, well_known};

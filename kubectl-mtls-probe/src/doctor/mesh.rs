@@ -1,6 +1,6 @@
 //! Mesh-level rules: exactly one Kyma Istio CR, Ready, with the egress gateway enabled when
 //! origination is configured; the egress gateway Deployment Available; at most one mesh-wide
-//! Telemetry (notes §1.1 notes 8–9).
+//! Telemetry (Istio honours only one: analyzer IST0160).
 
 use kube::ResourceExt;
 

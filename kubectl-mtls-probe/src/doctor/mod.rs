@@ -1,7 +1,7 @@
 //! `doctor`: static diagnosis of the mTLS egress setup, one [`Finding`] per problem, each with the
 //! object, what is wrong and the fix. The rules read a [`Snapshot`] — the objects of one or both
 //! clusters, from YAML files (`-f`, for GitOps repositories and CI) or from the API — and never
-//! touch a cluster themselves (reference/istio-kyma-notes.md §4 is the checklist).
+//! touch a cluster themselves.
 //!
 //! - [`command`]: the `doctor` command: gather (files or clusters), diagnose, render.
 //! - `snapshot`: the objects, typed, from documents.

@@ -1,7 +1,8 @@
 //! Per-host routing rules on the client side: ServiceEntry and VirtualService visible to the egress
 //! gateway, an egress Gateway for the host, the subset the mesh route names, the hop's TLS mode
 //! agreeing on both ends, and one origination DestinationRule with `sni` and `subjectAltNames`
-//! that nothing shadows (notes §1.5, §1.6).
+//! that nothing shadows (Istio's DestinationRule lookup: istio/istio
+//! `pilot/pkg/model/push_context.go`).
 
 use kube::ResourceExt;
 

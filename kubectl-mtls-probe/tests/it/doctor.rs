@@ -1,4 +1,5 @@
-//! `doctor`'s rules: the corrected manifests of reference/recommended-manifests.yaml (with real
+//! `doctor`'s rules: the corrected manifests of `../shared/reference/recommended-manifests.yaml`
+//! (test data beside the repository; with real
 //! certificates in their Secrets) produce no finding, and for every rule a copy with exactly that
 //! one defect produces exactly that rule's finding.
 

@@ -2,11 +2,14 @@
 //! leave only through the egress gateway (plus DNS and istiod), the `mtls-registry-only` Sidecar,
 //! and the Kyma `to-egressgateway` pod-template label.
 //!
-//! What the tutorial's policy misses (reference/istio-kyma-notes.md §1.9): DNS is allowed on UDP
-//! **and** TCP (large answers fall back to TCP), to the kube-dns ClusterIP as an ipBlock (node-local
-//! DNS answers it without DNAT), to node-local DNS's own address when it runs, and to the CoreDNS
-//! pods on 53 and 8053 (Gardener's CoreDNS listens on 8053 behind Service port 53). istio-system
-//! is narrowed to istiod (15012) and the egress gateway pods' ports unless `namespace_wide`.
+//! What the tutorial's policy misses: DNS is allowed on UDP **and** TCP (answers too large for UDP
+//! are retried over TCP; Istio's own istio-cni policy allows both, istio/istio PR #57029), to the
+//! kube-dns ClusterIP as an ipBlock (node-local DNS answers it without DNAT), to node-local DNS's
+//! own address (169.254.20.10) when it runs, and to the CoreDNS pods on 53 and 8053 (Gardener's
+//! CoreDNS listens on 8053 behind Service port 53: gardener/gardener
+//! `pkg/component/networking/coredns/constants/constants.go`). istio-system is narrowed to istiod
+//! (15012, without which a sidecar never becomes ready) and the egress gateway pods' ports unless
+//! `namespace_wide`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

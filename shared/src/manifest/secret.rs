@@ -1,7 +1,7 @@
 //! The Istio credential Secrets (stages 2 and 3), and how to read one back.
 //!
-//! The two sides need different layouts and — easy to mix up — different CAs
-//! (reference/istio-kyma-notes.md §1.2 note 13, §1.4):
+//! The two sides need different layouts and — easy to mix up — different CAs (mixing them up gives
+//! `CERTIFICATE_VERIFY_FAILED` or `TLSV1_ALERT_UNKNOWN_CA`, as in istio/istio#39166):
 //! - **target** (`kyma-mtls-certs`, read by the ingress gateway through a Gateway's `credentialName`):
 //!   `cert`/`key` = the server's chain and key, `cacert` = the CA that signed the **client** certificates.
 //! - **client** (`client-credential`, read by the egress gateway through a DestinationRule's

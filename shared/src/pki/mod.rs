@@ -1,8 +1,8 @@
 //! Stage 1 of the procedure: the PKI. Generate a CA with a server and a client certificate, issue
 //! more leaves, parse and describe certificates, verify them, and write bundles to disk safely.
 //!
-//! What the tutorial's openssl commands get wrong, and this module gets right
-//! (reference/istio-kyma-notes.md §1.2): every certificate is X.509 v3; leaves carry a DNS SAN
+//! What the tutorial's openssl commands get wrong, and this module gets right: every certificate
+//! is X.509 v3; leaves carry a DNS SAN
 //! (Envoy's SAN check and rustls need it) and the right EKU (serverAuth or clientAuth); the CA has
 //! its own CN, `basicConstraints CA:TRUE` (critical), `keyCertSign`+`cRLSign` and a subject key
 //! identifier that the leaves' authority key identifier points at; serials are random, positive

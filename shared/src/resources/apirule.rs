@@ -1,5 +1,6 @@
 //! `gateway.kyma-project.io/v2` APIRule: Kyma's way to expose a workload through a Gateway
-//! (v2 is the stable version; v1beta1 can no longer be created — notes §1.3 note 16).
+//! (v2 is the stable version; v1beta1 can no longer be created or edited: kyma-project/api-gateway
+//! `docs/user/custom-resources/apirule/04-70-changes-in-apirule-v2.md`).
 
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,8 @@
 //! `operator.kyma-project.io/v1alpha2` Istio: Kyma's Istio module configuration. We read it and set
 //! exactly one field, `spec.components.egressGateway.enabled`, by server-side apply — never the
-//! whole object (the tutorial's `kubectl apply` of a full CR can wipe other settings; notes §1.1 note 8).
+//! whole object (the tutorial's `kubectl apply` of a full CR removes, by three-way merge, every
+//! other field that was applied before; Kyma reconciles only the oldest Istio CR:
+//! kyma-project/istio `docs/user/04-00-istio-custom-resource.md`).
 
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,7 @@
 //! `networking.istio.io/v1` Sidecar: used for a namespace-wide `outboundTrafficPolicy: REGISTRY_ONLY`
-//! (Kyma has no mesh-wide setting for it; reference/istio-kyma-notes.md §1.10).
+//! (Kyma's Istio CR has no mesh-wide setting for it). It is not a firewall — istio/api
+//! `networking/v1alpha3/sidecar.proto` says REGISTRY_ONLY exists to detect missing ServiceEntries —
+//! so the NetworkPolicy stays the enforcement.
 
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
