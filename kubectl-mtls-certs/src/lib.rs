@@ -24,7 +24,7 @@ pub const BIN_NAME: &str = "kubectl-mtls_certs";
 /// `kubectl mtls-certs` — certificates for mutual TLS between two Istio clusters.
 #[derive(Parser, Debug)]
 #[command(
-    name = "kubectl-mtls_certs",
+    name = BIN_NAME,
     bin_name = "kubectl mtls-certs",
     version,
     about = "Certificates for mutual TLS through an Istio egress gateway: generate, issue, inspect, verify, and turn them into the Secrets Istio reads",

@@ -25,7 +25,7 @@ pub const BIN_NAME: &str = "kubectl-mtls_egress";
 /// `kubectl mtls-egress` — expose a target behind mTLS, route a client cluster through the egress gateway.
 #[derive(Parser, Debug)]
 #[command(
-    name = "kubectl-mtls_egress",
+    name = BIN_NAME,
     bin_name = "kubectl mtls-egress",
     version,
     about = "Expose a workload behind mutual TLS on the target cluster, and route the client cluster's calls through the Istio egress gateway with mTLS origination",

@@ -26,7 +26,7 @@ pub const BIN_NAME: &str = "kubectl-mtls_lockdown";
 /// `kubectl mtls-lockdown` — a namespace may leave only through the egress gateway.
 #[derive(Parser, Debug)]
 #[command(
-    name = "kubectl-mtls_lockdown",
+    name = BIN_NAME,
     bin_name = "kubectl mtls-lockdown",
     version,
     about = "Let a namespace leave the cluster only through the Istio egress gateway (plus DNS and istiod), and explain which NetworkPolicy rule allows or denies a pod's traffic",

@@ -28,7 +28,7 @@ pub const BIN_NAME: &str = "kubectl-mtls_probe";
 /// `kubectl mtls-probe` — prove the mTLS path works, and diagnose it when it does not.
 #[derive(Parser, Debug)]
 #[command(
-    name = "kubectl-mtls_probe",
+    name = BIN_NAME,
     bin_name = "kubectl mtls-probe",
     version,
     about = "Prove the mTLS path through the egress gateway works end to end, and diagnose it when it does not",

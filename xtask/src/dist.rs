@@ -19,12 +19,12 @@ pub const PACKAGE: &str = "kubectl-mtls";
 /// Every manifest's `bin`.
 pub const BIN: &str = krew::BIN;
 
-/// The four plugins: krew name and the link name kubectl runs.
+/// The four plugins: krew name and the link name kubectl runs (each plugin crate's `BIN_NAME`).
 pub const PLUGINS: [Plugin; 4] = [
-    Plugin::new("mtls-certs", "kubectl-mtls_certs"),
-    Plugin::new("mtls-egress", "kubectl-mtls_egress"),
-    Plugin::new("mtls-lockdown", "kubectl-mtls_lockdown"),
-    Plugin::new("mtls-probe", "kubectl-mtls_probe"),
+    Plugin::new("mtls-certs", kubectl_mtls_certs::BIN_NAME),
+    Plugin::new("mtls-egress", kubectl_mtls_egress::BIN_NAME),
+    Plugin::new("mtls-lockdown", kubectl_mtls_lockdown::BIN_NAME),
+    Plugin::new("mtls-probe", kubectl_mtls_probe::BIN_NAME),
 ];
 
 /// One plugin's names.
