@@ -19,7 +19,11 @@ use super::report;
 #[command(
     after_help = "Without --to/--to-ip: a matrix of the pods × DNS (UDP and TCP), istiod, the egress gateway and an
 outside address. With -f nothing is read from a cluster: the files hold the Pods, Namespaces,
-Services and NetworkPolicies to evaluate (YAML streams, JSON, or Lists). A Service destination is
+Services and NetworkPolicies to evaluate (YAML streams, JSON, Lists, or what `kubectl get -o json`
+prints); a workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job,
+CronJob) stands for its pods, as KIND/NAME (--pod deployment/web). Objects without a namespace are
+in -n's. In a directory, files that are not Kubernetes manifests are skipped with a warning. A
+Service destination is
 judged at each pod behind it (on its target port, as after kube-proxy's DNAT) and at its ClusterIP
 (as node-local DNS sees it); ingress policies of a destination pod are checked too.
 
@@ -29,7 +33,9 @@ Examples:
   # Is TCP DNS allowed for one pod? Which rule decides?
   kubectl mtls-lockdown explain -n mtls-demo --pod curl --to kube-dns.kube-system:53 --protocol TCP
   # An outside address, offline from manifests
-  kubectl mtls-lockdown explain -n mtls-demo -l app=curl --to-ip 1.1.1.1:443 -f cluster-dump.yaml"
+  kubectl mtls-lockdown explain -n mtls-demo -l app=curl --to-ip 1.1.1.1:443 -f cluster-dump.yaml
+  # A chart's workloads and policies, before they are installed
+  helm template shop ./chart | kubectl mtls-lockdown explain -n shop -f - --pod deployment/web"
 )]
 pub struct ExplainArgs {
     /// The source pod (default: every pod in the namespace)
@@ -50,6 +56,9 @@ pub struct ExplainArgs {
     /// Evaluate these files (YAML/JSON, directories, - for stdin) instead of the cluster
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Process the directories given with -f recursively
+    #[arg(short = 'R', long, requires = "files")]
+    pub recursive: bool,
     /// Output format (table is text)
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<OutputFormat>,
@@ -185,6 +194,7 @@ pub async fn run(
     args: &ExplainArgs,
     global: &GlobalArgs,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(), Error> {
     // Malformed flags fail before any file or cluster is read.
     let checked = check(args)?;
@@ -197,7 +207,15 @@ pub async fn run(
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let inventory = shared::netpol::load::from_files(&args.files, &namespace)?;
+        let inventory =
+            shared::netpol::load::from_files(&args.files, args.recursive, &namespace, err)?;
+        match inventory.defaulted_namespaces() {
+            0 => {}
+            n => writeln!(
+                err,
+                "note: {n} object(s) in the files name no namespace: read as in namespace {namespace} (-n)"
+            )?,
+        }
         (inventory, namespace, "the files given with -f".to_string())
     } else {
         let (client, namespace) = global.kube.connect().await?;

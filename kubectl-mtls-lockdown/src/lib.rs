@@ -70,7 +70,7 @@ impl Plugin for Cli {
         match self.command {
             Command::Apply(args) => apply::run(&args, &self.global, out, err).await,
             Command::Remove(args) => remove::run(&args, &self.global, out, err).await,
-            Command::Explain(args) => explain::run(&args, &self.global, out).await,
+            Command::Explain(args) => explain::run(&args, &self.global, out, err).await,
             Command::Completion(args) => args.run(Cli::command(), BIN_NAME, out),
         }
     }

@@ -12,6 +12,7 @@
 //! - [`cluster`]: the thin cluster layer — client from kubectl-style flags, server-side apply of a
 //!   [`plan::Plan`], reads (and the reads several plugins decide on, [`cluster::detect`]), pods,
 //!   and API failures mapped to one actionable line.
+//! - [`documents`]: Kubernetes objects as `-f` gives them (YAML/JSON, Lists, workloads as pods).
 //! - [`netpol`]: the NetworkPolicy evaluator behind `kubectl mtls-lockdown explain` and `doctor`.
 //! - [`cli`]: flags and plumbing every plugin shares (output format, dry-run, exit codes, logging,
 //!   completion).
@@ -19,6 +20,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod documents;
 pub mod error;
 pub mod manifest;
 pub mod names;

@@ -35,6 +35,9 @@ pub(crate) struct DoctorArgs {
     /// YAML or JSON manifests to diagnose instead of a cluster (files, directories, - for stdin)
     #[arg(short = 'f', long = "filename", value_name = "PATH")]
     pub files: Vec<PathBuf>,
+    /// Process the directories given with -f recursively
+    #[arg(short = 'R', long, requires = "files")]
+    pub recursive: bool,
     /// The target cluster's kubeconfig context, to check both CA directions
     #[arg(long, value_name = "CONTEXT")]
     pub target_context: Option<String>,
@@ -43,11 +46,17 @@ pub(crate) struct DoctorArgs {
     pub output: OutputFormat,
 }
 
-/// Builds a snapshot from `-f` paths.
-pub(crate) fn snapshot_from_files(paths: &[PathBuf]) -> Result<Snapshot, Error> {
+/// Builds a snapshot from `-f` paths (`recursive`: `-R`); skipped files are named on `warn`.
+pub(crate) fn snapshot_from_files(
+    paths: &[PathBuf],
+    recursive: bool,
+    warn: &mut dyn Write,
+) -> Result<Snapshot, Error> {
     let mut snapshot = Snapshot::default();
-    for (origin, text) in read_manifests(paths)? {
-        snapshot.add_text(&text, &origin).map_err(Error::Usage)?;
+    for source in read_manifests(paths, recursive, warn)? {
+        snapshot
+            .add_documents(source.documents, &source.origin)
+            .map_err(Error::Usage)?;
     }
     Ok(snapshot)
 }
@@ -141,7 +150,7 @@ pub(crate) async fn run(
                 "--target-context reads a cluster; with -f, pass the target's manifests as another -f".into(),
             ));
         }
-        snapshot_from_files(&args.files)?
+        snapshot_from_files(&args.files, args.recursive, progress)?
     };
     let findings = diagnose(&snapshot, &Scope { host }, time::OffsetDateTime::now_utc());
     render(&findings, args.output, out)?;

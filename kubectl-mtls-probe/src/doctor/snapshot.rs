@@ -3,11 +3,13 @@
 //! tell "absent" from "not looked at" (a GitOps folder usually has no Secrets).
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use shared::documents;
 use shared::netpol::Inventory;
 use shared::resources::{DestinationRule, Gateway, Istio, ServiceEntry, Telemetry, VirtualService};
 
@@ -42,11 +44,17 @@ fn parse<K: DeserializeOwned>(doc: Value, kind: &str) -> Result<K, String> {
 }
 
 impl Snapshot {
-    /// Adds one document (or a `List`); kinds doctor does not read are skipped.
+    /// Adds one document (or a `List` or typed list); kinds doctor does not read are skipped.
+    /// Pods, workloads (as the pod their template describes), Namespaces, Services and
+    /// NetworkPolicies go to the inventory the lockdown rules judge.
     pub fn add_document(&mut self, doc: Value) -> Result<(), String> {
-        if doc.is_null() {
-            return Ok(());
+        for object in documents::objects(doc)? {
+            self.add_object(object)?;
         }
+        Ok(())
+    }
+
+    fn add_object(&mut self, doc: Value) -> Result<(), String> {
         let kind = doc["kind"].as_str().unwrap_or_default().to_string();
         let group = doc["apiVersion"]
             .as_str()
@@ -54,20 +62,14 @@ impl Snapshot {
             .split_once('/')
             .map_or("", |(g, _)| g)
             .to_string();
-        if kind.is_empty() {
-            return Err("not a Kubernetes object (no apiVersion and kind)".into());
-        }
-        if kind == "List" || kind.ends_with("List") {
-            for item in doc["items"].as_array().cloned().unwrap_or_default() {
-                self.add_document(item)?;
-            }
-            return Ok(());
-        }
         if matches!(
             (group.as_str(), kind.as_str()),
             ("", "Pod" | "Namespace" | "Service") | ("networking.k8s.io", "NetworkPolicy")
         ) {
             return self.inventory.add_document(doc, "default");
+        }
+        if documents::workload_pod(&doc)?.is_some() {
+            self.inventory.add_document(doc.clone(), "default")?;
         }
         match (group.as_str(), kind.as_str()) {
             ("", "Secret") => {
@@ -94,12 +96,12 @@ impl Snapshot {
 
     /// Adds every document of a YAML (multi-document) or JSON text.
     pub fn add_text(&mut self, text: &str, origin: &str) -> Result<(), String> {
-        let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| {
-            format!(
-                "{origin}: invalid YAML: {}",
-                e.to_string().lines().next().unwrap_or("")
-            )
-        })?;
+        let docs = documents::parse(text).map_err(|e| format!("{origin}: {e}"))?;
+        self.add_documents(docs, origin)
+    }
+
+    /// Adds the documents of one source; `origin` names it in errors.
+    pub fn add_documents(&mut self, docs: Vec<Value>, origin: &str) -> Result<(), String> {
         for (i, doc) in docs.into_iter().enumerate() {
             self.add_document(doc)
                 .map_err(|e| format!("{origin}: document {}: {e}", i + 1))?;
@@ -127,34 +129,16 @@ fn decode_string_data(mut doc: Value) -> Value {
         if let Value::Object(data) = data {
             for (k, v) in string_data {
                 if let Value::String(s) = v {
-                    data.insert(k, Value::String(base64(s.as_bytes())));
+                    // ByteString serializes as base64, as `data` holds it.
+                    let encoded = serde_json::to_value(ByteString(s.into_bytes()))
+                        .expect("bytes serialize");
+                    data.insert(k, encoded);
                 }
             }
         }
         doc.as_object_mut().expect("object").remove("stringData");
     }
     doc
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 pub use apply::{apply_and_print, print_plan};
-pub use files::read_manifests;
+pub use files::{Source, read_manifests};
 pub use table::Table;
 
 use crate::cluster::KubeArgs;

@@ -1,5 +1,6 @@
 //! [`Inventory`]: the namespaces, pods, Services and NetworkPolicies an evaluation sees — loaded
-//! from YAML/JSON documents (offline `-f`) or from typed objects read from a cluster.
+//! from YAML/JSON documents (offline `-f`, where a workload stands for its pods) or from typed
+//! objects read from a cluster.
 //!
 //! Namespaces get `kubernetes.io/metadata.name` as the API server sets it; a namespace that only
 //! appears as the namespace of a pod, Service or policy gets just that label.
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 use super::policy::{Endpoint, NamedPort, PodRef, Policy, Protocol};
 use super::selector::Labels;
+use crate::documents;
 
 /// The label the API server puts on every namespace, with the namespace's name.
 pub(crate) const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -88,6 +90,7 @@ pub struct Inventory {
     services: Vec<ServiceInfo>,
     policies: Vec<Policy>,
     policies_by_namespace: HashMap<String, Vec<usize>>,
+    defaulted: usize,
 }
 
 impl Inventory {
@@ -213,49 +216,52 @@ impl Inventory {
         self.policies.push(policy);
     }
 
-    /// Adds one parsed document: a Pod, Namespace, Service, NetworkPolicy, or a `List` of them.
-    /// Other Kubernetes kinds are skipped; anything without `apiVersion` and `kind` is refused.
+    /// Adds one parsed document: a Pod, Namespace, Service, NetworkPolicy or workload (as the pod
+    /// its template describes, see [`crate::documents::workload_pod`]), or a `List` or typed list
+    /// of them. Other Kubernetes kinds are skipped; anything without `apiVersion` and `kind` is
+    /// refused.
     pub fn add_document(&mut self, doc: Value, default_namespace: &str) -> Result<(), String> {
-        if doc.is_null() {
-            return Ok(());
+        for object in documents::objects(doc)? {
+            self.add_object(object, default_namespace)?;
         }
-        let kind = doc.get("kind").and_then(Value::as_str).map(str::to_string);
-        let api_version = doc.get("apiVersion").and_then(Value::as_str);
-        let (Some(kind), Some(api_version)) = (kind, api_version) else {
-            return Err("not a Kubernetes object (it has no apiVersion and kind); pass YAML or JSON manifests of Pods, Namespaces, Services and NetworkPolicies".into());
-        };
+        Ok(())
+    }
+
+    fn add_object(&mut self, doc: Value, default_namespace: &str) -> Result<(), String> {
+        let kind = doc["kind"].as_str().unwrap_or_default().to_string();
         let invalid = |e: serde_json::Error| format!("{kind} is not valid: {e}");
-        match (api_version, kind.as_str()) {
-            (_, "List")
-            | (_, "PodList" | "ServiceList" | "NamespaceList" | "NetworkPolicyList") => {
-                let items = match doc.get("items") {
-                    Some(Value::Array(items)) => items.clone(),
-                    None | Some(Value::Null) => Vec::new(),
-                    Some(_) => return Err(format!("{kind}: items is not a list")),
-                };
-                for (i, item) in items.into_iter().enumerate() {
-                    self.add_document(item, default_namespace)
-                        .map_err(|e| format!("items[{i}]: {e}"))?;
-                }
-            }
+        let unnamespaced = doc["metadata"]["namespace"].as_str().is_none();
+        let placed = match (doc["apiVersion"].as_str().unwrap_or_default(), kind.as_str()) {
             ("v1", "Pod") => {
                 let pod: Pod = serde_json::from_value(doc).map_err(invalid)?;
                 self.add_pod(&pod, default_namespace);
+                true
             }
             ("v1", "Namespace") => {
                 let ns: Namespace = serde_json::from_value(doc).map_err(invalid)?;
                 self.add_namespace(&ns);
+                false
             }
             ("v1", "Service") => {
                 let svc: Service = serde_json::from_value(doc).map_err(invalid)?;
                 self.add_service(&svc, default_namespace);
+                true
             }
             ("networking.k8s.io/v1", "NetworkPolicy") => {
                 let policy: NetworkPolicy = serde_json::from_value(doc).map_err(invalid)?;
                 self.add_policy(&policy, default_namespace)?;
+                true
             }
-            _ => {}
-        }
+            // A workload, or another kind (not what an evaluation looks at).
+            _ => match documents::workload_pod(&doc)? {
+                Some(pod) => {
+                    self.add_pod(&pod, default_namespace);
+                    true
+                }
+                None => false,
+            },
+        };
+        self.defaulted += usize::from(placed && unnamespaced);
         Ok(())
     }
 
@@ -267,34 +273,21 @@ impl Inventory {
         origin: &str,
         default_namespace: &str,
     ) -> Result<(), LoadError> {
-        let fail = |reason: String| LoadError {
+        let docs = documents::parse(text).map_err(|reason| LoadError {
             origin: origin.to_string(),
             reason,
-        };
-        // JSON is parsed by serde_json (fast); everything else, and JSON-like YAML flow mappings
-        // serde_json refuses, by the YAML parser.
-        let json = text
-            .trim_start()
-            .starts_with('{')
-            .then(|| serde_json::from_str::<Value>(text).ok())
-            .flatten();
-        let docs: Vec<Value> = match json {
-            Some(doc) => vec![doc],
-            None => {
-                let options = serde_saphyr::options! {
-                    budget: serde_saphyr::budget! {
-                        max_documents: 1_000_000,
-                        max_nodes: 50_000_000,
-                        max_events: 100_000_000,
-                    },
-                };
-                serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
-                    let first = e.to_string();
-                    let first = first.lines().next().unwrap_or("").to_string();
-                    fail(format!("invalid YAML: {first}"))
-                })?
-            }
-        };
+        })?;
+        self.add_documents(docs, origin, default_namespace)
+    }
+
+    /// Adds the documents of one source; `origin` names it in errors (with the document's
+    /// number when there are several).
+    pub fn add_documents(
+        &mut self,
+        docs: Vec<Value>,
+        origin: &str,
+        default_namespace: &str,
+    ) -> Result<(), LoadError> {
         let many = docs.len() > 1;
         for (i, doc) in docs.into_iter().enumerate() {
             self.add_document(doc, default_namespace)
@@ -308,6 +301,12 @@ impl Inventory {
                 })?;
         }
         Ok(())
+    }
+
+    /// How many of the added pods, workloads, Services and policies named no namespace (and so
+    /// were put in the default one).
+    pub fn defaulted_namespaces(&self) -> usize {
+        self.defaulted
     }
 
     /// Whether the namespace is known: declared, or holding a pod, Service or policy.

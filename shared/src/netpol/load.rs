@@ -2,6 +2,7 @@
 //! (offline, no cluster) or from the cluster (the same kinds, read with kube, for the namespaces
 //! that matter).
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
@@ -15,20 +16,22 @@ use crate::cli::read_manifests;
 use crate::cluster::{ClusterError, Operation, list};
 use crate::error::Error;
 
-/// Reads `-f` arguments: files, directories (their `*.yaml`, `*.yml` and `*.json`, sorted) and
-/// `-` for stdin. Objects without a namespace belong to `default_namespace`.
-pub fn from_files(paths: &[PathBuf], default_namespace: &str) -> Result<Inventory, Error> {
+/// Reads `-f` arguments ([`read_manifests`]: files, directories — with `recursive`, their
+/// subdirectories too — and `-` for stdin; skipped files are named on `warn`). Objects without a
+/// namespace belong to `default_namespace`.
+pub fn from_files(
+    paths: &[PathBuf],
+    recursive: bool,
+    default_namespace: &str,
+    warn: &mut dyn Write,
+) -> Result<Inventory, Error> {
     let mut inventory = Inventory::new();
-    for (origin, text) in read_manifests(paths)? {
-        add(&mut inventory, &text, &origin, default_namespace)?;
+    for source in read_manifests(paths, recursive, warn)? {
+        inventory
+            .add_documents(source.documents, &source.origin, default_namespace)
+            .map_err(|e| Error::Usage(e.to_string()))?;
     }
     Ok(inventory)
-}
-
-fn add(inventory: &mut Inventory, text: &str, origin: &str, ns: &str) -> Result<(), Error> {
-    inventory
-        .add_text(text, origin, ns)
-        .map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// Reads all namespaces, and the pods, Services and NetworkPolicies of `namespaces`.
