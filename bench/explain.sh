@@ -11,7 +11,8 @@
 # the full matrix (every pod × 6 destinations) and `--pod p0` (parse + one pod), so parsing and
 # evaluation can be told apart: evaluation = matrix − single pod. Target (from the issue):
 # 1,000 pods × 200 policies under 1 s, cost linear in pods × policies. This reports; it does not
-# fail on the target. Needs hyperfine and python3.
+# fail on the target. The largest size is also timed with Deployments instead of Pods (what a
+# GitOps folder holds: each workload stands for its pods). Needs hyperfine and python3.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -45,6 +46,11 @@ for size in $SIZES; do
   commands+=(-n "matrix $size" "$BIN explain -n bench -f $fixture")
   commands+=(-n "one pod $size" "$BIN explain -n bench -f $fixture --pod p0")
 done
+largest=${SIZES##* }
+workloads=$OUT/explain-$largest-workloads.yaml
+python3 bench/explain_fixture.py "${largest%x*}" "${largest#*x}" "$workloads" 42 workloads
+commands+=(-n "matrix $largest-workloads" "$BIN explain -n bench -f $workloads")
+commands+=(-n "one pod $largest-workloads" "$BIN explain -n bench -f $workloads --pod deployment/p0")
 
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" \
   --export-json "$OUT/explain.json" --export-markdown "$OUT/explain.md" \
@@ -58,7 +64,7 @@ for name, r in results.items():
     if not name.startswith("matrix "):
         continue
     size = name.split()[1]
-    pods, policies = map(int, size.split("x"))
+    pods, policies = map(int, size.split("-")[0].split("x"))
     full = r["mean"] * 1000
     one = results[f"one pod {size}"]["mean"] * 1000
     ev = full - one

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a synthetic cluster for `kubectl mtls-lockdown explain -f` benchmarks.
 
-    bench/explain_fixture.py PODS POLICIES OUT.yaml [SEED]
+    bench/explain_fixture.py PODS POLICIES OUT.yaml [SEED] [workloads]
 
 Namespace `bench` holds PODS pods (labels app/tier/team drawn from small vocabularies, named
 container ports) and POLICIES NetworkPolicies mixing everything the evaluator handles:
@@ -9,6 +9,8 @@ matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist), namespace+po
 ipBlocks with except (IPv4 and IPv6), port ranges, named ports, UDP/TCP/SCTP, Egress and
 Ingress. kube-system (CoreDNS + kube-dns) and istio-system (istiod, egress gateway and their
 Services) make the matrix's well-known destinations resolvable. Deterministic for a seed.
+With `workloads`, each of the PODS pods of `bench` is a Deployment with that pod as its template
+(no pod IP), as a GitOps folder holds them; `explain` sees `deployment/pN`.
 """
 import json
 import random
@@ -18,6 +20,7 @@ import sys
 def main():
     pods, policies, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     rng = random.Random(int(sys.argv[4]) if len(sys.argv) > 4 else 42)
+    as_workloads = len(sys.argv) > 5 and sys.argv[5] == "workloads"
     apps = [f"app{i}" for i in range(20)]
     tiers = ["web", "api", "db", "cache"]
     teams = ["a", "b", "c"]
@@ -27,12 +30,18 @@ def main():
         docs.append({"apiVersion": "v1", "kind": "Namespace",
                      "metadata": {"name": name, "labels": labels or {}}})
 
-    def pod(name, namespace, labels, ip, ports=()):
+    def pod(name, namespace, labels, ip, ports=(), workload=False):
+        spec = {"containers": [{"name": "c", "image": "x", "ports": [
+            {"name": n, "containerPort": p, "protocol": proto} for n, p, proto in ports]}]}
+        if workload:
+            docs.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                         "metadata": {"name": name, "namespace": namespace},
+                         "spec": {"selector": {"matchLabels": labels},
+                                  "template": {"metadata": {"labels": labels}, "spec": spec}}})
+            return
         docs.append({"apiVersion": "v1", "kind": "Pod",
                      "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                     "spec": {"containers": [{"name": "c", "image": "x", "ports": [
-                         {"name": n, "containerPort": p, "protocol": proto} for n, p, proto in ports]}]},
-                     "status": {"podIP": ip}})
+                     "spec": spec, "status": {"podIP": ip}})
 
     def svc(name, namespace, ip, selector, ports):
         docs.append({"apiVersion": "v1", "kind": "Service",
@@ -58,7 +67,7 @@ def main():
         if rng.random() < 0.5:
             labels["team"] = rng.choice(teams)
         pod(f"p{i}", "bench", labels, f"10.{1 + i // 65025}.{(i // 255) % 255}.{1 + i % 255}",
-            [("http", 8080, "TCP"), ("metrics", 9090, "TCP")])
+            [("http", 8080, "TCP"), ("metrics", 9090, "TCP")], workload=as_workloads)
 
     def selector():
         s = {}

@@ -84,7 +84,9 @@ fn collect(doc: Value, out: &mut Vec<Value>) -> Result<(), String> {
 }
 
 fn str_at<'a>(doc: &'a Value, key: &str) -> Option<&'a str> {
-    doc.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    doc.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Where a workload kind keeps its pod template.
@@ -152,13 +154,19 @@ mod tests {
             {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}]});
         let items = objects(nested).unwrap();
         assert_eq!(
-            items.iter().map(|i| i["kind"].as_str().unwrap()).collect::<Vec<_>>(),
+            items
+                .iter()
+                .map(|i| i["kind"].as_str().unwrap())
+                .collect::<Vec<_>>(),
             ["Deployment", "Pod"]
         );
         assert_eq!(items[0]["apiVersion"], "apps/v1");
         let bad = json!({"apiVersion": "v1", "kind": "List", "items": [{"metadata": {}}]});
         let err = objects(bad).unwrap_err();
-        assert!(err.starts_with("items[0]: not a Kubernetes object"), "{err}");
+        assert!(
+            err.starts_with("items[0]: not a Kubernetes object"),
+            "{err}"
+        );
         assert!(objects(json!({"just": "text"})).is_err());
         assert!(objects(Value::Null).unwrap().is_empty());
     }
@@ -175,18 +183,25 @@ mod tests {
         assert_eq!(pod.metadata.namespace.as_deref(), Some("shop"));
         assert_eq!(pod.metadata.labels.unwrap()["app"], "report");
         let port = &pod.spec.unwrap().containers[0].ports.clone().unwrap()[0];
-        assert_eq!((port.name.as_deref(), port.container_port), (Some("metrics"), 9090));
+        assert_eq!(
+            (port.name.as_deref(), port.container_port),
+            (Some("metrics"), 9090)
+        );
     }
 
     #[test]
     fn only_workloads_with_a_template_stand_for_pods() {
         let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}});
         assert!(workload_pod(&service).unwrap().is_none());
-        let bare = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}});
+        let bare =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}});
         assert!(workload_pod(&bare).unwrap().is_none());
         let broken = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
             "spec": {"template": {"spec": {"containers": "not a list"}}}});
         let err = workload_pod(&broken).unwrap_err();
-        assert!(err.starts_with("StatefulSet: the pod template is not valid"), "{err}");
+        assert!(
+            err.starts_with("StatefulSet: the pod template is not valid"),
+            "{err}"
+        );
     }
 }

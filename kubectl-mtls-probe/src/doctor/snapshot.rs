@@ -2,8 +2,8 @@
 //! gathered from a cluster. It also remembers whether Secrets were supplied at all, so a rule can
 //! tell "absent" from "not looked at" (a GitOps folder usually has no Secrets).
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
@@ -130,8 +130,8 @@ fn decode_string_data(mut doc: Value) -> Value {
             for (k, v) in string_data {
                 if let Value::String(s) = v {
                     // ByteString serializes as base64, as `data` holds it.
-                    let encoded = serde_json::to_value(ByteString(s.into_bytes()))
-                        .expect("bytes serialize");
+                    let encoded =
+                        serde_json::to_value(ByteString(s.into_bytes())).expect("bytes serialize");
                     data.insert(k, encoded);
                 }
             }

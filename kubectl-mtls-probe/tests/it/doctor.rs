@@ -399,3 +399,64 @@ fn a_host_filter_limits_the_routing_rules() {
     let found: Vec<_> = diagnose(&s, &ours, now()).iter().map(|f| f.id).collect();
     assert_eq!(found, ["serviceentry-missing"]);
 }
+
+#[test]
+fn pod_templates_are_judged_as_the_pods_they_run() {
+    let b = bundle();
+    let Some(base) = recommended(&b) else {
+        return;
+    };
+    // The caller as a Deployment (what a GitOps folder holds) instead of a Pod.
+    let as_deployment = |docs: &[Value]| -> Vec<Value> {
+        docs.iter()
+            .map(|d| {
+                if d["kind"] == "Pod" && d["metadata"]["name"] == "curl" {
+                    let labels = d["metadata"]["labels"].clone();
+                    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "curl", "namespace": "mtls-demo"},
+                        "spec": {"selector": {"matchLabels": labels},
+                            "template": {"metadata": {"labels": labels}, "spec": d["spec"]}}})
+                } else {
+                    d.clone()
+                }
+            })
+            .collect()
+    };
+    let findings = |docs: &[Value]| -> Vec<(&'static str, String)> {
+        let mut s = Snapshot::default();
+        for d in docs {
+            s.add_document(d.clone()).unwrap();
+        }
+        diagnose(&s, &Scope::default(), now())
+            .into_iter()
+            .map(|f| (f.id, f.object))
+            .collect()
+    };
+    let defects: [(&str, fn(&mut Vec<Value>)); 2] = [
+        ("kyma-egress-label", |d| {
+            find(d, "Istio", "default")["spec"]["networkPoliciesEnabled"] = json!(true);
+        }),
+        ("lockdown-dns", |d| {
+            find(d, "NetworkPolicy", "egress-only-via-istio")["spec"]["egress"][0]["ports"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|p| p["protocol"] != "TCP");
+        }),
+    ];
+    for (rule, defect) in defects {
+        let mut pods = base.clone();
+        defect(&mut pods);
+        let mut workloads = as_deployment(&base);
+        defect(&mut workloads);
+        assert_eq!(
+            findings(&pods),
+            [(rule, "pod mtls-demo/curl".to_string())],
+            "{rule} on the Pod"
+        );
+        assert_eq!(
+            findings(&workloads),
+            [(rule, "pod mtls-demo/deployment/curl".to_string())],
+            "{rule} on the Deployment's pod template"
+        );
+    }
+}

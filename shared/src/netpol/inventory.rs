@@ -231,7 +231,10 @@ impl Inventory {
         let kind = doc["kind"].as_str().unwrap_or_default().to_string();
         let invalid = |e: serde_json::Error| format!("{kind} is not valid: {e}");
         let unnamespaced = doc["metadata"]["namespace"].as_str().is_none();
-        let placed = match (doc["apiVersion"].as_str().unwrap_or_default(), kind.as_str()) {
+        let placed = match (
+            doc["apiVersion"].as_str().unwrap_or_default(),
+            kind.as_str(),
+        ) {
             ("v1", "Pod") => {
                 let pod: Pod = serde_json::from_value(doc).map_err(invalid)?;
                 self.add_pod(&pod, default_namespace);
