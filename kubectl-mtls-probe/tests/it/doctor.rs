@@ -432,7 +432,8 @@ fn pod_templates_are_judged_as_the_pods_they_run() {
             .map(|f| (f.id, f.object))
             .collect()
     };
-    let defects: [(&str, fn(&mut Vec<Value>)); 2] = [
+    type Defect = fn(&mut Vec<Value>);
+    let defects: [(&str, Defect); 2] = [
         ("kyma-egress-label", |d| {
             find(d, "Istio", "default")["spec"]["networkPoliciesEnabled"] = json!(true);
         }),
