@@ -3,7 +3,9 @@
 //! The API server's own messages rarely say what to do next, and a `403` on its own does not say
 //! which permission is missing. So every request we send carries an [`Operation`] (verb, resource,
 //! namespace, name), and [`ClusterError::from_kube`] turns a [`kube::Error`] into a variant that
-//! names what we were doing, the cause, and a hint. Messages never contain request bodies (they may
+//! names what we were doing, the cause, and a hint. A `403` is read before it is called an RBAC
+//! problem: a Terminating namespace and admission refusals (webhooks, policies, quota, Pod
+//! Security) get their own lines, quoting the server where it says why. Messages never contain request bodies (they may
 //! hold Secret data); server messages are flattened to one line and shortened.
 
 use std::fmt;
@@ -184,7 +186,9 @@ pub enum ClusterError {
         operation: Box<Operation>,
     },
 
-    /// `403 Forbidden`: RBAC does not allow the operation.
+    /// `403 Forbidden` from authorization: RBAC (or another authorizer) does not allow the
+    /// operation. A 403 from admission or a Terminating namespace is
+    /// [`Refused`](ClusterError::Refused) or [`NamespaceTerminating`](ClusterError::NamespaceTerminating).
     #[error(
         "forbidden: {who}may not {verb} {resource} {scope}; ask your cluster admin for RBAC permission to {verb} {resource}, check with `{can_i}`",
         who = user.as_deref().map(|u| format!("{u} ")).unwrap_or_default(),
@@ -198,6 +202,30 @@ pub enum ClusterError {
         /// Who was denied, as the server put it (e.g. `User "alice"`), when it said.
         user: Option<String>,
         /// What we were doing (resource, namespace, object).
+        operation: Box<Operation>,
+    },
+
+    /// `403` because the namespace is being deleted: the API server takes no new objects in a
+    /// Terminating namespace, whatever the caller's permissions.
+    #[error(
+        "namespace {namespace} is being deleted (Terminating), so the API server refused to {operation}; this is not a permission problem: wait until the namespace is gone (`kubectl get namespace {namespace}` says NotFound; if it stays Terminating, its status.conditions say what holds it) and create it again, or use another namespace"
+    )]
+    NamespaceTerminating {
+        /// The namespace being deleted.
+        namespace: String,
+        /// What we were doing.
+        operation: Box<Operation>,
+    },
+
+    /// Admission control (a webhook, a ValidatingAdmissionPolicy, a ResourceQuota, Pod Security,
+    /// …) refused the request: not an authorization denial, so the server's own words say why.
+    #[error("the API server refused to {operation}: {message}; {}", by.hint())]
+    Refused {
+        /// What refused it.
+        by: RefusedBy,
+        /// The server's message (one line, shortened).
+        message: String,
+        /// What we were doing.
         operation: Box<Operation>,
     },
 
@@ -281,6 +309,99 @@ pub enum ClusterError {
     },
 }
 
+/// What refused a request that authorization had allowed: each has its own hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedBy {
+    /// A validating or mutating admission webhook (`admission webhook "NAME" denied the request`).
+    Webhook,
+    /// A `ValidatingAdmissionPolicy` (CEL) with a binding that denies.
+    Policy,
+    /// A `ResourceQuota` of the namespace is used up (`exceeded quota`).
+    Quota,
+    /// The namespace's Pod Security level (`violates PodSecurity`).
+    PodSecurity,
+    /// Another admission plugin (`<resource> "<name>" is forbidden: <its reason>`).
+    Admission,
+}
+
+impl RefusedBy {
+    /// What the user can do about it.
+    fn hint(self) -> &'static str {
+        match self {
+            RefusedBy::Webhook => {
+                "an admission webhook of the cluster denied it, not RBAC: change what its message names, or ask whoever runs that webhook"
+            }
+            RefusedBy::Policy => {
+                "a ValidatingAdmissionPolicy of the cluster denied it, not RBAC: change what its message names, or ask your cluster admin about the policy"
+            }
+            RefusedBy::Quota => {
+                "a ResourceQuota of the namespace is used up, not RBAC: free some of it or ask your cluster admin to raise it (`kubectl describe resourcequota -n NAMESPACE`)"
+            }
+            RefusedBy::PodSecurity => {
+                "the namespace's Pod Security level (label pod-security.kubernetes.io/enforce) forbids it, not RBAC: change what the message names, or use a namespace whose level allows it"
+            }
+            RefusedBy::Admission => {
+                "an admission controller of the cluster refused it, not RBAC: change what the message names, or ask your cluster admin"
+            }
+        }
+    }
+
+    /// Which admission step refused a request, from the server's message; `None` when the
+    /// message does not show one (an authorization denial, or a message we cannot read).
+    ///
+    /// The authorizer words every denial `… is forbidden: User "NAME" cannot VERB …`; admission
+    /// plugins put their own reason after `is forbidden: `, and webhooks start with
+    /// `admission webhook "NAME" denied the request`.
+    fn from_message(message: &str) -> Option<Self> {
+        if message.contains("admission webhook \"") {
+            return Some(RefusedBy::Webhook);
+        }
+        let (_, reason) = message.split_once("is forbidden: ")?;
+        if is_authorization_denial(reason) {
+            return None;
+        }
+        Some(if reason.starts_with("ValidatingAdmissionPolicy ") {
+            RefusedBy::Policy
+        } else if reason.starts_with("exceeded quota") {
+            RefusedBy::Quota
+        } else if reason.starts_with("violates PodSecurity") {
+            RefusedBy::PodSecurity
+        } else {
+            RefusedBy::Admission
+        })
+    }
+}
+
+/// Whether the text after `is forbidden: ` is the authorizer's sentence,
+/// `User "NAME" cannot VERB resource …` (ServiceAccounts are `User "system:serviceaccount:…"`).
+fn is_authorization_denial(reason: &str) -> bool {
+    reason.starts_with("User \"") && reason.contains(" cannot ")
+}
+
+/// The namespace a `403` names as being deleted, when that is the reason: the API server sets
+/// the cause `NamespaceTerminating` (message `namespace NAME is being terminated`) and says
+/// `unable to create new content in namespace NAME because it is being terminated`.
+fn terminating_namespace(status: &Status) -> Option<String> {
+    let causes = status.details.iter().flat_map(|d| d.causes.iter());
+    let from_cause = causes
+        .filter(|c| c.reason == "NamespaceTerminating")
+        .find_map(|c| {
+            c.message
+                .strip_prefix("namespace ")
+                .and_then(|rest| rest.strip_suffix(" is being terminated"))
+                .map(str::to_string)
+                .or_else(|| Some(String::new()))
+        });
+    let from_message = || {
+        let (before, _) = status
+            .message
+            .split_once(" because it is being terminated")?;
+        let (_, namespace) = before.rsplit_once("in namespace ")?;
+        Some(namespace.to_string())
+    };
+    from_cause.or_else(from_message)
+}
+
 fn hint_for_code(code: u16) -> &'static str {
     match code {
         429 => "; the API server is rate-limiting us: retry in a moment",
@@ -346,8 +467,26 @@ impl ClusterError {
         let operation = Box::new(operation.clone());
         let message = one_line(&status.message, MAX_SERVER_MESSAGE);
         let reason = status.reason.as_str();
+        // A 403 is not always RBAC: read the Status before choosing the message.
+        let terminating = terminating_namespace(status);
+        let refused_by = RefusedBy::from_message(&status.message);
         match status.code {
             401 => ClusterError::Unauthorized { operation },
+            403 if terminating.is_some() => {
+                let namespace = terminating
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| operation.namespace.clone())
+                    .unwrap_or_default();
+                ClusterError::NamespaceTerminating {
+                    namespace: one_line(&namespace, 63),
+                    operation,
+                }
+            }
+            400 | 403 | 422 if refused_by.is_some() => ClusterError::Refused {
+                by: refused_by.unwrap_or(RefusedBy::Admission),
+                message,
+                operation,
+            },
             403 => {
                 let (server_verb, user) = parse_forbidden(&status.message);
                 let verb = server_verb.unwrap_or_else(|| operation.verb.clone());
@@ -523,6 +662,158 @@ mod tests {
                 .starts_with("cannot reach the Kubernetes API server at https://1.2.3.4:6443 while trying to patch secrets/s in namespace istio-system: Connection refused;"),
             "{e}"
         );
+    }
+
+    /// A Status exactly as the API server sent it (JSON).
+    fn captured(json: &str) -> Status {
+        serde_json::from_str(json).expect("a captured Status")
+    }
+
+    fn op(verb: &str, group: &str, plural: &str, namespace: &str, name: &str) -> Operation {
+        let api = ApiResource {
+            group: group.into(),
+            version: "v1".into(),
+            api_version: if group.is_empty() {
+                "v1".into()
+            } else {
+                format!("{group}/v1")
+            },
+            kind: String::new(),
+            plural: plural.into(),
+        };
+        Operation::new(verb, &api, Some(namespace), Some(name))
+    }
+
+    // The Status bodies below were captured from kube-apiserver v1.32.13 (../shared/kapi) with
+    // curl, as server-side apply requests (PATCH application/apply-patch+yaml,
+    // fieldValidation=Strict) like the ones `apply` sends; only the indentation is changed.
+
+    /// A namespace held in Terminating by a finalizer on a ConfigMap in it; SSA of a new object
+    /// (the dry run answers the same).
+    const TERMINATING: &str = r#"{"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure",
+        "message": "configmaps \"y\" is forbidden: unable to create new content in namespace term1 because it is being terminated",
+        "reason": "Forbidden",
+        "details": {"name": "y", "kind": "configmaps", "causes": [{"reason": "NamespaceTerminating",
+            "message": "namespace term1 is being terminated", "field": "metadata.namespace"}]},
+        "code": 403}"#;
+
+    /// User `alice` (client certificate) bound to a Role that allows get/list on configmaps.
+    const RBAC_DENIED: &str = r#"{"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure",
+        "message": "configmaps \"y\" is forbidden: User \"alice\" cannot patch resource \"configmaps\" in API group \"\" in the namespace \"rbac1\"",
+        "reason": "Forbidden", "details": {"name": "y", "kind": "configmaps"}, "code": 403}"#;
+
+    /// A ResourceQuota `q` with `secrets=0`.
+    const QUOTA: &str = r#"{"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure",
+        "message": "secrets \"s\" is forbidden: exceeded quota: q, requested: secrets=1, used: secrets=0, limited: secrets=0",
+        "reason": "Forbidden", "details": {"name": "s", "kind": "secrets"}, "code": 403}"#;
+
+    /// A namespace labelled pod-security.kubernetes.io/enforce=restricted; a plain busybox pod.
+    const POD_SECURITY: &str = r#"{"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure",
+        "message": "pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")",
+        "reason": "Forbidden", "details": {"name": "p", "kind": "pods"}, "code": 403}"#;
+
+    /// A ValidatingAdmissionPolicy `vap-deny` (reason: Forbidden) requiring a `team` label.
+    const POLICY: &str = r#"{"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure",
+        "message": "secrets \"s\" is forbidden: ValidatingAdmissionPolicy 'vap-deny' with binding 'vap-deny' denied request: every Secret needs a team label",
+        "reason": "Forbidden",
+        "details": {"name": "s", "kind": "secrets", "causes": [{"message": "ValidatingAdmissionPolicy 'vap-deny' with binding 'vap-deny' denied request: every Secret needs a team label"}]},
+        "code": 403}"#;
+
+    /// A validating webhook answering `allowed: false` with status code 403, reason Forbidden.
+    const WEBHOOK_403: &str = r#"{"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure",
+        "message": "admission webhook \"require-team.example.com\" denied the request: label team is required",
+        "reason": "Forbidden", "code": 403}"#;
+
+    /// The same webhook answering `allowed: false` with a status that has only a message: the
+    /// API server then replies 400 without a reason.
+    const WEBHOOK_400: &str = r#"{"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure",
+        "message": "admission webhook \"require-team.example.com\" denied the request: label team is required",
+        "code": 400}"#;
+
+    #[test]
+    fn a_terminating_namespace_is_not_called_an_rbac_problem() {
+        let e = ClusterError::from_status(
+            &captured(TERMINATING),
+            &op("patch", "", "configmaps", "term1", "y"),
+        );
+        assert_eq!(
+            e.to_string(),
+            "namespace term1 is being deleted (Terminating), so the API server refused to patch configmaps/y in namespace term1; this is not a permission problem: wait until the namespace is gone (`kubectl get namespace term1` says NotFound; if it stays Terminating, its status.conditions say what holds it) and create it again, or use another namespace"
+        );
+        assert_eq!(e.exit_code(), 3);
+        // Without the cause (an older server), the message alone still tells.
+        let mut status = captured(TERMINATING);
+        status.details = None;
+        let e = ClusterError::from_status(&status, &op("patch", "", "configmaps", "other", "y"));
+        assert!(
+            matches!(&e, ClusterError::NamespaceTerminating { namespace, .. } if namespace == "term1"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn an_authorization_denial_keeps_the_rbac_line() {
+        let e = ClusterError::from_status(
+            &captured(RBAC_DENIED),
+            &op("patch", "", "configmaps", "rbac1", "y"),
+        );
+        assert_eq!(
+            e.to_string(),
+            r#"forbidden: User "alice" may not patch configmaps in namespace rbac1; ask your cluster admin for RBAC permission to patch configmaps, check with `kubectl auth can-i patch configmaps -n rbac1`"#
+        );
+    }
+
+    #[test]
+    fn admission_refusals_quote_the_server_and_say_it_is_not_rbac() {
+        let cases = [
+            (QUOTA, RefusedBy::Quota, "secrets", "ResourceQuota"),
+            (POD_SECURITY, RefusedBy::PodSecurity, "pods", "Pod Security"),
+            (
+                POLICY,
+                RefusedBy::Policy,
+                "secrets",
+                "ValidatingAdmissionPolicy",
+            ),
+            (
+                WEBHOOK_403,
+                RefusedBy::Webhook,
+                "configmaps",
+                "admission webhook",
+            ),
+            (
+                WEBHOOK_400,
+                RefusedBy::Webhook,
+                "configmaps",
+                "admission webhook",
+            ),
+        ];
+        for (json, expected, plural, hint) in cases {
+            let status = captured(json);
+            let e = ClusterError::from_status(&status, &op("patch", "", plural, "ns1", "x"));
+            let text = e.to_string();
+            assert!(
+                matches!(&e, ClusterError::Refused { by, .. } if *by == expected),
+                "{e:?}"
+            );
+            let quoted = one_line(&status.message, MAX_SERVER_MESSAGE);
+            assert!(
+                text.starts_with(&format!(
+                    "the API server refused to patch {plural}/x in namespace ns1: {quoted}; "
+                )),
+                "{text}"
+            );
+            assert!(text.contains(hint) && text.contains("not RBAC"), "{text}");
+            assert!(!text.contains("auth can-i"), "{text}");
+            assert_eq!(text.lines().count(), 1);
+            assert_eq!(e.exit_code(), 3);
+        }
     }
 
     #[test]

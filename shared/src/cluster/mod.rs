@@ -11,8 +11,9 @@
 //! - [`detect`]: the reads several plugins decide on (Kyma's Istio CRs, the egress gateway).
 //! - [`create_pod`], [`exec`], [`logs_since`], [`delete_pod`] (`pods`): what a probe does with pods.
 //! - [`ClusterError`] (`error`): cause + hint for each failure (no kubeconfig, unknown context,
-//!   unreachable, 401, 403 naming verb/resource/namespace, 404, 409 conflicts, invalid objects,
-//!   timeouts), with its exit code; [`Operation`] says what a request was doing.
+//!   unreachable, 401, 403 naming verb/resource/namespace, a Terminating namespace, admission
+//!   refusals quoting the server, 404, 409 conflicts, invalid objects, timeouts), with its exit
+//!   code; [`Operation`] says what a request was doing.
 //!
 //! Decisions live elsewhere: this layer only sends plans and reads state.
 
@@ -27,6 +28,6 @@ mod read;
 pub use apply::{Applied, ApplyMode, FIELD_MANAGER, Outcome, apply};
 pub use connect::{KubeArgs, parse_request_timeout, validate_namespace};
 pub use delete::delete_labelled;
-pub use error::{ClusterError, Operation};
+pub use error::{ClusterError, Operation, RefusedBy};
 pub use pods::{ExecOutput, create_pod, delete_pod, exec, exit_status, logs_since};
 pub use read::{api, get_cluster_opt, get_opt, list, served};
