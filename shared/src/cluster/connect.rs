@@ -167,10 +167,65 @@ impl KubeArgs {
 /// Builds the client (TLS and auth setup; no request). Failures here come from the kubeconfig's
 /// certificates, keys, auth plugin or proxy settings.
 fn build_client(config: Config, origin: &str) -> Result<Client, ClusterError> {
-    Client::try_from(config).map_err(|e| ClusterError::Kubeconfig {
-        file: origin.to_string(),
-        reason: one_line(&e.to_string(), 300),
+    let auth = config.auth_info.clone();
+    Client::try_from(config).map_err(|e| {
+        // rustls refuses what Go's TLS (kubectl) accepts: an X.509 v1 or v2 client certificate.
+        // Its own message names webpki internals; the certificate itself says what is wrong.
+        if let Some(version) = client_certificate_version(&auth).filter(|v| *v < 3) {
+            return ClusterError::ClientCertificateVersion {
+                file: origin.to_string(),
+                version,
+            };
+        }
+        ClusterError::Kubeconfig {
+            file: origin.to_string(),
+            reason: one_line(&e.to_string(), 300),
+        }
     })
+}
+
+/// The X.509 version (1, 2 or 3) of the kubeconfig user's client certificate, from
+/// `client-certificate-data` or the `client-certificate` file; `None` without one, or when it
+/// cannot be read (the caller then reports the original error).
+fn client_certificate_version(auth: &kube::config::AuthInfo) -> Option<u32> {
+    let pem = match (&auth.client_certificate_data, &auth.client_certificate) {
+        (Some(data), _) => decode_base64(data)?,
+        (None, Some(path)) => std::fs::read(path).ok()?,
+        (None, None) => return None,
+    };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    Some(cert.version().0 + 1)
+}
+
+/// Standard base64 (the encoding of a kubeconfig's `*-data` fields); whitespace is skipped.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut bits, mut count) = (0u32, 0u8);
+    for byte in text.bytes().filter(|b| !b.is_ascii_whitespace()) {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 1;
+        if count == 4 {
+            out.extend_from_slice(&bits.to_be_bytes()[1..]);
+            (bits, count) = (0, 0);
+        }
+    }
+    match count {
+        0 => {}
+        2 => out.push((bits >> 4) as u8),
+        3 => out.extend_from_slice(&((bits >> 2) as u16).to_be_bytes()),
+        _ => return None,
+    }
+    Some(out)
 }
 
 /// Parses a kubectl-style `--request-timeout`: `0`, a plain number of seconds (`30`), or Go
@@ -388,6 +443,17 @@ mod tests {
             sources_from_env(Some(&joined), home),
             Source::Env(vec![PathBuf::from("/a"), PathBuf::from("/b")])
         );
+    }
+
+    #[test]
+    fn base64_of_kubeconfig_data_fields() {
+        assert_eq!(decode_base64("").unwrap(), b"");
+        assert_eq!(decode_base64("Zg==").unwrap(), b"f");
+        assert_eq!(decode_base64("Zm8=").unwrap(), b"fo");
+        assert_eq!(decode_base64("Zm9v").unwrap(), b"foo");
+        assert_eq!(decode_base64("Zm9v\nYmFy").unwrap(), b"foobar");
+        assert!(decode_base64("Zm9v!").is_none());
+        assert!(decode_base64("Z").is_none());
     }
 
     #[test]

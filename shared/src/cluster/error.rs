@@ -177,6 +177,18 @@ pub enum ClusterError {
         reason: String,
     },
 
+    /// The kubeconfig's client certificate is X.509 version 1 or 2: kubectl (Go's TLS) accepts it,
+    /// rustls takes only version 3.
+    #[error(
+        "the client certificate in kubeconfig {file} is an X.509 version {version} certificate: kubectl accepts it, but this plugin's TLS library (rustls) takes only version 3; have it issued again as a version 3 certificate (a CertificateSigningRequest approved with `kubectl certificate approve` gives one), or give this user a token or an exec credential plugin"
+    )]
+    ClientCertificateVersion {
+        /// The kubeconfig file(s) read.
+        file: String,
+        /// The certificate's version (1 or 2).
+        version: u32,
+    },
+
     /// `401 Unauthorized`: the server does not accept our credentials.
     #[error(
         "the API server rejected our credentials (401 Unauthorized) while trying to {operation}; they have probably expired: log in again (refresh your kubeconfig), or choose other credentials with --context/--user"
