@@ -2,7 +2,8 @@
 //!
 //! - [`require_tool`]: a real tool (nginx, curl, openssl, kubectl) on `PATH`, or a loud failure.
 //! - [`nginx`]: Debian's real nginx on a free port of 127.0.0.1, killed on drop.
-//! - [`e2e`]: access to the live API server named by `MTLS_E2E_KUBECONFIG`, or a visible skip.
+//! - [`e2e`]: access to the live API server named by `MTLS_E2E_KUBECONFIG` (a visible skip
+//!   without it, a failure under CI), and the rules that let e2e tests share one API server.
 //! - [`fake_api`]: an in-process fake API server, for request shapes and what a kubelet-less API
 //!   server cannot do (exec, logs, running pods).
 //! - [`mesh`]: a fake client cluster with a mesh on top of [`fake_api`] (for `check` and `connect`).

@@ -4,23 +4,22 @@
 //! (and `istio-system`, `kyma-system` and a Kyma `Istio` CR when missing), runs expose, enable
 //! (`--no-wait`: no Istio control plane is required), status, a second enable (all unchanged), a
 //! server dry run (nothing created) and disable, and asserts through the API after each step. It
-//! deletes everything it created at the end, also when an assertion fails. Without the variable
-//! it says so on stderr (uncaptured) and passes without touching anything.
+//! deletes its own namespaces and objects at the end, also when an assertion fails; what other
+//! tests share (CRDs, `istio-system`, `kyma-system`, the Istio CR) stays (`test_support::e2e`).
+//! Without the variable it says so on stderr (uncaptured) and passes without touching anything.
 //!
 //! `connect` and `disconnect` run across two contexts: the kubeconfig's current context is the
 //! client cluster, `MTLS_E2E_TARGET_CONTEXT` the target (by default the same context: two
 //! namespaces then stand in for two clusters).
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
 use serde_json::{Value, json};
-use test_support::e2e::{client, kubeconfig, runtime};
+use test_support::e2e::{MeshAccess, client, kubeconfig, mesh_lock, runtime};
 
 const MANAGER: &str = "kubectl-mtls-e2e";
 
@@ -42,8 +41,6 @@ struct Created {
     kubeconfig: String,
     /// The kubeconfig context the objects live in (`None`: the current context).
     context: Option<String>,
-    /// A Kyma Istio CR that existed before: our field manager's fields are released again.
-    release_istio: Option<(String, String)>,
     /// `(group, version, kind, plural, namespace, name)`.
     objects: Vec<(String, String, String, String, Option<String>, String)>,
 }
@@ -53,17 +50,9 @@ impl Drop for Created {
         let kubeconfig = self.kubeconfig.clone();
         let context = self.context.take();
         let objects = std::mem::take(&mut self.objects);
-        let release = self.release_istio.take();
         let _ = std::thread::spawn(move || {
             runtime().block_on(async {
                 let client = client_for(&kubeconfig, context.as_deref()).await;
-                if let Some((ns, name)) = release {
-                    // Applying an object without our fields as our field manager releases them:
-                    // the CR is left as its other managers had it.
-                    let api = dynamic(&client, ("operator.kyma-project.io", "v1alpha2", "Istio"), "istios", Some(&ns));
-                    let body = json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio", "metadata": {"name": name, "namespace": ns}});
-                    let _ = api.patch(&name, &PatchParams::apply("kubectl-mtls").force(), &Patch::Apply(&body)).await;
-                }
                 for (g, v, k, plural, ns, name) in objects.into_iter().rev() {
                     let api = dynamic(&client, (&g, &v, &k), &plural, ns.as_deref());
                     let _ = api.delete(&name, &DeleteParams::default()).await;
@@ -84,72 +73,10 @@ async fn apply(api: &Api<DynamicObject>, name: &str, body: Value) {
     .unwrap_or_else(|e| panic!("{name}: {e}"));
 }
 
-/// Installs the CRDs from ../shared/crds that are not there yet; records what it installed.
-async fn install_crds(client: &Client, created: &mut Created) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds");
-    let wanted = [
-        "serviceentries.networking.istio.io",
-        "gateways.networking.istio.io",
-        "destinationrules.networking.istio.io",
-        "virtualservices.networking.istio.io",
-        "telemetries.telemetry.istio.io",
-        "authorizationpolicies.security.istio.io",
-        "istios.operator.kyma-project.io",
-        "apirules.gateway.kyma-project.io",
-    ];
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(
-            &text,
-            serde_saphyr::options! { budget: serde_saphyr::budget! { max_nodes: 10_000_000, max_reader_input_bytes: Some(64 * 1024 * 1024) } },
-        )
-        .unwrap();
-        for doc in docs
-            .into_iter()
-            .filter(|d| d["kind"] == "CustomResourceDefinition")
-        {
-            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
-            if !wanted.contains(&name.as_str()) || crds.get_opt(&name).await.unwrap().is_some() {
-                continue;
-            }
-            crds.patch(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&doc),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
-            created.objects.push((
-                "apiextensions.k8s.io".into(),
-                "v1".into(),
-                "CustomResourceDefinition".into(),
-                "customresourcedefinitions".into(),
-                None,
-                name.clone(),
-            ));
-            // Wait until the API server serves it.
-            for _ in 0..60 {
-                let crd = crds.get(&name).await.unwrap();
-                let established = crd
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                if established {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        }
-    }
+/// Installs the CRDs from ../shared/crds that are not there yet. They are never removed: other
+/// tests use them at the same time.
+async fn install_crds(client: &Client, _created: &mut Created) {
+    test_support::e2e::install_crds(client, &test_support::e2e::MESH_CRDS).await;
 }
 
 /// A client for `context` of the kubeconfig at `path` (its current context for `None`).
@@ -219,11 +146,12 @@ fn expose_enable_status_disable_against_a_live_api_server() {
     let client_ns = format!("mtls-e2e-client-{suffix}");
     let host = format!("httpbin-{suffix}.e2e.example.com");
     let host_slug = host.replace('.', "-");
+    // Asserts on the Istio CR's egress gateway switch, which a test holding it exclusively flips.
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
     let rt = runtime();
     let mut created = Created {
         kubeconfig: kubeconfig.clone(),
         context: None,
-        release_istio: None,
         objects: Vec::new(),
     };
     rt.block_on(async {
@@ -235,41 +163,7 @@ fn expose_enable_status_disable_against_a_live_api_server() {
             &mut created,
         )
         .await;
-        let istios = dynamic(
-            &client,
-            ("operator.kyma-project.io", "v1alpha2", "Istio"),
-            "istios",
-            None,
-        );
-        if istios
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-        {
-            let api = dynamic(
-                &client,
-                ("operator.kyma-project.io", "v1alpha2", "Istio"),
-                "istios",
-                Some("kyma-system"),
-            );
-            apply(
-                &api,
-                "default",
-                json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio",
-                "metadata": {"name": "default", "namespace": "kyma-system"}, "spec": {}}),
-            )
-            .await;
-            created.objects.push((
-                "operator.kyma-project.io".into(),
-                "v1alpha2".into(),
-                "Istio".into(),
-                "istios".into(),
-                Some("kyma-system".into()),
-                "default".into(),
-            ));
-        }
+        ensure_istio_cr(&client, &mut created).await;
     });
 
     // Target side.
@@ -401,10 +295,15 @@ fn contexts(kubeconfig: &str) -> (String, String) {
     (target, current)
 }
 
-/// Creates the namespaces that do not exist yet, recording them for cleanup.
+/// Creates the namespaces that do not exist yet, recording the test's own for cleanup; the shared
+/// ones (`istio-system`, `kyma-system`) are created when missing and never deleted.
 async fn ensure_namespaces(client: &Client, names: &[&str], created: &mut Created) {
+    let (shared, own): (Vec<&str>, Vec<&str>) = names
+        .iter()
+        .partition(|ns| test_support::e2e::SHARED_NAMESPACES.contains(ns));
+    test_support::e2e::ensure_shared_namespaces(client, &shared).await;
     let namespaces = dynamic(client, ("", "v1", "Namespace"), "namespaces", None);
-    for ns in names {
+    for ns in own {
         if namespaces.get_opt(ns).await.unwrap().is_none() {
             apply(
                 &namespaces,
@@ -425,37 +324,9 @@ async fn ensure_namespaces(client: &Client, names: &[&str], created: &mut Create
 }
 
 /// A Kyma Istio CR, so that enable finds an egress gateway to switch on: created when there is
-/// none, else our field is released again at the end.
-async fn ensure_istio_cr(client: &Client, created: &mut Created) {
-    let gvk = ("operator.kyma-project.io", "v1alpha2", "Istio");
-    let existing = dynamic(client, gvk, "istios", None)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items;
-    if let Some(cr) = existing.first() {
-        created.release_istio = Some((
-            cr.metadata.namespace.clone().unwrap_or_default(),
-            cr.metadata.name.clone().unwrap_or_default(),
-        ));
-        return;
-    }
-    let api = dynamic(client, gvk, "istios", Some("kyma-system"));
-    apply(
-        &api,
-        "default",
-        json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio",
-               "metadata": {"name": "default", "namespace": "kyma-system"}, "spec": {}}),
-    )
-    .await;
-    created.objects.push((
-        "operator.kyma-project.io".into(),
-        "v1alpha2".into(),
-        "Istio".into(),
-        "istios".into(),
-        Some("kyma-system".into()),
-        "default".into(),
-    ));
+/// none, and never deleted (other tests use it at the same time).
+async fn ensure_istio_cr(client: &Client, _created: &mut Created) {
+    test_support::e2e::ensure_istio_cr(client).await;
 }
 
 /// What is labelled for the host on one cluster: routing objects anywhere, credential Secrets in
@@ -513,10 +384,10 @@ fn connect_status_disconnect_across_two_contexts() {
     let certs = tempfile::tempdir().unwrap();
     let certs_dir = certs.path().join("bundle");
     let rt = runtime();
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
     let record = |context: &str| Created {
         kubeconfig: kubeconfig.clone(),
         context: Some(context.to_string()),
-        release_istio: None,
         objects: Vec::new(),
     };
     // Cleanup records, dropped in reverse order: the client's first, then the target's.

@@ -1,89 +1,37 @@
 //! `kubectl mtls-lockdown` against a live API server, when `MTLS_E2E_KUBECONFIG` names one:
 //! apply (created, then unchanged), a server dry run, live explain on a pod of the namespace,
 //! remove (deleted, then nothing left). It installs the Sidecar CRD from ../shared/crds when the
-//! cluster lacks it (and removes it again), works in its own namespace and deletes it at the end,
-//! also when an assertion fails. Without the variable it says so on stderr and passes.
+//! cluster lacks it (and leaves it: other tests use it at the same time), works in its own
+//! namespace and deletes it at the end, also when an assertion fails. Without the variable it says
+//! so on stderr and passes.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::Api;
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
-use test_support::e2e::{client, kubeconfig, runtime};
+use test_support::e2e::{client, install_crds, kubeconfig, runtime};
 
 const SIDECAR_CRD: &str = "sidecars.networking.istio.io";
 
-/// Deletes the namespace (and the CRD when the test installed it) when dropped.
+/// Deletes the namespace when dropped.
 struct Cleanup {
     kubeconfig: String,
     namespace: String,
-    crd_installed: bool,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let (kubeconfig, namespace, crd) = (
-            self.kubeconfig.clone(),
-            self.namespace.clone(),
-            self.crd_installed,
-        );
+        let (kubeconfig, namespace) = (self.kubeconfig.clone(), self.namespace.clone());
         let _ = std::thread::spawn(move || {
             runtime().block_on(async {
-                let client = client(&kubeconfig).await;
-                let api: Api<Namespace> = Api::all(client.clone());
+                let api: Api<Namespace> = Api::all(client(&kubeconfig).await);
                 let _ = api.delete(&namespace, &DeleteParams::default()).await;
-                if crd {
-                    let crds: Api<CustomResourceDefinition> = Api::all(client);
-                    let _ = crds.delete(SIDECAR_CRD, &DeleteParams::default()).await;
-                }
             })
         })
         .join();
     }
-}
-
-/// Installs the Sidecar CRD from ../shared/crds unless served; returns whether it did.
-async fn ensure_sidecar_crd(client: &Client) -> bool {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    if crds.get_opt(SIDECAR_CRD).await.unwrap().is_some() {
-        return false;
-    }
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/crds/istio-1.30.3-crd-all.gen.yaml");
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(
-        &text,
-        serde_saphyr::options! { budget: serde_saphyr::budget! { max_nodes: 10_000_000, max_reader_input_bytes: Some(64 * 1024 * 1024) } },
-    )
-    .unwrap();
-    let doc = docs
-        .into_iter()
-        .find(|d| d["metadata"]["name"] == SIDECAR_CRD)
-        .expect("the Sidecar CRD is in ../shared/crds");
-    crds.patch(
-        SIDECAR_CRD,
-        &PatchParams::apply("kubectl-mtls-e2e").force(),
-        &Patch::Apply(&doc),
-    )
-    .await
-    .unwrap();
-    for _ in 0..60 {
-        let crd = crds.get(SIDECAR_CRD).await.unwrap();
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-    true
 }
 
 fn lockdown(kubeconfig: &str, namespace: &str, args: &[&str]) -> (i32, String, String) {
@@ -111,9 +59,9 @@ fn apply_explain_remove_on_a_live_cluster() {
             .subsec_nanos();
     let namespace = format!("mtls-e2e-lockdown-{suffix:08x}");
     let rt = runtime();
-    let (crd_installed, has_kube_dns) = rt.block_on(async {
+    let has_kube_dns = rt.block_on(async {
         let client = client(&kubeconfig).await;
-        let installed = ensure_sidecar_crd(&client).await;
+        install_crds(&client, &[SIDECAR_CRD]).await;
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(namespace.clone()),
@@ -135,17 +83,15 @@ fn apply_explain_remove_on_a_live_cluster() {
             .create(&PostParams::default(), &pod)
             .await
             .unwrap();
-        let dns = Api::<Service>::namespaced(client, "kube-system")
+        Api::<Service>::namespaced(client, "kube-system")
             .get_opt("kube-dns")
             .await
             .unwrap()
-            .is_some();
-        (installed, dns)
+            .is_some()
     });
     let _cleanup = Cleanup {
         kubeconfig: kubeconfig.clone(),
         namespace: namespace.clone(),
-        crd_installed,
     };
     let mut apply = vec!["apply", "--registry-only"];
     if !has_kube_dns {
