@@ -1,5 +1,9 @@
 //! [`delete_labelled`]: remove exactly the objects a command created, found by their labels —
 //! never anything else, so `disable`/`remove` cannot destroy what we did not make.
+//!
+//! Deleting never waits: an object that another controller holds with a finalizer (or that sits
+//! in a Terminating namespace) is reported as marked for deletion, naming the finalizers, instead
+//! of as deleted.
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::core::ApiResource;
@@ -9,8 +13,9 @@ use super::error::{ClusterError, Operation};
 
 /// Deletes every object of `resource` (in `namespace`, or cluster-wide for `None`) that matches
 /// `label_selector`, and returns one kubectl-style line per object, e.g.
-/// `networkpolicy.networking.k8s.io/mtls-lockdown deleted`. With `dry_run` the API server checks
-/// each deletion (`dryRun=All`) and nothing is removed.
+/// `networkpolicy.networking.k8s.io/mtls-lockdown deleted`, or, when finalizers keep it,
+/// `… marked for deletion, kept until its finalizers finish: FINALIZER, …`. With `dry_run` the
+/// API server checks each deletion (`dryRun=All`) and nothing is removed.
 pub async fn delete_labelled(
     client: &Client,
     resource: &ApiResource,
@@ -46,8 +51,13 @@ pub async fn delete_labelled(
             Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
             None => Api::all_with(client.clone(), resource),
         };
-        match api.delete(&name, &params).await {
-            Ok(_) => {}
+        let finalizers = match api.delete(&name, &params).await {
+            // The server answers with the object as it left it (with finalizers, it stays until
+            // they are done), or with a Status when it is gone.
+            Ok(answer) => answer
+                .left()
+                .map(|remaining| remaining.finalizers().to_vec())
+                .unwrap_or_default(),
             // Gone in the meantime: the goal is reached.
             Err(kube::Error::Api(status)) if status.code == 404 => continue,
             Err(e) => {
@@ -56,9 +66,17 @@ pub async fn delete_labelled(
                     &Operation::new("delete", resource, ns.as_deref(), Some(&name)),
                 ));
             }
-        }
+        };
+        let outcome = if finalizers.is_empty() {
+            "deleted".to_string()
+        } else {
+            format!(
+                "marked for deletion, kept until its finalizers finish: {}",
+                finalizers.join(", ")
+            )
+        };
         deleted.push(format!(
-            "{prefix}/{name} deleted{}",
+            "{prefix}/{name} {outcome}{}",
             if dry_run { " (server dry run)" } else { "" }
         ));
     }
