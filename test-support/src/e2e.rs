@@ -16,7 +16,9 @@
 //!   enable hosts hold the lock shared; a test that asserts on or flips that state holds it
 //!   exclusively. It is a file lock per kubeconfig, so it holds across test binaries too.
 //! - [`user_certificate`]: a client certificate for a new user from the cluster's own CSR API
-//!   (signer `kubernetes.io/kube-apiserver-client`), and [`write_kubeconfig`] to use it.
+//!   (signer `kubernetes.io/kube-apiserver-client`), and [`write_kubeconfig`] to use it;
+//!   [`NamespacedUser`] bound to a Role in its own namespace; [`forbidden_line`] and
+//!   [`kubectl_can_i`] to check what a plugin says it may not do against the server.
 //! - [`hold_terminating`]: a namespace kept in Terminating by a finalizer on an object in it.
 
 use std::collections::HashMap;
@@ -601,11 +603,26 @@ pub fn current_cluster(kubeconfig: &str) -> Value {
 /// Writes a kubeconfig (JSON, which is YAML) with one context `e2e` for `cluster` and `user`
 /// (kubeconfig `cluster` and `user` entries), mode 0600; returns its path.
 pub fn write_kubeconfig(dir: &Path, file: &str, cluster: &Value, user: &Value) -> PathBuf {
+    write_kubeconfig_in(dir, file, cluster, user, None)
+}
+
+/// [`write_kubeconfig`] with the context's default namespace.
+pub fn write_kubeconfig_in(
+    dir: &Path,
+    file: &str,
+    cluster: &Value,
+    user: &Value,
+    namespace: Option<&str>,
+) -> PathBuf {
+    let mut context = json!({"cluster": "e2e", "user": "e2e-user"});
+    if let Some(ns) = namespace {
+        context["namespace"] = json!(ns);
+    }
     let config = json!({
         "apiVersion": "v1", "kind": "Config",
         "clusters": [{"name": "e2e", "cluster": cluster}],
         "users": [{"name": "e2e-user", "user": user}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "e2e-user"}}],
+        "contexts": [{"name": "e2e", "context": context}],
         "current-context": "e2e",
     });
     write_private(
@@ -626,6 +643,221 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> PathBuf {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     file.write_all(bytes).unwrap();
     path.to_path_buf()
+}
+
+/// A user who may do anything in one namespace of its own and nothing elsewhere (a Role and a
+/// RoleBinding), with a client certificate from the cluster's CSR API.
+#[derive(Debug)]
+pub struct NamespacedUser {
+    /// The user name (the certificate's CN), `mtls-e2e-PURPOSE-SUFFIX`.
+    pub name: String,
+    /// Its namespace (a scratch namespace); also the kubeconfig context's namespace.
+    pub namespace: String,
+    /// A kubeconfig for the user (client certificate and key as data), mode 0600.
+    pub kubeconfig: PathBuf,
+}
+
+impl NamespacedUser {
+    /// Creates the namespace, the Role, the RoleBinding and the certificate (all recorded in
+    /// `scratch`) and writes the kubeconfig into `dir`, for the cluster of `admin_kubeconfig`.
+    pub async fn create(
+        client: &Client,
+        scratch: &mut Scratch,
+        admin_kubeconfig: &str,
+        dir: &Path,
+        purpose: &str,
+    ) -> Self {
+        let namespace = scratch.namespace(client, purpose).await;
+        let name = format!("mtls-e2e-{purpose}-{}", unique_suffix());
+        scratch
+            .create(
+                client,
+                &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                    "metadata": {"name": "everything-here", "namespace": namespace},
+                    "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
+            )
+            .await;
+        scratch
+            .create(
+                client,
+                &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                    "metadata": {"name": "everything-here", "namespace": namespace},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "everything-here"},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]}),
+            )
+            .await;
+        let (cert, key) = user_certificate(client, scratch, &name, &[]).await;
+        let kubeconfig = write_kubeconfig_in(
+            dir,
+            &format!("{name}.kubeconfig"),
+            &current_cluster(admin_kubeconfig),
+            &json!({"client-certificate-data": base64(cert.as_bytes()),
+                    "client-key-data": base64(key.as_bytes())}),
+            Some(&namespace),
+        );
+        Self {
+            name,
+            namespace,
+            kubeconfig,
+        }
+    }
+
+    /// Grants the user `verbs` on `resources` (`plural` or `plural.group`) in `namespace` too,
+    /// by a Role and RoleBinding recorded in `scratch` (also in a shared namespace: they are the
+    /// test's own objects there).
+    pub async fn grant(
+        &self,
+        client: &Client,
+        scratch: &mut Scratch,
+        namespace: &str,
+        resources: &[&str],
+        verbs: &[&str],
+    ) {
+        let name = format!("{}-{}", self.name, unique_suffix());
+        let rules: Vec<Value> = resources
+            .iter()
+            .map(|r| {
+                let (plural, group) = r.split_once('.').unwrap_or((r, ""));
+                json!({"apiGroups": [group], "resources": [plural], "verbs": verbs})
+            })
+            .collect();
+        scratch
+            .create(
+                client,
+                &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                    "metadata": {"name": name, "namespace": namespace}, "rules": rules}),
+            )
+            .await;
+        scratch
+            .create(
+                client,
+                &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": self.name}]}),
+            )
+            .await;
+    }
+
+    /// Grants the user `verbs` on `resources` cluster-wide (a ClusterRole and ClusterRoleBinding
+    /// recorded in `scratch`).
+    pub async fn grant_cluster_wide(
+        &self,
+        client: &Client,
+        scratch: &mut Scratch,
+        resources: &[&str],
+        verbs: &[&str],
+    ) {
+        let name = format!("{}-{}", self.name, unique_suffix());
+        let rules: Vec<Value> = resources
+            .iter()
+            .map(|r| {
+                let (plural, group) = r.split_once('.').unwrap_or((r, ""));
+                json!({"apiGroups": [group], "resources": [plural], "verbs": verbs})
+            })
+            .collect();
+        scratch
+            .create(
+                client,
+                &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                    "metadata": {"name": name}, "rules": rules}),
+            )
+            .await;
+        scratch
+            .create(
+                client,
+                &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {"name": name},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": self.name}]}),
+            )
+            .await;
+    }
+}
+
+/// What a plugin's RBAC line (`forbidden: User "U" may not VERB RESOURCE in namespace NS; …`)
+/// names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    /// The user the server named.
+    pub user: String,
+    /// The verb.
+    pub verb: String,
+    /// `plural` or `plural.group`.
+    pub resource: String,
+    /// The namespace, or `None` for cluster-wide.
+    pub namespace: Option<String>,
+}
+
+/// Reads a plugin's stderr that must be exactly one RBAC line,
+/// `error: forbidden: User "U" may not VERB RESOURCE (in namespace NS|cluster-wide); ask your
+/// cluster admin for RBAC permission to VERB RESOURCE, check with `kubectl auth can-i …``,
+/// and returns what it names; panics (quoting it) when it is anything else.
+pub fn forbidden_line(stderr: &str) -> Denied {
+    let fail = || -> ! { panic!("not one RBAC line: {stderr:?}") };
+    let mut lines = stderr.lines();
+    let (Some(line), None) = (lines.next(), lines.next()) else {
+        fail()
+    };
+    let Some(rest) = line.strip_prefix("error: forbidden: User \"") else {
+        fail()
+    };
+    let Some((user, rest)) = rest.split_once("\" may not ") else {
+        fail()
+    };
+    let Some((what, hint)) = rest.split_once("; ask your cluster admin for RBAC permission to ")
+    else {
+        fail()
+    };
+    let (verb_resource, namespace) = match what.split_once(" in namespace ") {
+        Some((vr, ns)) => (vr, Some(ns.to_string())),
+        None => match what.strip_suffix(" cluster-wide") {
+            Some(vr) => (vr, None),
+            None => fail(),
+        },
+    };
+    let Some((verb, resource)) = verb_resource.split_once(' ') else {
+        fail()
+    };
+    let can_i = match &namespace {
+        Some(ns) => format!("kubectl auth can-i {verb} {resource} -n {ns}`"),
+        None => format!("kubectl auth can-i {verb} {resource}`"),
+    };
+    if !hint.starts_with(&format!("{verb} {resource}, check with `")) || !hint.ends_with(&can_i) {
+        fail()
+    }
+    Denied {
+        user: user.to_string(),
+        verb: verb.to_string(),
+        resource: resource.to_string(),
+        namespace,
+    }
+}
+
+/// Asks the API server, through the real kubectl with `kubeconfig`, whether its user may do what
+/// `denied` names (`kubectl auth can-i`): the plugin's line must name a permission the user
+/// really lacks.
+pub fn kubectl_can_i(kubeconfig: &Path, denied: &Denied) -> bool {
+    let mut command = std::process::Command::new(crate::require_tool("kubectl"));
+    command.arg("--kubeconfig").arg(kubeconfig).args([
+        "auth",
+        "can-i",
+        &denied.verb,
+        &denied.resource,
+    ]);
+    match &denied.namespace {
+        Some(ns) => command.args(["-n", ns]),
+        None => command.arg("--all-namespaces"),
+    };
+    let out = command.output().expect("kubectl runs");
+    match String::from_utf8_lossy(&out.stdout).trim() {
+        "yes" => true,
+        "no" => false,
+        other => panic!(
+            "kubectl auth can-i said {other:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
 }
 
 /// Standard base64, as kubeconfig `*-data` fields hold PEM.

@@ -1,0 +1,775 @@
+#![allow(missing_docs)]
+//! `kubectl mtls-egress` against a real API server (`MTLS_E2E_KUBECONFIG`, e.g. `../shared/kapi`):
+//! what the fake API server cannot decide. A Terminating namespace, field ownership and
+//! `--force-conflicts`, the Kyma Istio CR's other fields, a user bound to a Role in one namespace,
+//! ten enables and ten disables at once, and finalizers on disable and disconnect.
+//!
+//! Every case runs the real binary. Each test makes and removes its own uniquely named namespaces
+//! and objects (`test_support::e2e::Scratch`); CRDs, `istio-system`, `kyma-system` and the Istio
+//! CR are shared and stay. Without the variable each test says so on stderr and passes (under
+//! `CI=true` it fails).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use test_support::e2e::{
+    HOLD_FINALIZER, ISTIO_CR, MeshAccess, NamespacedUser, Scratch, apply_as, client, dynamic,
+    ensure_istio_cr, forbidden_line, hold_terminating, kubeconfig, kubectl_can_i, mesh_lock,
+    resource, runtime, unique_suffix,
+};
+
+/// What one run of the plugin did.
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+/// Runs `kubectl-mtls_egress ARGS --kubeconfig KUBECONFIG`.
+fn egress(kubeconfig: impl AsRef<Path>, args: &[&str]) -> Ran {
+    let start = Instant::now();
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_kubectl-mtls_egress"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig.as_ref())
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    if std::env::var_os("MTLS_E2E_SHOW").is_some() {
+        eprintln!(
+            "$ kubectl mtls-egress {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+        elapsed: start.elapsed(),
+    }
+}
+
+fn slug(host: &str) -> String {
+    host.replace('.', "-")
+}
+
+/// The kinds `enable` labels per host: `(group, kind, plural)`.
+const PER_HOST: [(&str, &str, &str); 4] = [
+    ("networking.istio.io", "ServiceEntry", "serviceentries"),
+    ("networking.istio.io", "Gateway", "gateways"),
+    ("networking.istio.io", "DestinationRule", "destinationrules"),
+    ("networking.istio.io", "VirtualService", "virtualservices"),
+];
+
+/// Everything labelled for `host` anywhere, as `Kind/namespace/name`, sorted.
+async fn labelled(client: &Client, host: &str) -> Vec<String> {
+    let selector = format!(
+        "app.kubernetes.io/managed-by=kubectl-mtls,kubectl-mtls/host={}",
+        slug(host)
+    );
+    let mut found = Vec::new();
+    for (group, kind, plural) in PER_HOST {
+        let api = dynamic(client, (group, "v1", kind), plural, None);
+        for o in api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap()
+        {
+            found.push(format!(
+                "{kind}/{}/{}",
+                o.metadata.namespace.unwrap_or_default(),
+                o.metadata.name.unwrap_or_default()
+            ));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The shared access-log Telemetry, if present.
+async fn access_log_telemetry(client: &Client) -> bool {
+    dynamic(
+        client,
+        ("telemetry.istio.io", "v1", "Telemetry"),
+        "telemetries",
+        Some("istio-system"),
+    )
+    .get_opt("mtls-egressgateway-access-log")
+    .await
+    .unwrap()
+    .is_some()
+}
+
+/// The origination DestinationRule `enable` puts into istio-system for `host`, recorded so that
+/// a failed test does not leave it behind (its namespace is shared and stays).
+fn record_origination(scratch: &mut Scratch, host: &str) {
+    scratch.record(
+        resource(
+            ("networking.istio.io", "v1", "DestinationRule"),
+            "destinationrules",
+        ),
+        Some("istio-system"),
+        &format!("mtls-originate-{}", slug(host)),
+    );
+}
+
+#[test]
+fn enable_into_a_terminating_namespace_names_the_namespace_not_rbac() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (terminating namespace)") else {
+        return;
+    };
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let host = format!("term-{}.e2e.example.com", unique_suffix());
+    record_origination(&mut scratch, &host);
+    let namespace = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        ensure_istio_cr(&client).await;
+        let namespace = scratch.namespace(&client, "terminating").await;
+        hold_terminating(&client, &mut scratch, &namespace).await;
+        namespace
+    });
+
+    let ran = egress(
+        &kubeconfig,
+        &["enable", "--host", &host, "-n", &namespace, "--no-wait"],
+    );
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    assert!(ran.stdout.is_empty(), "{}", ran.stdout);
+    let prefix = format!(
+        "error: namespace {namespace} is being deleted (Terminating), so the API server refused to patch "
+    );
+    assert!(ran.stderr.starts_with(&prefix), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(&format!("in namespace {namespace}; this is not a permission problem: wait until the namespace is gone")),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
+    assert!(!ran.stderr.contains("RBAC"), "{}", ran.stderr);
+    // The whole plan is checked first: nothing went into istio-system either.
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        assert_eq!(labelled(&client, &host).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn a_field_another_manager_owns_is_a_conflict_until_force_conflicts() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (field ownership)") else {
+        return;
+    };
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let host = format!("owned-{}.e2e.example.com", unique_suffix());
+    let entry = format!("mtls-{}", slug(&host));
+    record_origination(&mut scratch, &host);
+    let namespace = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        ensure_istio_cr(&client).await;
+        let namespace = scratch.namespace(&client, "owned").await;
+        // Another tool made the ServiceEntry enable writes, with another resolution.
+        apply_as(
+            &client,
+            "platform-gitops",
+            &json!({"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+                "metadata": {"name": entry, "namespace": namespace},
+                "spec": {"hosts": [host], "location": "MESH_EXTERNAL", "resolution": "NONE",
+                         "ports": [{"number": 80, "name": "http", "protocol": "HTTP"},
+                                   {"number": 443, "name": "https", "protocol": "HTTPS"}]}}),
+        )
+        .await;
+        namespace
+    });
+    let enable = ["enable", "--host", &host, "-n", &namespace, "--no-wait"];
+
+    let ran = egress(&kubeconfig, &enable);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.starts_with(&format!(
+            "error: conflict applying serviceentries.networking.istio.io/{entry} in namespace {namespace}: "
+        )),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains(r#"conflict with "platform-gitops""#)
+            && ran.stderr.contains(".spec.resolution")
+            && ran.stderr.contains("re-run with --force-conflicts"),
+        "{}",
+        ran.stderr
+    );
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        // Nothing else was applied, and the other tool's object is as it was.
+        assert_eq!(labelled(&client, &host).await, Vec::<String>::new());
+        let se = dynamic(
+            &client,
+            ("networking.istio.io", "v1", "ServiceEntry"),
+            "serviceentries",
+            Some(&namespace),
+        )
+        .get(&entry)
+        .await
+        .unwrap();
+        assert_eq!(se.data["spec"]["resolution"], "NONE");
+    });
+
+    let mut forced = enable.to_vec();
+    forced.push("--force-conflicts");
+    let ran = egress(&kubeconfig, &forced);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains(&format!(
+            "serviceentry.networking.istio.io/{entry} configured"
+        )),
+        "{}",
+        ran.stdout
+    );
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        assert_eq!(labelled(&client, &host).await.len(), 5);
+        let se = dynamic(
+            &client,
+            ("networking.istio.io", "v1", "ServiceEntry"),
+            "serviceentries",
+            Some(&namespace),
+        )
+        .get(&entry)
+        .await
+        .unwrap();
+        assert_eq!(se.data["spec"]["resolution"], "DNS");
+        // The field changed hands: ours now, no longer the other tool's.
+        let owners_of_resolution: Vec<String> = se
+            .metadata
+            .managed_fields
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| {
+                m.fields_v1
+                    .as_ref()
+                    .is_some_and(|f| f.0.pointer("/f:spec/f:resolution").is_some())
+            })
+            .filter_map(|m| m.manager)
+            .collect();
+        assert_eq!(owners_of_resolution, ["kubectl-mtls"]);
+    });
+    let ran = egress(&kubeconfig, &["disable", "--host", &host, "-n", &namespace]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+/// `spec` without the one field enable and disable own.
+fn foreign_spec(cr: &Value) -> Value {
+    let mut spec = cr["spec"].clone();
+    if let Some(egress) = spec
+        .pointer_mut("/components/egressGateway")
+        .and_then(Value::as_object_mut)
+    {
+        egress.remove("enabled");
+    }
+    spec
+}
+
+#[test]
+fn the_kyma_istio_cr_keeps_every_field_we_do_not_own() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (Kyma Istio CR)") else {
+        return;
+    };
+    // disable --egress-gateway switches the egress gateway off for every host.
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Exclusive);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let host = format!("kyma-{}.e2e.example.com", unique_suffix());
+    record_origination(&mut scratch, &host);
+    let (namespace, cr_namespace, cr_name) = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let (cr_ns, cr_name) = ensure_istio_cr(&client).await;
+        let namespace = scratch.namespace(&client, "kyma").await;
+        (namespace, cr_ns, cr_name)
+    });
+    // Fields of two other managers: one applies (a GitOps tool), one edits (kubectl edit).
+    let others = json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio",
+        "metadata": {"name": cr_name, "namespace": cr_namespace},
+        "spec": {"config": {"numTrustedProxies": 2, "gatewayExternalTrafficPolicy": "Local"},
+                 "components": {"egressGateway": {"k8s": {"hpaSpec": {"minReplicas": 2, "maxReplicas": 3}}},
+                                "pilot": {"k8s": {"resources": {"limits": {"cpu": "500m"}}}}}}});
+    let edited = json!({"spec": {"compatibilityMode": true}});
+    /// Takes the other managers' fields off the shared CR again, also after a failed assertion.
+    struct Restore(String, String, String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let (kubeconfig, ns, name) = (self.0.clone(), self.1.clone(), self.2.clone());
+            let _ = std::thread::spawn(move || {
+                runtime().block_on(async {
+                    let client = client(&kubeconfig).await;
+                    let api = dynamic(&client, ISTIO_CR, "istios", Some(&ns));
+                    let release = json!({"apiVersion": "operator.kyma-project.io/v1alpha2",
+                        "kind": "Istio", "metadata": {"name": name, "namespace": ns}});
+                    let _ = api
+                        .patch(
+                            &name,
+                            &PatchParams::apply("platform-gitops").force(),
+                            &Patch::Apply(&release),
+                        )
+                        .await;
+                    let unset = json!({"spec": {"compatibilityMode": null}});
+                    let _ = api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&unset))
+                        .await;
+                })
+            })
+            .join();
+        }
+    }
+    let _restore = Restore(kubeconfig.clone(), cr_namespace.clone(), cr_name.clone());
+    let before = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        apply_as(&client, "platform-gitops", &others).await;
+        let api = dynamic(&client, ISTIO_CR, "istios", Some(&cr_namespace));
+        let params = PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..Default::default()
+        };
+        api.patch(&cr_name, &params, &Patch::Merge(&edited))
+            .await
+            .unwrap();
+        serde_json::to_value(api.get(&cr_name).await.unwrap()).unwrap()
+    });
+    assert_eq!(before["spec"]["compatibilityMode"], true);
+    let read = || {
+        rt.block_on(async {
+            let client = client(&kubeconfig).await;
+            let api = dynamic(&client, ISTIO_CR, "istios", Some(&cr_namespace));
+            serde_json::to_value(api.get(&cr_name).await.unwrap()).unwrap()
+        })
+    };
+
+    let ran = egress(
+        &kubeconfig,
+        &["enable", "--host", &host, "-n", &namespace, "--no-wait"],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let after_enable = read();
+    assert_eq!(
+        after_enable["spec"]["components"]["egressGateway"]["enabled"],
+        true
+    );
+    assert_eq!(foreign_spec(&after_enable), foreign_spec(&before));
+    // Our field manager owns exactly that one field.
+    let ours: Vec<&Value> = after_enable["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["manager"] == "kubectl-mtls")
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(
+        ours[0]["fieldsV1"],
+        json!({"f:spec": {"f:components": {"f:egressGateway": {"f:enabled": {}}}}})
+    );
+
+    let ran = egress(
+        &kubeconfig,
+        &[
+            "disable",
+            "--host",
+            &host,
+            "-n",
+            &namespace,
+            "--egress-gateway",
+        ],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let after_disable = read();
+    assert_eq!(
+        after_disable["spec"]["components"]["egressGateway"]["enabled"],
+        false
+    );
+    assert_eq!(foreign_spec(&after_disable), foreign_spec(&before));
+    assert_eq!(after_disable["spec"]["compatibilityMode"], true);
+    assert_eq!(after_disable["spec"]["config"]["numTrustedProxies"], 2);
+}
+
+#[test]
+fn a_user_bound_to_a_role_is_told_what_it_may_not_do_and_nothing_is_applied() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (namespace-scoped user)") else {
+        return;
+    };
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let dir = tempfile::tempdir().unwrap();
+    let host = format!("dev-{}.e2e.example.com", unique_suffix());
+    record_origination(&mut scratch, &host);
+    let user = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        ensure_istio_cr(&client).await;
+        NamespacedUser::create(&client, &mut scratch, &kubeconfig, dir.path(), "dev").await
+    });
+    let enable = ["enable", "--host", &host, "--no-wait"];
+
+    // Only its own namespace: the first thing it may not do is to read the Istio CRs.
+    let ran = egress(&user.kubeconfig, &enable);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    let denied = forbidden_line(&ran.stderr);
+    assert_eq!(denied.user, user.name);
+    assert!(
+        !kubectl_can_i(&user.kubeconfig, &denied),
+        "the line names a permission the user has: {denied:?}"
+    );
+
+    // With every read enable needs, the first write outside its namespace is refused, in the
+    // server dry run of the whole plan: not even its own namespace (where it may write) gets
+    // anything.
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        user.grant_cluster_wide(
+            &client,
+            &mut scratch,
+            &[
+                "istios.operator.kyma-project.io",
+                "destinationrules.networking.istio.io",
+                "telemetries.telemetry.istio.io",
+                "deployments.apps",
+            ],
+            &["get", "list"],
+        )
+        .await;
+    });
+    let ran = egress(&user.kubeconfig, &enable);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    let denied = forbidden_line(&ran.stderr);
+    assert_eq!(
+        (denied.user.as_str(), denied.verb.as_str()),
+        (user.name.as_str(), "patch")
+    );
+    assert_ne!(denied.namespace.as_deref(), Some(user.namespace.as_str()));
+    assert!(!kubectl_can_i(&user.kubeconfig, &denied), "{denied:?}");
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        assert_eq!(labelled(&client, &host).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn ten_enables_at_once_then_ten_disables_at_once() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (concurrency)") else {
+        return;
+    };
+    // Asserts on the access-log Telemetry that all hosts share.
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Exclusive);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let suffix = unique_suffix();
+    let hosts: Vec<String> = (0..10)
+        .map(|i| format!("c{i}-{suffix}.e2e.example.com"))
+        .collect();
+    for host in &hosts {
+        record_origination(&mut scratch, host);
+    }
+    let namespace = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        ensure_istio_cr(&client).await;
+        let others = dynamic(
+            &client,
+            ("networking.istio.io", "v1", "ServiceEntry"),
+            "serviceentries",
+            None,
+        )
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=kubectl-mtls"))
+        .await
+        .unwrap();
+        let names: Vec<_> = others.iter().map(|o| o.metadata.name.clone()).collect();
+        assert!(
+            names.is_empty(),
+            "hosts of kubectl-mtls are left on this cluster, so the shared Telemetry cannot go with our last host: {names:?}"
+        );
+        scratch.namespace(&client, "concurrent").await
+    });
+    let all_at_once = |verb: &str| -> Vec<Ran> {
+        std::thread::scope(|s| {
+            let runs: Vec<_> = hosts
+                .iter()
+                .map(|host| {
+                    let (kubeconfig, namespace) = (&kubeconfig, &namespace);
+                    s.spawn(move || {
+                        let mut args = vec![verb, "--host", host, "-n", namespace];
+                        if verb == "enable" {
+                            args.push("--no-wait");
+                        }
+                        egress(kubeconfig, &args)
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        })
+    };
+
+    for ran in all_at_once("enable") {
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+    }
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        for host in &hosts {
+            let found = labelled(&client, host).await;
+            assert_eq!(found.len(), 5, "{host}: {found:?}");
+        }
+        assert!(access_log_telemetry(&client).await);
+    });
+
+    let disabled = all_at_once("disable");
+    for ran in &disabled {
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+    }
+    let telemetry_lines = disabled
+        .iter()
+        .flat_map(|r| r.stdout.lines())
+        .filter(|l| l.starts_with("telemetry.telemetry.istio.io/"))
+        .count();
+    assert_eq!(telemetry_lines, 1, "the Telemetry goes exactly once");
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        for host in &hosts {
+            assert_eq!(
+                labelled(&client, host).await,
+                Vec::<String>::new(),
+                "{host}"
+            );
+        }
+        assert!(!access_log_telemetry(&client).await);
+    });
+
+    // Exactly with the last host: not before.
+    let (first, last) = (&hosts[0], &hosts[1]);
+    for host in [first, last] {
+        let ran = egress(
+            &kubeconfig,
+            &["enable", "--host", host, "-n", &namespace, "--no-wait"],
+        );
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+    }
+    let ran = egress(&kubeconfig, &["disable", "--host", first, "-n", &namespace]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(!ran.stdout.contains("telemetry"), "{}", ran.stdout);
+    assert!(rt.block_on(async { access_log_telemetry(&client(&kubeconfig).await).await }));
+    let ran = egress(&kubeconfig, &["disable", "--host", last, "-n", &namespace]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("telemetry.telemetry.istio.io/mtls-egressgateway-access-log deleted"),
+        "{}",
+        ran.stdout
+    );
+    assert!(!rt.block_on(async { access_log_telemetry(&client(&kubeconfig).await).await }));
+}
+
+#[test]
+fn disable_reports_objects_a_finalizer_keeps_and_does_not_wait() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (finalizers on disable)") else {
+        return;
+    };
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let host = format!("held-{}.e2e.example.com", unique_suffix());
+    let gateway = format!("mtls-egress-{}", slug(&host));
+    record_origination(&mut scratch, &host);
+    let namespace = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        ensure_istio_cr(&client).await;
+        scratch.namespace(&client, "held").await
+    });
+    let ran = egress(
+        &kubeconfig,
+        &["enable", "--host", &host, "-n", &namespace, "--no-wait"],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let gateways = resource(("networking.istio.io", "v1", "Gateway"), "gateways");
+        scratch
+            .hold(&client, &gateways, Some(&namespace), &gateway)
+            .await;
+    });
+    let held = format!(
+        "gateway.networking.istio.io/{gateway} marked for deletion, kept until its finalizers finish: {HOLD_FINALIZER}"
+    );
+    let disable = [
+        "disable",
+        "--host",
+        &host,
+        "-n",
+        &namespace,
+        "--request-timeout",
+        "10s",
+    ];
+
+    let ran = egress(&kubeconfig, &disable);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.elapsed < Duration::from_secs(10), "{:?}", ran.elapsed);
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert!(lines.contains(&held.as_str()), "{}", ran.stdout);
+    // The other four of the host's objects (the shared Telemetry goes too when no other test's
+    // host is left: not ours to count).
+    let deleted = lines
+        .iter()
+        .filter(|l| l.ends_with(" deleted") && !l.starts_with("telemetry."))
+        .count();
+    assert_eq!(deleted, 4, "{}", ran.stdout);
+    // Again: only the held object is left, and said so again.
+    let ran = egress(&kubeconfig, &disable);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout, format!("{held}\n"));
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        assert_eq!(
+            labelled(&client, &host).await,
+            [format!("Gateway/{namespace}/{gateway}")]
+        );
+    });
+}
+
+#[test]
+fn disconnect_from_a_namespace_stuck_in_terminating_reports_and_returns() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (disconnect, Terminating namespace)") else {
+        return;
+    };
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let suffix = unique_suffix();
+    let host = format!("stuck-{suffix}.e2e.example.com");
+    let entry = format!("mtls-{}", slug(&host));
+    let context = kube::config::Kubeconfig::read_from(&kubeconfig)
+        .unwrap()
+        .current_context
+        .unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (target_ns, client_ns) = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        ensure_istio_cr(&client).await;
+        (
+            scratch.namespace(&client, "stuck-target").await,
+            scratch.namespace(&client, "stuck-client").await,
+        )
+    });
+    let target_credential = format!("mtls-e2e-server-{suffix}");
+    let client_credential = format!("mtls-e2e-client-{suffix}");
+    record_origination(&mut scratch, &host);
+    for name in [&target_credential, &client_credential] {
+        scratch.record(
+            resource(("", "v1", "Secret"), "secrets"),
+            Some("istio-system"),
+            name,
+        );
+    }
+    let certs_dir = certs.path().join("bundle");
+    let flags = |verb: &'static str| -> Vec<String> {
+        [
+            verb,
+            "--target-context",
+            &context,
+            "--client-context",
+            &context,
+            "--target-namespace",
+            &target_ns,
+            "-n",
+            &client_ns,
+            "--host",
+            &host,
+            "--client-name",
+            &format!("caller-{suffix}.e2e.example.com"),
+            "--service",
+            "httpbin:8000",
+            "--certs",
+            certs_dir.to_str().unwrap(),
+            "--target-credential",
+            &target_credential,
+            "--client-credential",
+            &client_credential,
+            "--route",
+            "virtualservice",
+            "--no-access-log",
+            "--no-wait",
+            "--no-probe",
+            "--request-timeout",
+            "10s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |verb| {
+        let args = flags(verb);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        egress(&kubeconfig, &args)
+    };
+    let ran = run("connect");
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+
+    // The client namespace is being deleted, and a finalizer keeps its ServiceEntry (and with
+    // it the namespace) from going.
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let entries = resource(
+            ("networking.istio.io", "v1", "ServiceEntry"),
+            "serviceentries",
+        );
+        scratch
+            .hold(&client, &entries, Some(&client_ns), &entry)
+            .await;
+        dynamic(&client, ("", "v1", "Namespace"), "namespaces", None)
+            .delete(&client_ns, &Default::default())
+            .await
+            .unwrap();
+    });
+
+    let ran = run("disconnect");
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.elapsed < Duration::from_secs(10), "{:?}", ran.elapsed);
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    let held = format!(
+        "client: serviceentry.networking.istio.io/{entry} marked for deletion, kept until its finalizers finish: {HOLD_FINALIZER}"
+    );
+    assert!(lines.contains(&held.as_str()), "{}", ran.stdout);
+    for gone in [
+        format!("client: secret/{client_credential} deleted"),
+        format!("target: secret/{target_credential} deleted"),
+        format!(
+            "client: destinationrule.networking.istio.io/mtls-originate-{} deleted",
+            slug(&host)
+        ),
+    ] {
+        assert!(
+            lines.contains(&gone.as_str()),
+            "{gone:?} not in {}",
+            ran.stdout
+        );
+    }
+    assert!(
+        ran.stderr.contains(&format!("disconnected {host}")),
+        "{}",
+        ran.stderr
+    );
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let ns = dynamic(&client, ("", "v1", "Namespace"), "namespaces", None)
+            .get(&client_ns)
+            .await
+            .unwrap();
+        assert_eq!(ns.data["status"]["phase"], "Terminating");
+        assert_eq!(
+            labelled(&client, &host).await,
+            [format!("ServiceEntry/{client_ns}/{entry}")]
+        );
+    });
+}
