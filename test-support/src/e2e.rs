@@ -645,8 +645,8 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> PathBuf {
     path.to_path_buf()
 }
 
-/// A user who may do anything in one namespace of its own and nothing elsewhere (a Role and a
-/// RoleBinding), with a client certificate from the cluster's CSR API.
+/// A user bound to a Role in one namespace of its own (by default: everything there) and allowed
+/// nothing elsewhere, with a client certificate from the cluster's CSR API.
 #[derive(Debug)]
 pub struct NamespacedUser {
     /// The user name (the certificate's CN), `mtls-e2e-PURPOSE-SUFFIX`.
@@ -658,8 +658,9 @@ pub struct NamespacedUser {
 }
 
 impl NamespacedUser {
-    /// Creates the namespace, the Role, the RoleBinding and the certificate (all recorded in
-    /// `scratch`) and writes the kubeconfig into `dir`, for the cluster of `admin_kubeconfig`.
+    /// Creates the namespace, the Role (everything in it), the RoleBinding and the certificate
+    /// (all recorded in `scratch`) and writes the kubeconfig into `dir`, for the cluster of
+    /// `admin_kubeconfig`.
     pub async fn create(
         client: &Client,
         scratch: &mut Scratch,
@@ -667,22 +668,35 @@ impl NamespacedUser {
         dir: &Path,
         purpose: &str,
     ) -> Self {
+        let everything = json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]);
+        Self::with_rules(client, scratch, admin_kubeconfig, dir, purpose, everything).await
+    }
+
+    /// [`create`](Self::create) with the Role's `rules` (RBAC PolicyRules) instead of everything.
+    pub async fn with_rules(
+        client: &Client,
+        scratch: &mut Scratch,
+        admin_kubeconfig: &str,
+        dir: &Path,
+        purpose: &str,
+        rules: Value,
+    ) -> Self {
         let namespace = scratch.namespace(client, purpose).await;
         let name = format!("mtls-e2e-{purpose}-{}", unique_suffix());
         scratch
             .create(
                 client,
                 &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                    "metadata": {"name": "everything-here", "namespace": namespace},
-                    "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
+                    "metadata": {"name": "own-namespace", "namespace": namespace},
+                    "rules": rules}),
             )
             .await;
         scratch
             .create(
                 client,
                 &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                    "metadata": {"name": "everything-here", "namespace": namespace},
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "everything-here"},
+                    "metadata": {"name": "own-namespace", "namespace": namespace},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "own-namespace"},
                     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]}),
             )
             .await;

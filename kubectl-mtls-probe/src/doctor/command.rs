@@ -61,9 +61,13 @@ pub(crate) fn snapshot_from_files(
     Ok(snapshot)
 }
 
-/// Reads what the rules look at from one cluster into `snapshot`. Secrets that may not be read
-/// (403) are skipped with a note on `progress`, and the credential rules then say nothing about
-/// them.
+/// Reads what the rules look at from one cluster into `snapshot`.
+///
+/// A user whose RBAC does not allow a read still gets a diagnosis: each read that is forbidden
+/// (403 from authorization) is skipped with a note on `progress` naming what it would have read and
+/// which checks go without it, and the rules then say nothing about those objects rather than
+/// report them missing. The routing objects, when they may not be listed cluster-wide, are read
+/// from `namespace` and istio-system (where `enable` and `expose` put them).
 pub async fn gather(
     client: &Client,
     namespace: &str,
@@ -71,49 +75,141 @@ pub async fn gather(
     progress: &mut dyn Write,
 ) -> Result<(), Error> {
     let all = ListParams::default();
-    match list::<Secret>(client, Some(ISTIO_NAMESPACE), &all).await {
-        Ok(secrets) => {
-            snapshot.secrets.extend(secrets);
-            snapshot.secrets_supplied = true;
-        }
-        Err(ClusterError::Forbidden { .. }) => {
-            writeln!(
-                progress,
-                "note: not allowed to list secrets in {ISTIO_NAMESPACE}: credential checks skipped"
-            )?;
-        }
-        Err(e) => return Err(e.into()),
+    if let Some(secrets) = allowed(
+        list::<Secret>(client, Some(ISTIO_NAMESPACE), &all).await,
+        "credential checks skipped",
+        progress,
+    )? {
+        snapshot.secrets.extend(secrets);
+        snapshot.secrets_supplied = true;
     }
-    if let Some(crs) = kyma_istio_crs(client).await? {
+    if let Some(Some(crs)) = allowed(
+        kyma_istio_crs(client).await,
+        "Istio CR checks skipped",
+        progress,
+    )? {
         snapshot.istios.extend(crs);
     }
-    if let Some(d) = egress_gateway(client).await? {
+    if let Some(Some(d)) = allowed(
+        egress_gateway(client).await,
+        "egress gateway checks skipped",
+        progress,
+    )? {
         snapshot.deployments.push(d);
     }
     if served::<ServiceEntry>(client).await? {
-        snapshot
-            .service_entries
-            .extend(list::<ServiceEntry>(client, None, &all).await?);
-        snapshot
-            .gateways
-            .extend(list::<Gateway>(client, None, &all).await?);
-        snapshot
-            .virtual_services
-            .extend(list::<VirtualService>(client, None, &all).await?);
-        snapshot
-            .destination_rules
-            .extend(list::<DestinationRule>(client, None, &all).await?);
+        let routing = match routing(client, &[None]).await {
+            Err(ClusterError::Forbidden {
+                verb, operation, ..
+            }) => {
+                let visible = [Some(namespace), Some(ISTIO_NAMESPACE)];
+                let fallback = allowed(
+                    routing(client, &visible).await,
+                    "routing checks skipped",
+                    progress,
+                )?;
+                if fallback.is_some() {
+                    writeln!(
+                        progress,
+                        "note: not allowed to {verb} {} cluster-wide: routing checks read only namespaces {namespace} and {ISTIO_NAMESPACE}",
+                        operation.resource
+                    )?;
+                }
+                fallback
+            }
+            other => allowed(other, "routing checks skipped", progress)?,
+        };
+        match routing {
+            Some((service_entries, gateways, virtual_services, destination_rules)) => {
+                snapshot.service_entries.extend(service_entries);
+                snapshot.gateways.extend(gateways);
+                snapshot.virtual_services.extend(virtual_services);
+                snapshot.destination_rules.extend(destination_rules);
+            }
+            None => snapshot.routing_unread = true,
+        }
     }
-    if served::<Telemetry>(client).await? {
-        snapshot
-            .telemetries
-            .extend(list::<Telemetry>(client, Some(ISTIO_NAMESPACE), &all).await?);
+    if served::<Telemetry>(client).await?
+        && let Some(telemetries) = allowed(
+            list::<Telemetry>(client, Some(ISTIO_NAMESPACE), &all).await,
+            "Telemetry checks skipped",
+            progress,
+        )?
+    {
+        snapshot.telemetries.extend(telemetries);
     }
     let inventory =
         shared::netpol::load::from_cluster(client, &[namespace, "kube-system", ISTIO_NAMESPACE])
-            .await?;
-    snapshot.inventory = inventory;
+            .await;
+    match inventory {
+        Ok(inventory) => snapshot.inventory = inventory,
+        Err(Error::Cluster(e)) => {
+            if let Some(inventory) = allowed(Err(e), "lockdown checks skipped", progress)? {
+                snapshot.inventory = inventory;
+            }
+        }
+        Err(e) => return Err(e),
+    }
     Ok(())
+}
+
+/// The routing objects (ServiceEntries, Gateways, VirtualServices, DestinationRules) of the
+/// namespaces `scopes` (`None`: all namespaces).
+async fn routing(
+    client: &Client,
+    scopes: &[Option<&str>],
+) -> Result<
+    (
+        Vec<ServiceEntry>,
+        Vec<Gateway>,
+        Vec<VirtualService>,
+        Vec<DestinationRule>,
+    ),
+    ClusterError,
+> {
+    let all = ListParams::default();
+    let mut found = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for scope in scopes {
+        found
+            .0
+            .extend(list::<ServiceEntry>(client, *scope, &all).await?);
+        found.1.extend(list::<Gateway>(client, *scope, &all).await?);
+        found
+            .2
+            .extend(list::<VirtualService>(client, *scope, &all).await?);
+        found
+            .3
+            .extend(list::<DestinationRule>(client, *scope, &all).await?);
+    }
+    Ok(found)
+}
+
+/// A read doctor can go without: `None` after a note on `progress` when authorization forbids
+/// it (`note: not allowed to list secrets in namespace istio-system: credential checks skipped`);
+/// other errors stop doctor.
+fn allowed<T>(
+    read: Result<T, ClusterError>,
+    skipped: &str,
+    progress: &mut dyn Write,
+) -> Result<Option<T>, Error> {
+    match read {
+        Ok(value) => Ok(Some(value)),
+        Err(ClusterError::Forbidden {
+            verb, operation, ..
+        }) => {
+            let scope = match &operation.namespace {
+                Some(ns) => format!("in namespace {ns}"),
+                None => "cluster-wide".into(),
+            };
+            writeln!(
+                progress,
+                "note: not allowed to {verb} {} {scope}: {skipped}",
+                operation.resource
+            )?;
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Runs `doctor`.
@@ -140,6 +236,7 @@ pub(crate) async fn run(
             // routing and credentials.
             snapshot.secrets.extend(other.secrets);
             snapshot.secrets_supplied &= other.secrets_supplied;
+            snapshot.routing_unread |= other.routing_unread;
             snapshot.gateways.extend(other.gateways);
             snapshot.virtual_services.extend(other.virtual_services);
         }

@@ -219,6 +219,7 @@ pub fn diagnose(snapshot: &Snapshot, scope: &Scope, now: time::OffsetDateTime) -
     findings.extend(mesh::check(snapshot));
     findings.extend(lockdown::check(snapshot));
     let hosts = match &scope.host {
+        _ if snapshot.routing_unread => Vec::new(),
         Some(h) => vec![h.clone()],
         None => routing::hosts(snapshot),
     };

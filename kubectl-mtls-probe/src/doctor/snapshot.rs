@@ -37,6 +37,9 @@ pub struct Snapshot {
     /// Whether Secrets were supplied (a file with one, or a cluster read); without them the
     /// credential rules cannot tell a missing Secret from one that was not looked at.
     pub secrets_supplied: bool,
+    /// Whether the routing objects could not be read (RBAC): the per-host routing rules then say
+    /// nothing, instead of reporting as missing what was not looked at.
+    pub routing_unread: bool,
 }
 
 fn parse<K: DeserializeOwned>(doc: Value, kind: &str) -> Result<K, String> {
