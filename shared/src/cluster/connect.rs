@@ -456,6 +456,72 @@ mod tests {
         assert!(decode_base64("Z").is_none());
     }
 
+    /// A client certificate made with `openssl x509 -req` without extensions (OpenSSL 3.0.22):
+    /// X.509 version 1, which kubectl accepts and rustls refuses. Public data only.
+    const V1_CLIENT_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIB3TCBxgIUGizbI4ztw9/KdazhTIHoFkhg5FcwDQYJKoZIhvcNAQELBQAwEjEQ
+MA4GA1UEAwwHa2FwaS1jYTAeFw0yNjEyMDIxNzE3MTFaFw0yNjEyMDMxNzE3MTFa
+MBAxDjAMBgNVBAMMBWFsaWNlMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEfZ4R
+jq/oKwFFaJPgUkWEnBHbXVsQSJgG60wbi8gAFyZUbbb7vScfNnKLhAk2Kxn3rI2v
+bV5Tb3Q82jbYHI3gbjANBgkqhkiG9w0BAQsFAAOCAQEAExsLTvXxYZdlSZbwBh7b
+KL2C636Y0QZX+0oB33Xf5Jkm/KJfAGj08saERxjp5W3MquF/ocqQh879IaBlKCSw
+PjS1/LQFN2EWjDC4FbCflak+g3TlQ9YwYr9EW8NM1DbrKvadCePYftagWv9bCLSh
+8+FjO8tP4KIepywbOgZh7skZJVG5NpJ/xt/a26p42Qz+cetKgCfGaPGb1q2kvPoe
++D5Zq9KJhfwR17EmvrAEcBvjxozudGepynff+Gtqs8t+4F6tPeuz/+ycu5Lv8PLf
+68YfYru4vihkgpUkvMj5U6Ud0hV2t2IyGl+gYyf4ghT64pBDbmkSnhiQFE1tCk00
+rA==
+-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn the_client_certificate_version_is_read_from_data_or_file() {
+        let data = kube::config::AuthInfo {
+            client_certificate_data: Some(test_base64(V1_CLIENT_CERT.as_bytes())),
+            ..Default::default()
+        };
+        assert_eq!(client_certificate_version(&data), Some(1));
+        let dir = std::env::temp_dir().join(format!("kubectl-mtls-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("client.crt");
+        std::fs::write(&file, V1_CLIENT_CERT).unwrap();
+        let from_file = kube::config::AuthInfo {
+            client_certificate: Some(file.display().to_string()),
+            ..Default::default()
+        };
+        assert_eq!(client_certificate_version(&from_file), Some(1));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let v3 = rcgen::CertificateParams::new(vec!["client.example.com".into()])
+            .unwrap()
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let v3 = kube::config::AuthInfo {
+            client_certificate_data: Some(test_base64(v3.pem().as_bytes())),
+            ..Default::default()
+        };
+        assert_eq!(client_certificate_version(&v3), Some(3));
+        assert_eq!(client_certificate_version(&Default::default()), None);
+    }
+
+    /// Standard base64 for the tests (the decoder is what is tested).
+    fn test_base64(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
     #[test]
     fn missing_files_mean_no_kubeconfig_but_a_missing_flag_file_is_an_error() {
         let dir = std::env::temp_dir().join("kubectl-mtls-no-such-dir");
