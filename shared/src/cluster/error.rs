@@ -156,6 +156,22 @@ pub enum ClusterError {
         reason: String,
     },
 
+    /// TLS to the API server failed because its certificate is not trusted for this connection
+    /// (not valid for the name we asked for, an unknown CA, expired): a kubeconfig problem, not a
+    /// network one.
+    #[error(
+        "the API server's certificate{} is not accepted while trying to {operation}: {reason}; check the cluster entry of your kubeconfig: its server URL, tls-server-name and certificate-authority(-data) (`kubectl config view --minify`)",
+        server.as_deref().map(|s| format!(" at {s}")).unwrap_or_default()
+    )]
+    UntrustedServer {
+        /// The server URL, when known.
+        server: Option<String>,
+        /// What we were doing.
+        operation: Box<Operation>,
+        /// Why, e.g. `it is not valid for the name x (it names 127.0.0.1, localhost)`.
+        reason: String,
+    },
+
     /// The request or the connection timed out.
     #[error(
         "timed out while trying to {operation}{}; the API server is slow or unreachable: retry, or allow more time with --request-timeout",
@@ -459,6 +475,12 @@ impl ClusterError {
                         server: None,
                         operation,
                     }
+                } else if let Some(reason) = server_certificate_refused(&e) {
+                    ClusterError::UntrustedServer {
+                        server: None,
+                        operation,
+                        reason,
+                    }
                 } else {
                     ClusterError::Unreachable {
                         server: None,
@@ -559,8 +581,9 @@ impl ClusterError {
         }
     }
 
-    /// Adds the API server URL to an [`Unreachable`](ClusterError::Unreachable) or
-    /// [`Timeout`](ClusterError::Timeout) error that does not name it yet; other errors pass through.
+    /// Adds the API server URL to an [`Unreachable`](ClusterError::Unreachable),
+    /// [`UntrustedServer`](ClusterError::UntrustedServer) or [`Timeout`](ClusterError::Timeout)
+    /// error that does not name it yet; other errors pass through.
     ///
     /// A `kube::Client` does not reveal its server URL, so the cluster layer cannot fill it in by
     /// itself; a caller that has the [`kube::Config`] (see `KubeArgs::config`) can.
@@ -582,6 +605,15 @@ impl ClusterError {
                 server: Some(url.to_string()),
                 operation,
             },
+            ClusterError::UntrustedServer {
+                server: None,
+                operation,
+                reason,
+            } => ClusterError::UntrustedServer {
+                server: Some(url.to_string()),
+                operation,
+                reason,
+            },
             other => other,
         }
     }
@@ -601,6 +633,65 @@ fn parse_forbidden(message: &str) -> (Option<String>, Option<String>) {
         (!who.is_empty()).then_some(who)
     });
     (verb, user)
+}
+
+/// Why rustls refused the server's certificate, when a transport error chain holds that. An
+/// `io::Error` hides the error it wraps from `source()` (and hyper nests them), so each one is
+/// opened with `get_ref` as well.
+fn server_certificate_refused(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![err];
+    while let Some(e) = pending.pop() {
+        if let Some(rustls::Error::InvalidCertificate(refused)) = e.downcast_ref() {
+            return Some(certificate_refusal(refused));
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            pending.push(inner);
+        }
+        pending.extend(e.source());
+    }
+    None
+}
+
+/// A rustls certificate error in words, without its type names.
+fn certificate_refusal(refused: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    match refused {
+        E::NotValidForNameContext {
+            expected,
+            presented,
+        } => {
+            // `presented` reads `IpAddress(127.0.0.1)`, `DnsName("localhost")`.
+            let names: Vec<String> = presented
+                .iter()
+                .map(|p| {
+                    let inner = p
+                        .split_once('(')
+                        .map_or(p.as_str(), |(_, rest)| rest.trim_end_matches(')'));
+                    inner.trim_matches('"').to_string()
+                })
+                .collect();
+            let expected = format!("{expected:?}");
+            let expected = expected
+                .split_once('(')
+                .map_or(expected.as_str(), |(_, rest)| rest.trim_end_matches(')'))
+                .trim_matches('"');
+            one_line(
+                &format!(
+                    "it is not valid for the name {expected} (it names {})",
+                    names.join(", ")
+                ),
+                MAX_SERVER_MESSAGE,
+            )
+        }
+        E::NotValidForName => "it is not valid for the server's name".into(),
+        E::UnknownIssuer => "it is signed by a CA the kubeconfig does not trust".into(),
+        E::Expired | E::ExpiredContext { .. } => "it has expired".into(),
+        E::NotValidYet | E::NotValidYetContext { .. } => "it is not valid yet".into(),
+        other => one_line(&other.to_string(), MAX_SERVER_MESSAGE),
+    }
 }
 
 /// Whether a transport error chain contains a timeout.
@@ -826,6 +917,48 @@ mod tests {
             assert_eq!(text.lines().count(), 1);
             assert_eq!(e.exit_code(), 3);
         }
+    }
+
+    #[test]
+    fn a_refused_server_certificate_is_a_kubeconfig_problem_in_words() {
+        // As hyper nests it when tls-server-name names what the kapi certificate does not
+        // (rustls 0.23's own `presented` strings).
+        let refused =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext {
+                expected: rustls::pki_types::ServerName::try_from("nope.example")
+                    .unwrap()
+                    .to_owned(),
+                presented: vec![
+                    "IpAddress(127.0.0.1)".into(),
+                    r#"DnsName("localhost")"#.into(),
+                ],
+            });
+        let io = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            refused,
+        ));
+        assert_eq!(
+            server_certificate_refused(&io).as_deref(),
+            Some("it is not valid for the name nope.example (it names 127.0.0.1, localhost)")
+        );
+        let unknown = std::io::Error::other(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert_eq!(
+            server_certificate_refused(&unknown).as_deref(),
+            Some("it is signed by a CA the kubeconfig does not trust")
+        );
+        let refused_elsewhere = std::io::Error::other("connection refused");
+        assert_eq!(server_certificate_refused(&refused_elsewhere), None);
+        let e = ClusterError::UntrustedServer {
+            server: Some("https://127.0.0.1:6443".into()),
+            operation: Box::new(secrets_op()),
+            reason: "it has expired".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the API server's certificate at https://127.0.0.1:6443 is not accepted while trying to patch secrets/s in namespace istio-system: it has expired; check the cluster entry of your kubeconfig: its server URL, tls-server-name and certificate-authority(-data) (`kubectl config view --minify`)"
+        );
     }
 
     #[test]
