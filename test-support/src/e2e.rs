@@ -600,6 +600,27 @@ pub fn current_cluster(kubeconfig: &str) -> Value {
     value
 }
 
+/// The CA certificates the current context of `kubeconfig` trusts for its server, as PEM (from
+/// `certificate-authority` or `certificate-authority-data`).
+pub async fn cluster_ca_pem(kubeconfig: &str) -> String {
+    let config = Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(kubeconfig).expect("read MTLS_E2E_KUBECONFIG"),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .expect("a usable kubeconfig");
+    let mut pem = String::new();
+    for der in config.root_cert.expect("the cluster names its CA") {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in base64(&der).as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
 /// Writes a kubeconfig (JSON, which is YAML) with one context `e2e` for `cluster` and `user`
 /// (kubeconfig `cluster` and `user` entries), mode 0600; returns its path.
 pub fn write_kubeconfig(dir: &Path, file: &str, cluster: &Value, user: &Value) -> PathBuf {
