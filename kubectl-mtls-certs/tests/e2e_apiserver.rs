@@ -18,8 +18,8 @@ use kube::api::ListParams;
 use serde_json::{Value, json};
 use test_support::e2e::{
     NamespacedUser, Scratch, base64, client, cluster_ca_pem, current_cluster, dynamic,
-    ensure_shared_namespaces, forbidden_line, hold_terminating, kubeconfig, kubectl_can_i, runtime,
-    unique_suffix, user_certificate, write_kubeconfig, write_private,
+    ensure_shared_namespaces, forbidden_line, hold_terminating, in_ci, kubeconfig, kubectl_can_i,
+    runtime, unique_suffix, user_certificate, write_kubeconfig, write_private,
 };
 use test_support::require_tool;
 
@@ -394,7 +394,7 @@ fn kubeconfig_shapes_kubectl_accepts_work_and_the_others_fail_in_one_line() {
     // cluster CA's key, which only a ../shared/kapi cluster hands out.
     let Some((ca_crt, ca_key)) = kapi_ca(&admin) else {
         assert!(
-            std::env::var("CI").is_err(),
+            !in_ci(),
             "under CI the e2e cluster is ../shared/kapi, with DIR/certs/ca.key"
         );
         eprintln!(

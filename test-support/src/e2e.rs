@@ -69,8 +69,8 @@ pub fn kubeconfig(test: &str) -> Option<String> {
     }
 }
 
-/// Whether we run under CI: `CI=true` (or `1`), as CI services set it.
-fn in_ci() -> bool {
+/// Whether we run under CI: `CI=true` (or `1`), as CI services and `.ci/run` set it.
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
