@@ -5,8 +5,9 @@
 //! namespace, name), and [`ClusterError::from_kube`] turns a [`kube::Error`] into a variant that
 //! names what we were doing, the cause, and a hint. A `403` is read before it is called an RBAC
 //! problem: a Terminating namespace and admission refusals (webhooks, policies, quota, Pod
-//! Security) get their own lines, quoting the server where it says why. Messages never contain request bodies (they may
-//! hold Secret data); server messages are flattened to one line and shortened.
+//! Security) get their own lines, quoting the server where it says why. Messages never contain
+//! request bodies (they may hold Secret data); server messages are flattened to one line and
+//! shortened.
 
 use std::fmt;
 
@@ -247,7 +248,7 @@ pub enum ClusterError {
 
     /// Admission control (a webhook, a ValidatingAdmissionPolicy, a ResourceQuota, Pod Security,
     /// …) refused the request: not an authorization denial, so the server's own words say why.
-    #[error("the API server refused to {operation}: {message}; {}", by.hint())]
+    #[error("the API server refused to {operation}: {message}; {}", by.hint(operation))]
     Refused {
         /// What refused it.
         by: RefusedBy,
@@ -353,9 +354,9 @@ pub enum RefusedBy {
 }
 
 impl RefusedBy {
-    /// What the user can do about it.
-    fn hint(self) -> &'static str {
-        match self {
+    /// What the user can do about it, for a refused `operation`.
+    fn hint(self, operation: &Operation) -> String {
+        let hint = match self {
             RefusedBy::Webhook => {
                 "an admission webhook of the cluster denied it, not RBAC: change what its message names, or ask whoever runs that webhook"
             }
@@ -363,7 +364,10 @@ impl RefusedBy {
                 "a ValidatingAdmissionPolicy of the cluster denied it, not RBAC: change what its message names, or ask your cluster admin about the policy"
             }
             RefusedBy::Quota => {
-                "a ResourceQuota of the namespace is used up, not RBAC: free some of it or ask your cluster admin to raise it (`kubectl describe resourcequota -n NAMESPACE`)"
+                let namespace = operation.namespace.as_deref().unwrap_or("NAMESPACE");
+                return format!(
+                    "a ResourceQuota of the namespace is used up, not RBAC: free some of it or ask your cluster admin to raise it (`kubectl describe resourcequota -n {namespace}`)"
+                );
             }
             RefusedBy::PodSecurity => {
                 "the namespace's Pod Security level (label pod-security.kubernetes.io/enforce) forbids it, not RBAC: change what the message names, or use a namespace whose level allows it"
@@ -371,7 +375,8 @@ impl RefusedBy {
             RefusedBy::Admission => {
                 "an admission controller of the cluster refused it, not RBAC: change what the message names, or ask your cluster admin"
             }
-        }
+        };
+        hint.to_string()
     }
 
     /// Which admission step refused a request, from the server's message; `None` when the
@@ -913,6 +918,12 @@ mod tests {
                 "{text}"
             );
             assert!(text.contains(hint) && text.contains("not RBAC"), "{text}");
+            if expected == RefusedBy::Quota {
+                assert!(
+                    text.ends_with("(`kubectl describe resourcequota -n ns1`)"),
+                    "{text}"
+                );
+            }
             assert!(!text.contains("auth can-i"), "{text}");
             assert_eq!(text.lines().count(), 1);
             assert_eq!(e.exit_code(), 3);
