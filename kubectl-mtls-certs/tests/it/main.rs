@@ -4,5 +4,6 @@
 //! One test binary for the crate (one link instead of one per file); each module is one area.
 
 mod cli;
+mod e2e_apiserver;
 mod e2e_secret;
 mod tls_interop;

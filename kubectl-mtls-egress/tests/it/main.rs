@@ -7,5 +7,6 @@
 mod cli;
 mod doctor_live;
 mod e2e;
+mod e2e_apiserver;
 mod egress_commands;
 mod egress_connect;

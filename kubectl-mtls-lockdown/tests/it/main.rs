@@ -5,6 +5,7 @@
 
 mod cli;
 mod e2e;
+mod e2e_apiserver;
 mod lockdown;
 mod lockdown_commands;
 mod workloads;

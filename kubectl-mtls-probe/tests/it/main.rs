@@ -8,5 +8,6 @@ mod check_e2e;
 mod direct_nginx;
 mod doctor;
 mod doctor_cli;
+mod e2e_apiserver;
 mod probe_check;
 mod probe_direct;

@@ -12,12 +12,21 @@ use crate::resources::Istio;
 /// The egress gateway Deployment Istio's charts (and Kyma) create in istio-system.
 pub const EGRESS_DEPLOYMENT: &str = "istio-egressgateway";
 
-/// Kyma's Istio CRs in every namespace, or `None` when the kind is not served (plain Istio).
+/// Where Kyma keeps its Istio CR (`kyma-system/default`).
+const KYMA_NAMESPACE: &str = "kyma-system";
+
+/// Kyma's Istio CRs in every namespace — or, for a user who may not list them cluster-wide, in
+/// kyma-system — or `None` when the kind is not served (plain Istio).
 pub async fn kyma_istio_crs(client: &Client) -> Result<Option<Vec<Istio>>, ClusterError> {
     if !served::<Istio>(client).await? {
         return Ok(None);
     }
-    list(client, None, &ListParams::default()).await.map(Some)
+    let all = ListParams::default();
+    match list(client, None, &all).await {
+        Err(ClusterError::Forbidden { .. }) => list(client, Some(KYMA_NAMESPACE), &all).await,
+        other => other,
+    }
+    .map(Some)
 }
 
 /// The egress gateway Deployment in istio-system, if any.

@@ -1,4 +1,3 @@
-#![allow(missing_docs)]
 //! `kubectl mtls-lockdown apply` against a real API server (`MTLS_E2E_KUBECONFIG`, e.g.
 //! `../shared/kapi`): into a namespace held in Terminating, and as a user bound to a Role in its
 //! own namespace. The API server decides both; the fake cannot.

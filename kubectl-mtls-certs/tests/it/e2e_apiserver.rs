@@ -1,4 +1,3 @@
-#![allow(missing_docs)]
 //! `kubectl mtls-certs` against a real API server (`MTLS_E2E_KUBECONFIG`, e.g. `../shared/kapi`):
 //! `secret` into a namespace held in Terminating and as a user bound to a Role, and the
 //! kubeconfig shapes kubectl accepts (bearer token, exec credential plugin, client certificate as

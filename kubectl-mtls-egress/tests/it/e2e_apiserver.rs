@@ -1,4 +1,3 @@
-#![allow(missing_docs)]
 //! `kubectl mtls-egress` against a real API server (`MTLS_E2E_KUBECONFIG`, e.g. `../shared/kapi`):
 //! what the fake API server cannot decide. A Terminating namespace, field ownership and
 //! `--force-conflicts`, the Kyma Istio CR's other fields, a user bound to a Role in one namespace,
