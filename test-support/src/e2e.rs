@@ -749,13 +749,7 @@ impl NamespacedUser {
         verbs: &[&str],
     ) {
         let name = format!("{}-{}", self.name, unique_suffix());
-        let rules: Vec<Value> = resources
-            .iter()
-            .map(|r| {
-                let (plural, group) = r.split_once('.').unwrap_or((r, ""));
-                json!({"apiGroups": [group], "resources": [plural], "verbs": verbs})
-            })
-            .collect();
+        let rules = rbac_rules(resources, verbs);
         scratch
             .create(
                 client,
@@ -784,13 +778,7 @@ impl NamespacedUser {
         verbs: &[&str],
     ) {
         let name = format!("{}-{}", self.name, unique_suffix());
-        let rules: Vec<Value> = resources
-            .iter()
-            .map(|r| {
-                let (plural, group) = r.split_once('.').unwrap_or((r, ""));
-                json!({"apiGroups": [group], "resources": [plural], "verbs": verbs})
-            })
-            .collect();
+        let rules = rbac_rules(resources, verbs);
         scratch
             .create(
                 client,
@@ -915,6 +903,17 @@ pub fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// RBAC rules granting `verbs` on `resources` (`plural` or `plural.group`).
+fn rbac_rules(resources: &[&str], verbs: &[&str]) -> Vec<Value> {
+    resources
+        .iter()
+        .map(|r| {
+            let (plural, group) = r.split_once('.').unwrap_or((r, ""));
+            json!({"apiGroups": [group], "resources": [plural], "verbs": verbs})
+        })
+        .collect()
 }
 
 #[cfg(test)]
