@@ -2,12 +2,17 @@
 //!
 //! Everything is checked before anything is sent: the PEM parses, the key belongs to the
 //! certificate, the chain is leaf-first, the certificate is current and has the EKU its side needs,
-//! and the name is not one Istio would misread (`…-cacert`).
+//! and the name is not one Istio would misread (`…-cacert`). A Secret of that name that holds
+//! another certificate (another partner's credential, most likely) is not replaced without
+//! `--force`.
 
 use std::io::Write;
 use std::path::PathBuf;
 
+use k8s_openapi::api::core::v1::Secret;
+
 use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
+use shared::cluster::existing_credential_clash;
 use shared::error::Error;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::secret::{Side, credential_secret};
@@ -21,7 +26,9 @@ use shared::plan::Plan;
         certificates, so the ingress gateway can verify them); default name kyma-mtls-certs.
 client: keys tls.crt/tls.key/ca.crt (client.crt, client.key, and ca.crt = the CA that signed the
         SERVER certificate, so the egress gateway can verify it); default name client-credential.
-The namespace defaults to istio-system, where the gateways read credentials.
+The namespace defaults to istio-system, where the gateways read credentials. A Secret of that name
+holding another certificate is not replaced (each partner needs its own credential: --name)
+unless --force.
 
 Examples:
   kubectl mtls-certs secret target --dir ./mtls --context target --dry-run=client
@@ -47,6 +54,9 @@ pub(crate) struct SecretArgs {
     /// CA file the gateway verifies the peer with, instead of <dir>/ca.crt
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
+    /// Replace a Secret of that name that holds another certificate
+    #[arg(long)]
+    pub force: bool,
     /// --dry-run, -o and --force-conflicts.
     #[command(flatten)]
     pub apply: ApplyArgs,
@@ -92,17 +102,14 @@ fn load(side: Side, inputs: &Inputs) -> Result<CredentialPem, Error> {
     Ok(load_credential(usage, files, super::now())?)
 }
 
-/// Builds the one-object plan of `secret`, without touching a cluster.
-pub(crate) fn plan(args: &SecretArgs, namespace: &str) -> Result<Plan, Error> {
+/// Builds the Secret of `secret`, without touching a cluster.
+pub(crate) fn secret(args: &SecretArgs, namespace: &str) -> Result<Secret, Error> {
     let pem = load(args.side, &args.inputs())?;
     let name = args
         .name
         .clone()
         .unwrap_or_else(|| args.side.default_name().to_string());
-    let secret = credential_secret(args.side, &name, namespace, &pem)?;
-    let mut plan = Plan::new();
-    plan.push(&secret)?;
-    Ok(plan)
+    Ok(credential_secret(args.side, &name, namespace, &pem)?)
 }
 
 /// Runs `secret`.
@@ -119,7 +126,9 @@ pub(crate) async fn run(
         .clone()
         .unwrap_or_else(|| ISTIO_NAMESPACE.to_string());
     shared::cluster::validate_namespace(&namespace)?;
-    let plan = plan(args, &namespace)?;
+    let secret = secret(args, &namespace)?;
+    let mut plan = Plan::new();
+    plan.push(&secret)?;
     if flags.dry_run == DryRun::Client {
         return print_plan(&plan, flags.output, out);
     }
@@ -127,5 +136,19 @@ pub(crate) async fn run(
         .kube
         .connect_with_default_namespace(ISTIO_NAMESPACE)
         .await?;
+    if !args.force {
+        refuse_replacing(&client, &secret).await?;
+    }
     apply_and_print(&client, &plan, flags, out).await
+}
+
+/// Refuses when `planned` exists and holds another certificate: most likely another partner's
+/// credential, which this write would replace.
+async fn refuse_replacing(client: &kube::Client, planned: &Secret) -> Result<(), Error> {
+    match existing_credential_clash(client, planned).await? {
+        Some(clash) => Err(Error::State(clash.message(
+            "give each partner's credential its own --name (and pass that name to expose/enable --credential)",
+        ))),
+        None => Ok(()),
+    }
 }

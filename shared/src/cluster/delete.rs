@@ -1,6 +1,9 @@
 //! [`delete_labelled`]: remove exactly the objects a command created, found by their labels —
 //! never anything else, so `disable`/`remove` cannot destroy what we did not make.
 //!
+//! [`delete_object`] deletes one object by name, for callers that decided per object (e.g. to
+//! keep a Secret another object still uses).
+//!
 //! Deleting never waits: an object that another controller holds with a finalizer (or that sits
 //! in a Terminating namespace) is reported as marked for deletion, naming the finalizers, instead
 //! of as deleted.
@@ -33,52 +36,73 @@ pub async fn delete_labelled(
         .map_err(|e| {
             ClusterError::from_kube(e, &Operation::new("list", resource, namespace, None))
         })?;
-    let kind = resource.kind.to_ascii_lowercase();
-    let prefix = if resource.group.is_empty() {
-        kind
-    } else {
-        format!("{kind}.{}", resource.group)
+    let mut deleted = Vec::new();
+    for object in listed.items {
+        let ns = object.namespace();
+        if let Some(line) =
+            delete_object(client, resource, ns.as_deref(), &object.name_any(), dry_run).await?
+        {
+            deleted.push(line);
+        }
+    }
+    Ok(deleted)
+}
+
+/// Deletes one object (`dry_run`: the server only checks the deletion) and returns its
+/// kubectl-style line as [`delete_labelled`] does; `None` when it is gone already.
+pub async fn delete_object(
+    client: &Client,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+    dry_run: bool,
+) -> Result<Option<String>, ClusterError> {
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
     };
     let params = DeleteParams {
         dry_run,
         ..DeleteParams::default()
     };
-    let mut deleted = Vec::new();
-    for object in listed.items {
-        let name = object.name_any();
-        let ns = object.namespace();
-        let api: Api<DynamicObject> = match &ns {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
-            None => Api::all_with(client.clone(), resource),
-        };
-        let finalizers = match api.delete(&name, &params).await {
-            // The server answers with the object as it left it (with finalizers, it stays until
-            // they are done), or with a Status when it is gone.
-            Ok(answer) => answer
-                .left()
-                .map(|remaining| remaining.finalizers().to_vec())
-                .unwrap_or_default(),
-            // Gone in the meantime: the goal is reached.
-            Err(kube::Error::Api(status)) if status.code == 404 => continue,
-            Err(e) => {
-                return Err(ClusterError::from_kube(
-                    e,
-                    &Operation::new("delete", resource, ns.as_deref(), Some(&name)),
-                ));
-            }
-        };
-        let outcome = if finalizers.is_empty() {
-            "deleted".to_string()
-        } else {
-            format!(
-                "marked for deletion, kept until its finalizers finish: {}",
-                finalizers.join(", ")
-            )
-        };
-        deleted.push(format!(
-            "{prefix}/{name} {outcome}{}",
-            if dry_run { " (server dry run)" } else { "" }
-        ));
+    let finalizers = match api.delete(name, &params).await {
+        // The server answers with the object as it left it (with finalizers, it stays until
+        // they are done), or with a Status when it is gone.
+        Ok(answer) => answer
+            .left()
+            .map(|remaining| remaining.finalizers().to_vec())
+            .unwrap_or_default(),
+        // Gone in the meantime: the goal is reached.
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
+        Err(e) => {
+            return Err(ClusterError::from_kube(
+                e,
+                &Operation::new("delete", resource, namespace, Some(name)),
+            ));
+        }
+    };
+    let outcome = if finalizers.is_empty() {
+        "deleted".to_string()
+    } else {
+        format!(
+            "marked for deletion, kept until its finalizers finish: {}",
+            finalizers.join(", ")
+        )
+    };
+    Ok(Some(format!(
+        "{}/{name} {outcome}{}",
+        display_kind(resource),
+        if dry_run { " (server dry run)" } else { "" }
+    )))
+}
+
+/// `kind.group` as kubectl prints it before an object's name (`secret`,
+/// `destinationrule.networking.istio.io`).
+pub fn display_kind(resource: &ApiResource) -> String {
+    let kind = resource.kind.to_ascii_lowercase();
+    if resource.group.is_empty() {
+        kind
+    } else {
+        format!("{kind}.{}", resource.group)
     }
-    Ok(deleted)
 }

@@ -7,8 +7,10 @@
 //!   validation) after a server dry run of the whole plan, so nothing is half-applied; returns a
 //!   created / configured / unchanged [`Applied`] per object.
 //! - [`delete_labelled()`] (`delete`): remove exactly the objects we labelled, nothing else.
-//! - [`get_opt`], [`list`], [`served`] (`read`): reads with the same error mapping.
+//! - [`get_opt`], [`list`], [`list_dynamic`], [`served`] (`read`): reads with the same error mapping.
 //! - [`detect`]: the reads several plugins decide on (Kyma's Istio CRs, the egress gateway).
+//! - [`existing_credential_clash`] (`credential`): whether a credential Secret about to be written
+//!   holds another certificate already.
 //! - [`create_pod`], [`exec`], [`logs_since`], [`delete_pod`] (`pods`): what a probe does with pods.
 //! - [`ClusterError`] (`error`): cause + hint for each failure (no kubeconfig, unknown context,
 //!   unreachable, 401, 403 naming verb/resource/namespace, a Terminating namespace, admission
@@ -19,6 +21,7 @@
 
 mod apply;
 mod connect;
+mod credential;
 mod delete;
 pub mod detect;
 mod error;
@@ -27,7 +30,8 @@ mod read;
 
 pub use apply::{Applied, ApplyMode, FIELD_MANAGER, Outcome, apply};
 pub use connect::{KubeArgs, parse_request_timeout, validate_namespace};
-pub use delete::delete_labelled;
+pub use credential::existing_credential_clash;
+pub use delete::{delete_labelled, delete_object, display_kind};
 pub use error::{ClusterError, Operation, RefusedBy};
 pub use pods::{ExecOutput, create_pod, delete_pod, exec, exit_status, logs_since};
-pub use read::{api, get_cluster_opt, get_opt, list, served};
+pub use read::{api, get_cluster_opt, get_opt, list, list_dynamic, served};

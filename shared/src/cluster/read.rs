@@ -1,6 +1,6 @@
 //! Reads: get-or-none, list, and "is this kind served?" — with the same one-line errors as writes.
 
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -91,4 +91,23 @@ where
         .get_opt(name)
         .await
         .map_err(|e| ClusterError::from_kube(e, &operation::<K>("get", None, Some(name))))
+}
+
+/// Lists objects of any kind (`resource`) in `namespace` (or all namespaces for `None`) as
+/// untyped objects: for reading fields of objects other tools wrote, whose shape our typed
+/// structs need not accept.
+pub async fn list_dynamic(
+    client: &Client,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    params: &ListParams,
+) -> Result<Vec<DynamicObject>, ClusterError> {
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    };
+    api.list(params)
+        .await
+        .map(|l| l.items)
+        .map_err(|e| ClusterError::from_kube(e, &Operation::new("list", resource, namespace, None)))
 }

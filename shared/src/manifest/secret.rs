@@ -9,6 +9,12 @@
 //!   **server** certificate.
 //!
 //! Both live in the gateways' namespace (`istio-system`): Istio resolves `credentialName` there.
+//!
+//! A credential Secret is one partner's identity, so writing one must not silently replace
+//! another partner's: [`credential_clash`] compares the certificate a Secret already holds with
+//! the one a plan would write (the callers refuse unless `--force`), and [`credential_references`]
+//! finds the objects (DestinationRules, Gateways) that still name a Secret, so that removing a
+//! host keeps a Secret another host uses.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +24,7 @@ use kube::api::ObjectMeta;
 use serde::Serialize;
 
 use super::{ManifestError, check_object_name, labels};
-use crate::pki::CredentialPem;
+use crate::pki::{Certificate, CredentialPem, sha256_hex};
 
 /// Which side of the connection a credential Secret serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -116,6 +122,132 @@ pub fn credential_secret(
     })
 }
 
+/// The leaf certificate a credential Secret holds, as the clash message shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialCert {
+    /// Subject DN, e.g. `CN=client.example.com`.
+    pub subject: String,
+    /// SHA-256 of the DER certificate, lowercase hex (as `inspect` and XFCC's `Hash=` show it).
+    pub sha256: String,
+}
+
+impl std::fmt::Display for CredentialCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "subject {}, sha256 {}", self.subject, self.sha256)
+    }
+}
+
+/// The leaf (first) certificate of `secret`, in either of Istio's layouts (`cert` or `tls.crt`);
+/// `None` when it holds no certificate that parses.
+pub fn credential_cert(secret: &Secret) -> Option<CredentialCert> {
+    let data = secret.data.as_ref()?;
+    let layout = Layout::detect(data.keys().map(String::as_str))?;
+    let text = std::str::from_utf8(&data.get(layout.keys()[0])?.0).ok()?;
+    let leaf = Certificate::parse_chain(text, "secret")
+        .ok()?
+        .into_iter()
+        .next()?;
+    Some(CredentialCert {
+        subject: leaf.x509().subject().to_string(),
+        sha256: sha256_hex(leaf.der()),
+    })
+}
+
+/// A credential Secret that exists and holds another certificate than the one a plan would
+/// write into it: applying the plan would replace another partner's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialClash {
+    /// `namespace/name` of the Secret.
+    pub secret: String,
+    /// What it holds now (`None`: no certificate that parses).
+    pub existing: Option<CredentialCert>,
+    /// Its data keys, to name what it holds when there is no certificate.
+    pub existing_keys: Vec<String>,
+    /// What the plan would write.
+    pub planned: CredentialCert,
+}
+
+impl CredentialClash {
+    /// What would be replaced: `secret NS/NAME holds another certificate (subject …, sha256 …)
+    /// than the one to write (subject …, sha256 …)`.
+    pub fn facts(&self) -> String {
+        let holds = match &self.existing {
+            Some(cert) => format!("holds another certificate ({cert})"),
+            None => format!(
+                "holds no certificate this tool can read (keys {:?})",
+                self.existing_keys
+            ),
+        };
+        format!(
+            "secret {} {holds} than the one to write ({})",
+            self.secret, self.planned
+        )
+    }
+
+    /// The one line refusing the write, with `hint` (how to pick another name) and `--force`.
+    pub fn message(&self, hint: &str) -> String {
+        format!(
+            "{}: it may be another partner's credential; {hint}, or pass --force to replace it",
+            self.facts()
+        )
+    }
+}
+
+/// Compares the Secret that exists (`existing`) with the one a plan would write (`planned`, the
+/// same name): `None` when writing it replaces nothing of value — the same certificate (a re-run,
+/// or a renewed CA next to it) — or when the plan itself holds no certificate.
+pub fn credential_clash(existing: &Secret, planned: &Secret) -> Option<CredentialClash> {
+    let planned_cert = credential_cert(planned)?;
+    let existing_cert = credential_cert(existing);
+    if existing_cert.as_ref() == Some(&planned_cert) {
+        return None;
+    }
+    let meta = &existing.metadata;
+    Some(CredentialClash {
+        secret: format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        ),
+        existing: existing_cert,
+        existing_keys: existing
+            .data
+            .as_ref()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default(),
+        planned: planned_cert,
+    })
+}
+
+/// Every `credentialName` (and `credentialNames[]`, Istio's newer Gateway field) anywhere in an
+/// Istio object's `spec`, e.g. a DestinationRule's `trafficPolicy.portLevelSettings[].tls` or a
+/// Gateway's `servers[].tls`.
+pub fn credential_references(spec: &serde_json::Value) -> Vec<String> {
+    fn walk(value: &serde_json::Value, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("credentialName", serde_json::Value::String(name)) => {
+                            found.push(name.clone())
+                        }
+                        ("credentialNames", serde_json::Value::Array(names)) => found
+                            .extend(names.iter().filter_map(|n| n.as_str().map(str::to_string))),
+                        _ => walk(value, found),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(spec, &mut found);
+    found.sort();
+    found.dedup();
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +299,104 @@ mod tests {
             Some(Layout::Tls)
         );
         assert_eq!(Layout::detect(["foo"].into_iter()), None);
+    }
+
+    fn bundle_pem(domain: &str, client: &str) -> CredentialPem {
+        let bundle = crate::pki::Bundle::generate(
+            &crate::pki::BundleRequest {
+                domain: crate::names::DnsName::parse(domain).unwrap(),
+                client: crate::names::DnsName::parse(client).unwrap(),
+                days: 30,
+                key_type: crate::pki::KeyType::EcdsaP256,
+                ca_name: None,
+            },
+            ::time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        CredentialPem {
+            chain: bundle.client.cert.to_pem(),
+            key: "KEY".into(),
+            ca: bundle.ca.cert.to_pem(),
+        }
+    }
+
+    #[test]
+    fn a_secret_holding_another_certificate_clashes_and_the_same_one_does_not() {
+        let a = bundle_pem("a.example.com", "caller-a.example.com");
+        let b = bundle_pem("b.example.com", "caller-b.example.com");
+        let secret = |pem: &CredentialPem, side| {
+            credential_secret(side, "client-credential", "istio-system", pem).unwrap()
+        };
+        let (first, second) = (secret(&a, Side::Client), secret(&b, Side::Client));
+        // A re-run writes the same certificate: nothing replaced.
+        assert_eq!(credential_clash(&first, &first), None);
+        // A renewed CA next to the same client certificate is not another partner.
+        let mut renewed = a.clone();
+        renewed.ca = b.ca.clone();
+        assert_eq!(
+            credential_clash(&first, &secret(&renewed, Side::Client)),
+            None
+        );
+        // Another partner's certificate: both sides named, fingerprints in full.
+        let clash = credential_clash(&first, &second).unwrap();
+        assert_eq!(clash.secret, "istio-system/client-credential");
+        assert_eq!(
+            clash.existing.as_ref().unwrap().subject,
+            "CN=caller-a.example.com"
+        );
+        assert_eq!(clash.planned.subject, "CN=caller-b.example.com");
+        let line = clash.message("choose another --name");
+        assert_eq!(line.lines().count(), 1);
+        for needle in [
+            "secret istio-system/client-credential holds another certificate (subject CN=caller-a.example.com, sha256 ",
+            "than the one to write (subject CN=caller-b.example.com, sha256 ",
+            "choose another --name, or pass --force to replace it",
+        ] {
+            assert!(line.contains(needle), "{needle:?} not in {line}");
+        }
+        let fingerprints = [
+            &clash.existing.as_ref().unwrap().sha256,
+            &clash.planned.sha256,
+        ];
+        for f in fingerprints {
+            assert_eq!(f.len(), 64);
+            assert!(line.contains(f.as_str()));
+        }
+        assert_ne!(fingerprints[0], fingerprints[1]);
+        // The layouts do not matter: a target-layout Secret with the same leaf is the same.
+        assert_eq!(credential_clash(&secret(&a, Side::Target), &first), None);
+        // Something that is not a credential at all is not silently replaced either.
+        let mut foreign = first.clone();
+        foreign.data = Some(BTreeMap::from([(
+            "password".to_string(),
+            ByteString(b"x".to_vec()),
+        )]));
+        let clash = credential_clash(&foreign, &second).unwrap();
+        assert_eq!(clash.existing, None);
+        assert!(
+            clash
+                .message("h")
+                .contains(r#"holds no certificate this tool can read (keys ["password"])"#),
+            "{}",
+            clash.message("h")
+        );
+        // The message never carries key material.
+        assert!(!clash.message("h").contains("KEY"));
+    }
+
+    #[test]
+    fn credential_references_are_found_wherever_istio_reads_them() {
+        let rule = serde_json::json!({"host": "a.example.com", "trafficPolicy": {
+            "tls": {"mode": "SIMPLE", "credentialName": "top"},
+            "portLevelSettings": [{"port": {"number": 443},
+                                   "tls": {"mode": "MUTUAL", "credentialName": "per-port"}}]},
+            "subsets": [{"name": "s", "trafficPolicy": {"tls": {"credentialName": "subset"}}}]});
+        assert_eq!(credential_references(&rule), ["per-port", "subset", "top"]);
+        let gateway = serde_json::json!({"servers": [
+            {"port": {"number": 443}, "hosts": ["a"], "tls": {"mode": "MUTUAL", "credentialName": "one"}},
+            {"port": {"number": 8443}, "hosts": ["b"], "tls": {"credentialNames": ["two", "one"]}},
+            {"port": {"number": 80}, "hosts": ["c"]}]});
+        assert_eq!(credential_references(&gateway), ["one", "two"]);
+        assert!(credential_references(&serde_json::json!({"host": "x"})).is_empty());
     }
 }
