@@ -36,7 +36,7 @@ use shared::manifest::COMPONENT_LABEL;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::egress::{EnableRequest, Hop, enable_plan};
 use shared::manifest::expose::{ExposeRequest, ServiceRef, expose_plan};
-use shared::manifest::host::{HOST_LABEL, host_annotations, host_selector, slug};
+use shared::manifest::host::{HOST_LABEL, host_annotations, slug};
 use shared::manifest::lockdown::LockdownInputs;
 use shared::manifest::secret::{Side, credential_secret};
 use shared::names::DnsName;
@@ -164,14 +164,9 @@ pub struct ConnectArgs {
     #[arg(long, value_enum, default_value_t = KeyType::EcdsaP256, help_heading = "Certificates (stage 1)")]
     pub key_type: KeyType,
 
-    /// The server credential Secret in the target's istio-system
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "kyma-mtls-certs",
-        help_heading = "Target cluster (stage 2)"
-    )]
-    pub target_credential: String,
+    /// The server credential Secret in the target's istio-system [default: mtls-server-<host>]
+    #[arg(long, value_name = "NAME", help_heading = "Target cluster (stage 2)")]
+    pub target_credential: Option<String>,
     /// The Gateway's name (default mtls-<host>)
     #[arg(long, value_name = "NAME", help_heading = "Target cluster (stage 2)")]
     pub gateway: Option<String>,
@@ -191,14 +186,9 @@ pub struct ConnectArgs {
     #[arg(long, help_heading = "Target cluster (stage 2)")]
     pub label_namespace: bool,
 
-    /// The client credential Secret in the client's istio-system
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "client-credential",
-        help_heading = "Client cluster (stage 3)"
-    )]
-    pub client_credential: String,
+    /// The client credential Secret in the client's istio-system [default: mtls-client-<host>]
+    #[arg(long, value_name = "NAME", help_heading = "Client cluster (stage 3)")]
+    pub client_credential: Option<String>,
     /// The sidecar -> egress gateway hop: Istio mutual TLS (default) or plain HTTP (the tutorial's)
     #[arg(long, value_enum, default_value_t = Hop::IstioMutual, help_heading = "Client cluster (stage 3)")]
     pub hop: Hop,
@@ -219,7 +209,8 @@ pub struct ConnectArgs {
         help_heading = "Client cluster (stage 3)"
     )]
     pub istio_cr: Option<String>,
-    /// Go ahead even when another DestinationRule for the host would shadow ours
+    /// Go ahead even when another DestinationRule for the host would shadow ours, or a
+    /// credential Secret to write holds another certificate (it is replaced)
     #[arg(long, help_heading = "Client cluster (stage 3)")]
     pub force: bool,
     /// Do not wait for the egress gateway to become Available
@@ -277,6 +268,55 @@ pub struct ConnectRequest {
     pub probe: bool,
     /// `--dry-run`, `-o`, `--force-conflicts`.
     pub apply: ApplyArgs,
+    /// Whether target and client are one cluster (the same context, or contexts naming the same
+    /// API server): then the target's route must not be an APIRule ([`route_on_one_cluster`]).
+    pub same_cluster: bool,
+}
+
+impl ConnectRequest {
+    /// What one cluster standing in for two cannot do, refused before anything is read or
+    /// written: an APIRule route (its host is the client's VirtualService's host), and one
+    /// Secret name for both credentials (the client's would replace the server's).
+    pub fn check_one_cluster(&self) -> Result<(), Error> {
+        if !self.same_cluster {
+            return Ok(());
+        }
+        route_on_one_cluster(self.route, &self.expose.host)?;
+        if self.expose.credential == self.enable.credential {
+            return Err(Error::Usage(format!(
+                "--target-credential and --client-credential are both {:?}, and target and client are one cluster: both Secrets live in its istio-system, so give them two names (or leave both out: mtls-server-<host> and mtls-client-<host>)",
+                self.expose.credential
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The route `expose` may take when target and client are one cluster. Kyma's APIRule v2 refuses
+/// a host that a VirtualService it does not own already uses ("Host is occupied by another
+/// Virtual Service": kyma-project/api-gateway `internal/validation/v2alpha1/hosts.go`,
+/// `validateHosts`), and the client side's VirtualService `mtls-<host>` has that host; so `auto`
+/// becomes a VirtualService (with the note to print) and `apirule` is refused.
+pub fn route_on_one_cluster(
+    route: RouteChoice,
+    host: &DnsName,
+) -> Result<(RouteChoice, Option<String>), Error> {
+    let reason = format!(
+        "Kyma's APIRule v2 refuses a host that another VirtualService already uses (\"Host is occupied by another Virtual Service\"), and the client side's VirtualService mtls-{} routes {host}",
+        slug(host)
+    );
+    match route {
+        RouteChoice::Apirule => Err(Error::Usage(format!(
+            "--route apirule with target and client on one cluster: {reason}; use --route virtualservice (or auto), or two clusters"
+        ))),
+        RouteChoice::Auto => Ok((
+            RouteChoice::Virtualservice,
+            Some(format!(
+                "note: target and client are one cluster: the target routes by VirtualService, not APIRule: {reason}"
+            )),
+        )),
+        RouteChoice::Virtualservice => Ok((RouteChoice::Virtualservice, None)),
+    }
 }
 
 impl ConnectArgs {
@@ -309,7 +349,10 @@ impl ConnectArgs {
             host: host.clone(),
             namespace: target.namespace.clone(),
             service: self.service.parse::<ServiceRef>()?,
-            credential: self.target_credential.clone(),
+            credential: self
+                .target_credential
+                .clone()
+                .unwrap_or_else(|| credential_name(Side::Target, &host)),
             gateway: self.gateway.clone(),
             route: self.route.planned(),
             methods: self.methods.clone(),
@@ -319,7 +362,10 @@ impl ConnectArgs {
         let enable = EnableRequest {
             host: host.clone(),
             namespace: client.namespace.clone(),
-            credential: self.client_credential.clone(),
+            credential: self
+                .client_credential
+                .clone()
+                .unwrap_or_else(|| credential_name(Side::Client, &host)),
             hop: self.hop,
             port: self.port,
             access_log: !self.no_access_log,
@@ -337,7 +383,8 @@ impl ConnectArgs {
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("mtls-{host}")));
         bundle::check_dir(&dir)?;
-        Ok(ConnectRequest {
+        let same_cluster = target.context == client.context;
+        let request = ConnectRequest {
             target,
             client,
             bundle: BundleSpec {
@@ -356,7 +403,10 @@ impl ConnectArgs {
             wait: (!self.no_wait).then_some(self.timeout),
             probe: !self.no_probe,
             apply: self.apply.clone(),
-        })
+            same_cluster,
+        };
+        request.check_one_cluster()?;
+        Ok(request)
     }
 }
 
@@ -456,6 +506,18 @@ pub fn connect_plans(inputs: &ConnectInputs) -> Result<ClusterPlans, Error> {
     Ok(ClusterPlans { target, client })
 }
 
+/// The default name of the credential Secret `connect` writes for `host` on `side`:
+/// `mtls-server-<slug>` (target) and `mtls-client-<slug>` (client). One per partner, so that a
+/// second partner connected from the same cluster never replaces the first one's certificate,
+/// and distinct per side, so that one cluster can stand in for both.
+pub fn credential_name(side: Side, host: &DnsName) -> String {
+    let prefix = match side {
+        Side::Target => "mtls-server",
+        Side::Client => "mtls-client",
+    };
+    format!("{prefix}-{}", slug(host))
+}
+
 /// The credential Secret for `side` (in istio-system), labelled for `host` so that
 /// `disconnect` finds exactly it again.
 pub(crate) fn credential_for_host(
@@ -474,13 +536,44 @@ pub(crate) fn credential_for_host(
     Ok(secret)
 }
 
-/// The label selector of the credential Secret `connect` made for `host` on `side`.
-pub(crate) fn credential_selector(side: Side, host: &DnsName) -> String {
-    format!(
-        "{},{COMPONENT_LABEL}={}",
-        host_selector(host),
-        side.component()
-    )
+/// Checks the credential Secrets of `plan` against those on the cluster (`client`): one that
+/// exists holding another certificate is refused — it is most likely another partner's — unless
+/// `force`, which turns the refusal into a warning (returned) and replaces it.
+pub(crate) async fn check_credentials(
+    client: &kube::Client,
+    plan: &Plan,
+    force: bool,
+) -> Result<Vec<String>, Error> {
+    let mut warnings = Vec::new();
+    for object in plan
+        .objects()
+        .iter()
+        .filter(|o| o.resource.kind == "Secret")
+    {
+        let planned: Secret = serde_json::from_value(object.body.clone())
+            .map_err(|e| Error::Usage(format!("{}: {e}", object.display_name())))?;
+        let Some(clash) = shared::cluster::existing_credential_clash(client, &planned).await?
+        else {
+            continue;
+        };
+        let flag = match planned
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(COMPONENT_LABEL))
+        {
+            Some(c) if c == Side::Target.component() => "--target-credential",
+            _ => "--client-credential",
+        };
+        let hint = format!(
+            "give this partner's credential its own name with {flag} NAME (by default each host gets its own)"
+        );
+        if !force {
+            return Err(Error::State(clash.message(&hint)));
+        }
+        warnings.push(format!("warning: --force: replacing {}", clash.facts()));
+    }
+    Ok(warnings)
 }
 
 /// The lockdown `connect` applies: that of `kubectl mtls-lockdown apply` without flags, and

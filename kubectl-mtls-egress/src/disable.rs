@@ -1,4 +1,5 @@
-//! `kubectl mtls-egress disable`: remove exactly what `enable` (or `expose`) made for a host.
+//! `kubectl mtls-egress disable`: remove exactly what `enable` (or `expose`) made for a host in a
+//! namespace; the host's objects in istio-system only when no other namespace still routes it.
 
 use std::io::Write;
 
@@ -8,7 +9,7 @@ use kube::core::ApiResource;
 use kube::{Resource, ResourceExt};
 
 use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print};
-use shared::cluster::{delete_labelled, list};
+use shared::cluster::{delete_labelled, display_kind, list, list_dynamic};
 use shared::error::Error;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::egress::{ACCESS_LOG_COMPONENT, egress_gateway_off};
@@ -20,13 +21,14 @@ use shared::resources::{
     APIRule, AuthorizationPolicy, DestinationRule, Gateway, ServiceEntry, Telemetry, VirtualService,
 };
 
-use super::detect;
+use super::{detect, in_use};
 
 /// Remove what enable/expose created for --host (by label; nothing else is touched)
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Deletes the objects labelled app.kubernetes.io/managed-by=kubectl-mtls and kubectl-mtls/host=<host>
-in the namespace and in istio-system; the shared access-log Telemetry goes with the last host.
+in the namespace, and in istio-system unless another namespace still routes the host (they are
+reported as kept); the shared access-log Telemetry goes with the last host.
 The Istio CR's egress gateway setting stays unless --egress-gateway is given.
 
 Examples:
@@ -45,16 +47,23 @@ pub struct DisableArgs {
     pub apply: ApplyArgs,
 }
 
-/// The kinds `enable`/`expose` create per host, and whether they live in istio-system.
-fn per_host_kinds() -> Vec<(ApiResource, bool)> {
+/// The kinds `enable`/`expose` create per host in the namespace.
+fn per_host_kinds() -> Vec<ApiResource> {
     vec![
-        (ApiResource::erase::<VirtualService>(&()), false),
-        (ApiResource::erase::<APIRule>(&()), false),
-        (ApiResource::erase::<Gateway>(&()), false),
-        (ApiResource::erase::<DestinationRule>(&()), false),
-        (ApiResource::erase::<ServiceEntry>(&()), false),
-        (ApiResource::erase::<DestinationRule>(&()), true),
-        (ApiResource::erase::<AuthorizationPolicy>(&()), true),
+        ApiResource::erase::<VirtualService>(&()),
+        ApiResource::erase::<APIRule>(&()),
+        ApiResource::erase::<Gateway>(&()),
+        ApiResource::erase::<DestinationRule>(&()),
+        ApiResource::erase::<ServiceEntry>(&()),
+    ]
+}
+
+/// The kinds `enable` creates per host in istio-system: shared by the host's one client
+/// namespace, so they stay while another namespace still routes the host.
+fn per_host_istio_kinds() -> Vec<ApiResource> {
+    vec![
+        ApiResource::erase::<DestinationRule>(&()),
+        ApiResource::erase::<AuthorizationPolicy>(&()),
     ]
 }
 
@@ -85,7 +94,7 @@ pub async fn execute(
     err: &mut dyn Write,
 ) -> Result<(), Error> {
     let dry_run = args.apply.dry_run == DryRun::Server;
-    let lines = delete_host(client, namespace, host, dry_run).await?;
+    let lines = delete_host(client, namespace, host, dry_run).await?.lines;
     if lines.is_empty() {
         writeln!(
             out,
@@ -111,15 +120,26 @@ pub async fn execute(
     Ok(())
 }
 
+/// What [`delete_host`] did.
+#[derive(Debug, Default)]
+pub(crate) struct HostRemoval {
+    /// One kubectl-style line per object: deleted, marked for deletion, or kept (and why).
+    pub lines: Vec<String>,
+    /// The other client namespaces that still route the host, for which the host's objects in
+    /// istio-system stayed (empty: they went).
+    pub istio_kept_for: Vec<String>,
+}
+
 /// Deletes (with `dry_run`, server-checks the deletion of) what `enable` and `expose` made for
-/// `host` in `namespace` and istio-system, and the shared access-log Telemetry when no other host
-/// is left; returns one kubectl-style line per object.
+/// `host` in `namespace`; the host's objects in istio-system too, unless another namespace still
+/// routes the host (then each is reported as kept); and the shared access-log Telemetry when no
+/// other host (or namespace) is left.
 pub(crate) async fn delete_host(
     client: &kube::Client,
     namespace: &str,
     host: &DnsName,
     dry_run: bool,
-) -> Result<Vec<String>, Error> {
+) -> Result<HostRemoval, Error> {
     let client = client.clone();
     // The namespace must exist, or a typo would report "nothing to delete" as success.
     if shared::cluster::get_cluster_opt::<Namespace>(&client, namespace)
@@ -130,13 +150,45 @@ pub(crate) async fn delete_host(
     }
     let selector = host_selector(host);
     let apirule = detect::apirule_served(&client).await?;
-    let mut lines = Vec::new();
-    for (resource, in_istio) in per_host_kinds() {
-        let ns = if in_istio { ISTIO_NAMESPACE } else { namespace };
+    let mut removal = HostRemoval::default();
+    for resource in per_host_kinds() {
         if resource.kind == APIRule::kind(&()) && !apirule {
             continue;
         }
-        lines.extend(delete_labelled(&client, &resource, Some(ns), &selector, dry_run).await?);
+        removal.lines.extend(
+            delete_labelled(&client, &resource, Some(namespace), &selector, dry_run).await?,
+        );
+    }
+    removal.istio_kept_for = in_use::other_namespaces_routing(&client, host, namespace).await?;
+    for resource in per_host_istio_kinds() {
+        if removal.istio_kept_for.is_empty() {
+            removal.lines.extend(
+                delete_labelled(
+                    &client,
+                    &resource,
+                    Some(ISTIO_NAMESPACE),
+                    &selector,
+                    dry_run,
+                )
+                .await?,
+            );
+            continue;
+        }
+        let kept = list_dynamic(
+            &client,
+            &resource,
+            Some(ISTIO_NAMESPACE),
+            &ListParams::default().labels(&selector),
+        )
+        .await?;
+        for object in kept {
+            removal.lines.push(format!(
+                "{}/{} kept: namespace {} still routes {host} through the egress gateway",
+                display_kind(&resource),
+                object.name_any(),
+                removal.istio_kept_for.join(", ")
+            ));
+        }
     }
     // The access-log Telemetry serves every host: remove it with the last one.
     let remaining: Vec<ServiceEntry> = list(
@@ -148,10 +200,13 @@ pub(crate) async fn delete_host(
     let this_host = slug(host);
     let others = remaining
         .iter()
-        .filter(|se| se.labels().get(HOST_LABEL) != Some(&this_host))
+        .filter(|se| {
+            se.labels().get(HOST_LABEL) != Some(&this_host)
+                || se.namespace().as_deref() != Some(namespace)
+        })
         .count();
     if others == 0 {
-        lines.extend(
+        removal.lines.extend(
             delete_labelled(
                 &client,
                 &ApiResource::erase::<Telemetry>(&()),
@@ -162,5 +217,5 @@ pub(crate) async fn delete_host(
             .await?,
         );
     }
-    Ok(lines)
+    Ok(removal)
 }

@@ -4,27 +4,29 @@
 //! certificate files stay where they are.
 //!
 //! Every deletion is first checked on both API servers (`dryRun=All`); then the client cluster is
-//! cleaned (the caller goes first), then the target.
+//! cleaned (the caller goes first), then the target. A credential Secret that another
+//! DestinationRule or Gateway still names stays (reported as kept, with the objects that use it),
+//! and so do the host's istio-system objects while another namespace routes the host.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::Client;
+use kube::api::{DynamicObject, ListParams};
 use kube::core::ApiResource;
+use kube::{Client, ResourceExt};
 
 use shared::cli::{DryRun, GlobalArgs};
-use shared::cluster::delete_labelled;
+use shared::cluster::{delete_object, list_dynamic};
 use shared::error::Error;
-use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::secret::Side;
+use shared::manifest::{COMPONENT_LABEL, ISTIO_NAMESPACE, MANAGED_BY_LABEL, MANAGER};
 use shared::names::DnsName;
 
 use super::connect::{
-    ClusterRef, Role, cluster_args, cluster_ref, credential_selector, objects, on,
-    reject_single_cluster_flags,
+    ClusterRef, Role, cluster_args, cluster_ref, objects, on, reject_single_cluster_flags,
 };
-use super::disable;
+use super::{disable, in_use};
 
 /// The number of stages `disconnect` reports progress for.
 const STAGES: usize = 3;
@@ -33,9 +35,10 @@ const STAGES: usize = 3;
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Deletes, on each cluster, what carries app.kubernetes.io/managed-by=kubectl-mtls and
-kubectl-mtls/host=<host>: the credential Secret in istio-system, the objects of expose (target)
-and of enable (client; the shared access-log Telemetry goes with the last host); with --lockdown
-also the lockdown NetworkPolicy of the client namespace. Every deletion is first checked on both
+kubectl-mtls/host=<host>: the credential Secret in istio-system (kept while another DestinationRule
+or Gateway still names it), the objects of expose (target) and of enable (client; the shared
+access-log Telemetry goes with the last host); with --lockdown also the lockdown NetworkPolicy of
+the client namespace. Every deletion is first checked on both
 API servers (server dry run); then the client is cleaned, then the target. The certificate files
 on this workstation and Kyma's egress gateway setting stay. connect's other flags (--client-name,
 --service, --certs, ...) are accepted and not used, so its command line works unchanged.
@@ -221,11 +224,13 @@ pub async fn execute(
     let checked_target = remove(target, request, Role::Target, true)
         .await
         .map_err(|e| on(target_ref, e))?;
+    // Lines of objects that stay (another namespace or host uses them) are not deletions.
+    let deleting = |lines: &[String]| lines.iter().filter(|l| !l.contains(" kept: ")).count();
     writeln!(
         progress,
         "      to delete: {client_ref} {}, {target_ref} {}",
-        objects(checked_client.len()),
-        objects(checked_target.len())
+        objects(deleting(&checked_client)),
+        objects(deleting(&checked_target))
     )?;
     if request.dry_run {
         for (cluster, lines) in [(client_ref, &checked_client), (target_ref, &checked_target)] {
@@ -292,7 +297,9 @@ async fn remove(
         Role::Target => (&request.target.namespace, Side::Target),
         Role::Client => (&request.client.namespace, Side::Client),
     };
-    let mut lines = disable::delete_host(client, namespace, &request.host, dry_run).await?;
+    let host = &request.host;
+    let removal = disable::delete_host(client, namespace, host, dry_run).await?;
+    let mut lines = removal.lines;
     if role == Role::Client && request.lockdown {
         let mode = if dry_run {
             DryRun::Server
@@ -301,15 +308,50 @@ async fn remove(
         };
         lines.extend(kubectl_mtls_lockdown::remove::delete(client, namespace, mode).await?);
     }
-    lines.extend(
-        delete_labelled(
-            client,
-            &ApiResource::erase::<Secret>(&()),
-            Some(ISTIO_NAMESPACE),
-            &credential_selector(side, &request.host),
-            dry_run,
-        )
-        .await?,
-    );
+    // The credential Secrets of the host — labelled for it, or ours and named by one of its
+    // objects this run removes — go unless another DestinationRule or Gateway still names them
+    // (two hosts given one --client-credential, say).
+    let secrets = ApiResource::erase::<Secret>(&());
+    let ours = list_dynamic(
+        client,
+        &secrets,
+        Some(ISTIO_NAMESPACE),
+        &ListParams::default().labels(&format!(
+            "{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}={}",
+            side.component()
+        )),
+    )
+    .await?;
+    if ours.is_empty() {
+        return Ok(lines);
+    }
+    let candidates = in_use::secret_users(client, namespace).await?;
+    let istio_objects_go = removal.istio_kept_for.is_empty();
+    let removed = |o: &DynamicObject| {
+        in_use::ours_for(o, host)
+            && match o.namespace().as_deref() {
+                Some(ns) if ns == namespace.as_str() => true,
+                Some(ISTIO_NAMESPACE) => istio_objects_go,
+                _ => false,
+            }
+    };
+    let named_by_removed = in_use::named_by(&candidates, &removed);
+    for secret in ours {
+        let name = secret.name_any();
+        if !(in_use::ours_for(&secret, host) || named_by_removed.contains(&name)) {
+            continue;
+        }
+        let users = in_use::still_used_by(&name, &candidates, &removed);
+        if users.is_empty() {
+            lines.extend(
+                delete_object(client, &secrets, Some(ISTIO_NAMESPACE), &name, dry_run).await?,
+            );
+        } else {
+            lines.push(format!(
+                "secret/{name} kept: {} still uses it",
+                users.join(", ")
+            ));
+        }
+    }
     Ok(lines)
 }

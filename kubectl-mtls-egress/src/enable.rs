@@ -51,7 +51,8 @@ pub struct EnableArgs {
     /// The Kyma Istio CR as NAMESPACE/NAME, for --dry-run=client (detected when connected)
     #[arg(long, value_name = "NS/NAME")]
     pub istio_cr: Option<String>,
-    /// Go ahead even when another DestinationRule for the host would shadow ours
+    /// Go ahead even when another DestinationRule for the host would shadow ours, or switch the
+    /// host to a --credential holding another certificate
     #[arg(long)]
     pub force: bool,
     /// Do not wait for the egress gateway to become Available
@@ -119,7 +120,8 @@ pub async fn execute(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
-    let (request, warnings) = prepare(client, request, args.force).await?;
+    let (request, mut warnings) = prepare(client, request, args.force).await?;
+    warnings.extend(super::in_use::origination_switch(client, &request, args.force).await?);
     for warning in warnings {
         writeln!(err, "{warning}")?;
     }
@@ -145,6 +147,7 @@ pub(crate) async fn prepare(
     let client = client.clone();
     let host = request.host.clone();
     enable_plan(&request)?;
+    super::in_use::refuse_second_namespace(&client, &host, &request.namespace).await?;
     let kyma = match request.kyma_istio.clone() {
         Some(cr) => Some(cr),
         None => detect::kyma_istio(&client).await?,

@@ -5,14 +5,17 @@ use std::io::Write;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use kube::Client;
 
+use kube::core::ApiResource;
 use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
 use shared::error::Error;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::expose::{ExposeRequest, Route, ServiceRef, expose_plan};
+use shared::manifest::host::slug;
 use shared::manifest::secret::Layout;
 use shared::names::DnsName;
+use shared::resources::Gateway;
 
-use super::detect;
+use super::{detect, in_use};
 
 /// `--route`: APIRule, VirtualService, or decide by what the cluster serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,7 +45,8 @@ impl RouteChoice {
     after_help = "Creates a Gateway (443, tls.mode MUTUAL, credentialName = the server credential in istio-system)
 and an APIRule v2 (Kyma) or a VirtualService bound to it. Warns when the namespace has no sidecar
 injection, when the server credential Secret is missing or incomplete, and when Kyma's NetworkPolicies
-require a pod label.
+require a pod label. Refuses to switch the host's existing Gateway to a --credential holding another
+certificate than it presents now (--force to switch).
 
 Examples:
   kubectl mtls-egress expose --host httpbin.example.com --service httpbin:8000 -n mtls-demo
@@ -75,6 +79,9 @@ pub struct ExposeArgs {
     /// Also label the namespace istio-injection=enabled (pods need a restart to get the sidecar)
     #[arg(long)]
     pub label_namespace: bool,
+    /// Switch the host's Gateway to a --credential holding another certificate than it presents
+    #[arg(long)]
+    pub force: bool,
     /// --dry-run, -o and --force-conflicts.
     #[command(flatten)]
     pub apply: ApplyArgs,
@@ -123,6 +130,7 @@ pub async fn run(
         &client,
         args.request(&namespace)?,
         args.route,
+        args.force,
         &args.apply,
         out,
         err,
@@ -130,16 +138,32 @@ pub async fn run(
     .await
 }
 
-/// `expose` against a connected cluster: choose the route, warn (on `err`), apply.
+/// `expose` against a connected cluster: choose the route, warn (on `err`), apply. An existing
+/// Gateway for the host is not switched to a credential holding another certificate unless
+/// `force`.
 pub async fn execute(
     client: &Client,
     request: ExposeRequest,
     route: RouteChoice,
+    force: bool,
     apply: &ApplyArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
-    let (request, warnings) = prepare(client, request, route, false).await?;
+    let (request, mut warnings) = prepare(client, request, route, false).await?;
+    let gateway = request
+        .gateway
+        .clone()
+        .unwrap_or_else(|| format!("mtls-{}", slug(&request.host)));
+    let presenter = in_use::Presenter {
+        resource: ApiResource::erase::<Gateway>(&()),
+        namespace: &request.namespace,
+        name: &gateway,
+    };
+    warnings.extend(
+        in_use::credential_switch(client, &request.host, presenter, &request.credential, force)
+            .await?,
+    );
     for warning in warnings {
         writeln!(err, "{warning}")?;
     }

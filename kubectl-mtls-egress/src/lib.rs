@@ -2,7 +2,9 @@
 //! cluster ([`enable`], [`disable`], [`status`]); both clusters at once with [`connect`] (stages
 //! 1-4, one plan per cluster) and [`disconnect`]. The plans are built by
 //! [`shared::manifest::expose`] and [`shared::manifest::egress`]; this module reads the cluster state
-//! the plans depend on (`detect`), sends them, and reports.
+//! the plans depend on (`detect`), checks what other namespaces and partners still use
+//! (`in_use`: one client namespace per host, credential Secrets kept while referenced), sends
+//! them, and reports.
 
 pub mod connect;
 mod detect;
@@ -10,6 +12,7 @@ pub mod disable;
 pub mod disconnect;
 pub mod enable;
 pub mod expose;
+mod in_use;
 pub mod status;
 
 use std::io::Write;

@@ -24,8 +24,9 @@ use shared::plan::Plan;
 use super::bundle;
 use super::probe::{self, ProbeInputs, ProbeResult};
 use super::{
-    ClusterRef, ConnectArgs, ConnectInputs, ConnectRequest, Role, cluster_args, connect_plans,
-    lockdown_options, objects, offline_inputs, on, render_dry_run,
+    ClusterRef, ConnectArgs, ConnectInputs, ConnectRequest, Role, check_credentials, cluster_args,
+    connect_plans, lockdown_options, objects, offline_inputs, on, render_dry_run,
+    route_on_one_cluster,
 };
 
 /// The number of stages `connect` reports progress for.
@@ -120,7 +121,24 @@ pub async fn run(
         .connect()
         .await
         .map_err(|e| on(&request.client, e))?;
-    let request = args.request(kube, &target_namespace, &client_namespace)?;
+    let mut request = args.request(kube, &target_namespace, &client_namespace)?;
+    // Two contexts can name one API server: then it is one cluster standing in for two.
+    if !request.same_cluster {
+        let target_args = cluster_args(kube, &args.target_context, target_ns);
+        let client_args = cluster_args(kube, &args.client_context, client_ns);
+        let (target_config, client_config) = (
+            target_args
+                .config()
+                .await
+                .map_err(|e| on(&request.target, e))?,
+            client_args
+                .config()
+                .await
+                .map_err(|e| on(&request.client, e))?,
+        );
+        request.same_cluster = target_config.cluster_url == client_config.cluster_url;
+        request.check_one_cluster()?;
+    }
     execute(&target_client, &client_client, &request, out, progress).await
 }
 
@@ -186,11 +204,23 @@ pub async fn execute(
             "validate: reading {target_ref} and {client_ref}, then a server dry run of both plans (nothing is written yet)"
         ),
     )?;
+    let (route, one_cluster_note) = if request.same_cluster {
+        route_on_one_cluster(request.route, &request.expose.host)?
+    } else {
+        (request.route, None)
+    };
     let (expose, client_side) = tokio::join!(
-        expose::prepare(target, request.expose.clone(), request.route, true),
+        expose::prepare(target, request.expose.clone(), route, true),
         read_client(client, request),
     );
-    let (expose, target_warnings) = expose.map_err(|e| on(target_ref, e))?;
+    let (expose, mut target_warnings) = expose.map_err(|e| on(target_ref, e))?;
+    if let Some(note) = one_cluster_note
+        && detect::apirule_served(target)
+            .await
+            .map_err(|e| on(target_ref, e))?
+    {
+        target_warnings.push(note);
+    }
     let (enable, lockdown, notes) = client_side.map_err(|e| on(client_ref, e))?;
     for (cluster, line) in target_warnings
         .iter()
@@ -206,6 +236,24 @@ pub async fn execute(
         credentials,
         lockdown,
     })?;
+    let (target_credentials, client_credentials) = tokio::join!(
+        check_credentials(target, &plans.target, request.force),
+        check_credentials(client, &plans.client, request.force),
+    );
+    for (cluster, checked) in [
+        (target_ref, target_credentials),
+        (client_ref, client_credentials),
+    ] {
+        let warnings = checked.map_err(|e| {
+            on(
+                cluster,
+                Error::State(format!("{e}; nothing was applied to either cluster")),
+            )
+        })?;
+        for warning in warnings {
+            writeln!(progress, "      {}: {warning}", cluster.role)?;
+        }
+    }
     let mode = ApplyMode::DryRunServer { force_conflicts };
     let (checked_target, checked_client) = tokio::join!(
         apply(target, &plans.target, mode),

@@ -608,13 +608,13 @@ async fn run_connect(
 }
 
 const TARGET_OBJECTS: [&str; 3] = [
-    "target: secret/kyma-mtls-certs",
+    "target: secret/mtls-server-httpbin-example-com",
     "target: gateway.networking.istio.io/mtls-httpbin-example-com",
     "target: virtualservice.networking.istio.io/mtls-httpbin-example-com",
 ];
 
 const CLIENT_OBJECTS: [&str; 9] = [
-    "client: secret/client-credential",
+    "client: secret/mtls-client-httpbin-example-com",
     "client: istio.operator.kyma-project.io/default",
     "client: serviceentry.networking.istio.io/mtls-httpbin-example-com",
     "client: gateway.networking.istio.io/mtls-egress-httpbin-example-com",
@@ -687,7 +687,7 @@ async fn connect_applies_both_clusters_in_stages_and_a_second_run_changes_nothin
     assert_eq!(ours(&target_state).len(), 3);
     assert_eq!(ours(&client_state).len(), 8); // + the Istio CR, which carries no label of ours
     let client_secret = client_state.lock().unwrap().objects
-        ["/api/v1/namespaces/istio-system/secrets/client-credential"]
+        ["/api/v1/namespaces/istio-system/secrets/mtls-client-httpbin-example-com"]
         .clone();
     let pem = std::fs::read_to_string(certs.join("client.key")).unwrap();
     assert_eq!(
@@ -700,7 +700,7 @@ async fn connect_applies_both_clusters_in_stages_and_a_second_run_changes_nothin
             .unwrap()
             .objects
             .keys()
-            .all(|p| !p.contains("serviceentries") && !p.contains("client-credential"))
+            .all(|p| !p.contains("serviceentries") && !p.contains("mtls-client-"))
     );
 
     // On each cluster every object was server-dry-run before its first real write.
@@ -737,7 +737,7 @@ async fn connect_applies_both_clusters_in_stages_and_a_second_run_changes_nothin
     assert_eq!(report["clusters"][0]["role"], "target");
     assert_eq!(
         report["clusters"][1]["objects"][0]["object"],
-        "secret/client-credential"
+        "secret/mtls-client-httpbin-example-com"
     );
     assert_eq!(report["clusters"][1]["objects"][0]["outcome"], "unchanged");
     assert!(!run.out.contains("PRIVATE KEY") && !run.out.contains("tls.key"));
@@ -783,7 +783,8 @@ async fn a_failing_write_on_the_client_stops_the_run_names_what_was_applied_and_
 {
     let tmp = tempfile::tempdir().unwrap();
     let certs = tmp.path().join("mtls");
-    let secret_write = "PATCH /api/v1/namespaces/istio-system/secrets/client-credential";
+    let secret_write =
+        "PATCH /api/v1/namespaces/istio-system/secrets/mtls-client-httpbin-example-com";
     let (target, target_state) = fake_server(target_cluster);
     let (client, client_state) = fake_server(|s| {
         client_cluster(s);
@@ -805,7 +806,7 @@ async fn a_failing_write_on_the_client_stops_the_run_names_what_was_applied_and_
     assert_eq!(err.exit_code(), 3, "{text}");
     assert_eq!(text.lines().count(), 1);
     assert!(
-        text.starts_with("client (context ctx-b): secret/client-credential: "),
+        text.starts_with("client (context ctx-b): secret/mtls-client-httpbin-example-com: "),
         "{text}"
     );
     assert!(
@@ -1058,10 +1059,10 @@ async fn disconnect_removes_exactly_what_connect_made_on_both_clusters() {
         "{lines:#?}"
     );
     for expected in [
-        "client: secret/client-credential deleted",
+        "client: secret/mtls-client-httpbin-example-com deleted",
         "client: networkpolicy.networking.k8s.io/mtls-lockdown deleted",
         "client: telemetry.telemetry.istio.io/mtls-egressgateway-access-log deleted",
-        "target: secret/kyma-mtls-certs deleted",
+        "target: secret/mtls-server-httpbin-example-com deleted",
     ] {
         assert!(lines.contains(&expected), "{expected} not in {lines:#?}");
     }

@@ -11,7 +11,8 @@
 //! - `VirtualService mtls-<slug>` (namespace, `exportTo: [".", "istio-system"]`; `"."` alone hides it
 //!   from the gateway → 404 NR): `mesh:80` → egress subset, gateway → `HOST:--port`.
 //! - `DestinationRule mtls-originate-<slug>` (istio-system, `exportTo: ["."]`): `MUTUAL` with
-//!   `credentialName`, `sni` **and** `subjectAltNames` (sni alone turns Istio's SAN check off).
+//!   `credentialName`, `sni` **and** `subjectAltNames` (sni alone turns Istio's SAN check off);
+//!   annotated with the client namespace it serves (one per host).
 //! - optional `AuthorizationPolicy mtls-restrict-<slug>` (istio-system): DENY requests for the host from
 //!   other namespaces, so no other workload borrows the client identity (needs the Istio-mTLS hop).
 //! - optional `Telemetry mtls-egressgateway-access-log` (istio-system, selector `istio: egressgateway`):
@@ -20,7 +21,7 @@
 
 use kube::api::ObjectMeta;
 
-use super::host::{host_annotations, host_labels, slug};
+use super::host::{host_annotations, host_labels, serving_namespace, slug};
 use super::{ISTIO_NAMESPACE, ManifestError, check_object_name, labels};
 use crate::names::DnsName;
 use crate::plan::{Plan, PlanError};
@@ -297,7 +298,10 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
     })?;
 
     plan.push(&DestinationRule {
-        metadata: meta(names.originate.clone(), ISTIO_NAMESPACE, host, COMPONENT),
+        metadata: serving_namespace(
+            meta(names.originate.clone(), ISTIO_NAMESPACE, host, COMPONENT),
+            ns,
+        ),
         spec: DestinationRuleSpec {
             host: h.clone(),
             export_to: strings(["."]),
@@ -319,7 +323,10 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
 
     if req.restrict_to_namespace {
         plan.push(&AuthorizationPolicy {
-            metadata: meta(names.restrict.clone(), ISTIO_NAMESPACE, host, COMPONENT),
+            metadata: serving_namespace(
+                meta(names.restrict.clone(), ISTIO_NAMESPACE, host, COMPONENT),
+                ns,
+            ),
             spec: AuthorizationPolicySpec {
                 selector: Some(egress_gateway_selector()),
                 action: Some("DENY".into()),

@@ -1,7 +1,10 @@
 //! Object names and labels derived from a host, so several hosts coexist in one namespace and every
-//! object made for a host can be found again (`disable`, `status`) by its label.
+//! object made for a host can be found again (`disable`, `status`) by its label; and the
+//! annotation that says which client namespace a host's objects in istio-system serve.
 
 use std::collections::BTreeMap;
+
+use kube::api::ObjectMeta;
 
 use crate::names::DnsName;
 
@@ -9,6 +12,11 @@ use crate::names::DnsName;
 pub const HOST_LABEL: &str = "kubectl-mtls/host";
 /// Annotation holding the full host name (a label value cannot hold every DNS name).
 pub const HOST_ANNOTATION: &str = "kubectl-mtls/host";
+
+/// Annotation on a host's objects in istio-system (origination rule, AuthorizationPolicy): the
+/// one client namespace they serve. A host is routed for one namespace per cluster; `enable`
+/// refuses another namespace, and `disable` elsewhere leaves these objects alone.
+pub const CLIENT_NAMESPACE_ANNOTATION: &str = "kubectl-mtls/client-namespace";
 
 /// Longest slug: object names add a prefix of up to 15 characters and must stay ≤ 63.
 const MAX_SLUG: usize = 47;
@@ -36,6 +44,17 @@ pub(crate) fn host_labels(component: &str, host: &DnsName) -> BTreeMap<String, S
 /// The annotation recording the full host.
 pub fn host_annotations(host: &DnsName) -> BTreeMap<String, String> {
     BTreeMap::from([(HOST_ANNOTATION.to_string(), host.to_string())])
+}
+
+/// `meta` with [`CLIENT_NAMESPACE_ANNOTATION`] set to `namespace`.
+pub(crate) fn serving_namespace(mut meta: ObjectMeta, namespace: &str) -> ObjectMeta {
+    meta.annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            CLIENT_NAMESPACE_ANNOTATION.to_string(),
+            namespace.to_string(),
+        );
+    meta
 }
 
 /// The label selector that finds what we made for `host`.
