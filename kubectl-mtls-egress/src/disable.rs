@@ -9,7 +9,7 @@ use kube::core::ApiResource;
 use kube::{Resource, ResourceExt};
 
 use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print};
-use shared::cluster::{delete_labelled, display_kind, list, list_dynamic};
+use shared::cluster::{ClusterError, delete_labelled, display_kind, list, list_dynamic};
 use shared::error::Error;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::egress::{ACCESS_LOG_COMPONENT, egress_gateway_off};
@@ -94,7 +94,7 @@ pub async fn execute(
     err: &mut dyn Write,
 ) -> Result<(), Error> {
     let dry_run = args.apply.dry_run == DryRun::Server;
-    let lines = delete_host(client, namespace, host, dry_run).await?.lines;
+    let lines = delete_host(client, namespace, host, dry_run).await?;
     if lines.is_empty() {
         writeln!(
             out,
@@ -120,16 +120,6 @@ pub async fn execute(
     Ok(())
 }
 
-/// What [`delete_host`] did.
-#[derive(Debug, Default)]
-pub(crate) struct HostRemoval {
-    /// One kubectl-style line per object: deleted, marked for deletion, or kept (and why).
-    pub lines: Vec<String>,
-    /// The other client namespaces that still route the host, for which the host's objects in
-    /// istio-system stayed (empty: they went).
-    pub istio_kept_for: Vec<String>,
-}
-
 /// Deletes (with `dry_run`, server-checks the deletion of) what `enable` and `expose` made for
 /// `host` in `namespace`; the host's objects in istio-system too, unless another namespace still
 /// routes the host (then each is reported as kept); and the shared access-log Telemetry when no
@@ -139,7 +129,7 @@ pub(crate) async fn delete_host(
     namespace: &str,
     host: &DnsName,
     dry_run: bool,
-) -> Result<HostRemoval, Error> {
+) -> Result<Vec<String>, Error> {
     let client = client.clone();
     // The namespace must exist, or a typo would report "nothing to delete" as success.
     if shared::cluster::get_cluster_opt::<Namespace>(&client, namespace)
@@ -150,19 +140,19 @@ pub(crate) async fn delete_host(
     }
     let selector = host_selector(host);
     let apirule = detect::apirule_served(&client).await?;
-    let mut removal = HostRemoval::default();
+    let mut lines = Vec::new();
     for resource in per_host_kinds() {
         if resource.kind == APIRule::kind(&()) && !apirule {
             continue;
         }
-        removal.lines.extend(
+        lines.extend(
             delete_labelled(&client, &resource, Some(namespace), &selector, dry_run).await?,
         );
     }
-    removal.istio_kept_for = in_use::other_namespaces_routing(&client, host, namespace).await?;
+    let kept_for = in_use::other_namespaces_routing(&client, host, namespace).await?;
     for resource in per_host_istio_kinds() {
-        if removal.istio_kept_for.is_empty() {
-            removal.lines.extend(
+        if kept_for.is_empty() {
+            lines.extend(
                 delete_labelled(
                     &client,
                     &resource,
@@ -182,31 +172,36 @@ pub(crate) async fn delete_host(
         )
         .await?;
         for object in kept {
-            removal.lines.push(format!(
+            lines.push(format!(
                 "{}/{} kept: namespace {} still routes {host} through the egress gateway",
                 display_kind(&resource),
                 object.name_any(),
-                removal.istio_kept_for.join(", ")
+                kept_for.join(", ")
             ));
         }
     }
-    // The access-log Telemetry serves every host: remove it with the last one.
-    let remaining: Vec<ServiceEntry> = list(
+    // The access-log Telemetry serves every host: remove it with the last one. A user who may
+    // not list ServiceEntries across namespaces cannot tell, so it stays.
+    let remaining: Option<Vec<ServiceEntry>> = match list(
         &client,
         None,
         &ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
     )
-    .await?;
+    .await
+    {
+        Ok(entries) => Some(entries),
+        Err(ClusterError::Forbidden { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
     let this_host = slug(host);
-    let others = remaining
-        .iter()
-        .filter(|se| {
-            se.labels().get(HOST_LABEL) != Some(&this_host)
-                || se.namespace().as_deref() != Some(namespace)
+    let last = remaining.is_some_and(|entries| {
+        entries.iter().all(|se| {
+            se.labels().get(HOST_LABEL) == Some(&this_host)
+                && se.namespace().as_deref() == Some(namespace)
         })
-        .count();
-    if others == 0 {
-        removal.lines.extend(
+    });
+    if last {
+        lines.extend(
             delete_labelled(
                 &client,
                 &ApiResource::erase::<Telemetry>(&()),
@@ -217,5 +212,5 @@ pub(crate) async fn delete_host(
             .await?,
         );
     }
-    Ok(removal)
+    Ok(lines)
 }

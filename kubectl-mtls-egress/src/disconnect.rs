@@ -298,8 +298,24 @@ async fn remove(
         Role::Client => (&request.client.namespace, Side::Client),
     };
     let host = &request.host;
-    let removal = disable::delete_host(client, namespace, host, dry_run).await?;
-    let mut lines = removal.lines;
+    // Read before anything goes, so that a run and its dry run decide alike: which objects name
+    // which Secrets, and whether the host's istio-system objects go (not while another
+    // namespace routes the host).
+    let istio_objects_go = in_use::other_namespaces_routing(client, host, namespace)
+        .await?
+        .is_empty();
+    let candidates = in_use::secret_users(client, namespace).await?;
+    let removed = |o: &DynamicObject| {
+        in_use::ours_for(o, host)
+            && match o.namespace().as_deref() {
+                Some(ns) if ns == namespace.as_str() => true,
+                Some(ISTIO_NAMESPACE) => istio_objects_go,
+                _ => false,
+            }
+    };
+    let named_by_removed = in_use::named_by(&candidates, &removed);
+
+    let mut lines = disable::delete_host(client, namespace, host, dry_run).await?;
     if role == Role::Client && request.lockdown {
         let mode = if dry_run {
             DryRun::Server
@@ -322,20 +338,6 @@ async fn remove(
         )),
     )
     .await?;
-    if ours.is_empty() {
-        return Ok(lines);
-    }
-    let candidates = in_use::secret_users(client, namespace).await?;
-    let istio_objects_go = removal.istio_kept_for.is_empty();
-    let removed = |o: &DynamicObject| {
-        in_use::ours_for(o, host)
-            && match o.namespace().as_deref() {
-                Some(ns) if ns == namespace.as_str() => true,
-                Some(ISTIO_NAMESPACE) => istio_objects_go,
-                _ => false,
-            }
-    };
-    let named_by_removed = in_use::named_by(&candidates, &removed);
     for secret in ours {
         let name = secret.name_any();
         if !(in_use::ours_for(&secret, host) || named_by_removed.contains(&name)) {

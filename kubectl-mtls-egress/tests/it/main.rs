@@ -1,6 +1,6 @@
 //! Integration tests of `kubectl mtls-egress`: the command line, command flows against the fake API server,
 //! `connect`/`disconnect` across two clusters, `doctor` reading what `enable` wrote, and the live API
-//! server (e2e).
+//! server (e2e); several partners and namespaces on one cluster (`partners`).
 //!
 //! One test binary for the crate (one link instead of one per file); each module is one area.
 
@@ -10,3 +10,4 @@ mod e2e;
 mod e2e_apiserver;
 mod egress_commands;
 mod egress_connect;
+mod partners;
