@@ -164,7 +164,7 @@ pub struct ConnectArgs {
     #[arg(long, value_enum, default_value_t = KeyType::EcdsaP256, help_heading = "Certificates (stage 1)")]
     pub key_type: KeyType,
 
-    /// The server credential Secret in the target's istio-system [default: mtls-server-<host>]
+    /// The server credential Secret in the target's istio-system (default mtls-server-<host>)
     #[arg(long, value_name = "NAME", help_heading = "Target cluster (stage 2)")]
     pub target_credential: Option<String>,
     /// The Gateway's name (default mtls-<host>)
@@ -186,7 +186,7 @@ pub struct ConnectArgs {
     #[arg(long, help_heading = "Target cluster (stage 2)")]
     pub label_namespace: bool,
 
-    /// The client credential Secret in the client's istio-system [default: mtls-client-<host>]
+    /// The client credential Secret in the client's istio-system (default mtls-client-<host>)
     #[arg(long, value_name = "NAME", help_heading = "Client cluster (stage 3)")]
     pub client_credential: Option<String>,
     /// The sidecar -> egress gateway hop: Istio mutual TLS (default) or plain HTTP (the tutorial's)

@@ -1,7 +1,7 @@
 //! `kubectl mtls-certs secret` against a live API server, when `MTLS_E2E_KUBECONFIG` names one.
 //!
 //! The test creates its own namespace, applies both credential Secrets (created, then unchanged,
-//! then configured after a new bundle), runs a server dry run and `inspect secret/...`, and
+//! then — a new bundle — refused without --force, configured with it), runs a server dry run and `inspect secret/...`, and
 //! deletes the namespace at the end, also when an assertion fails. Without the variable it says
 //! so on stderr (uncaptured) and passes without touching anything.
 
@@ -45,6 +45,12 @@ fn certs(kubeconfig: &str, namespace: &str, args: &[&str], dir: &Path) -> (i32, 
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
     )
+}
+
+/// SHA-256 of the first certificate in a PEM file, as the refusal prints it.
+fn fingerprint(file: &Path) -> String {
+    let text = std::fs::read_to_string(file).unwrap();
+    shared::pki::sha256_hex(shared::pki::Certificate::parse_chain(&text, "test").unwrap()[0].der())
 }
 
 fn gen_bundle(dir: &Path, force: bool) {
@@ -147,8 +153,26 @@ fn secret_applies_idempotently_to_a_live_cluster() {
             .starts_with("client side")
     );
 
+    // A new bundle: the Secret holds another certificate now, so it is not replaced without
+    // --force (issue 13: it may be another partner's), and the refusal names both.
+    let old_fingerprint = fingerprint(&dir.join("server.crt"));
     gen_bundle(dir, true);
+    let new_fingerprint = fingerprint(&dir.join("server.crt"));
     let (code, out, err) = run(&["secret", "target"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for needle in [
+        format!(
+            "secret {namespace}/kyma-mtls-certs holds another certificate (subject CN=httpbin.example.com, sha256 {old_fingerprint})"
+        ),
+        format!("than the one to write (subject CN=httpbin.example.com, sha256 {new_fingerprint})"),
+        "or pass --force to replace it".to_string(),
+    ] {
+        assert!(err.contains(&needle), "{needle:?} not in {err}");
+    }
+    assert!(!err.contains("PRIVATE KEY"), "{err}");
+    let (code, out, err) = run(&["secret", "target", "--force"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "secret/kyma-mtls-certs configured");
 

@@ -1,7 +1,10 @@
 //! `kubectl mtls-egress` against a real API server (`MTLS_E2E_KUBECONFIG`, e.g. `../shared/kapi`):
 //! what the fake API server cannot decide. A Terminating namespace, field ownership and
 //! `--force-conflicts`, the Kyma Istio CR's other fields, a user bound to a Role in one namespace,
-//! ten enables and ten disables at once, and finalizers on disable and disconnect.
+//! ten enables and ten disables at once, finalizers on disable and disconnect; and several
+//! partners and namespaces on one cluster (issue 13): two partners connected from one client
+//! cluster with one disconnected, one host enabled from two namespaces, and `connect` with one
+//! cluster for both sides where Kyma's APIRule is served.
 //!
 //! Every case runs the real binary. Each test makes and removes its own uniquely named namespaces
 //! and objects (`test_support::e2e::Scratch`); CRDs, `istio-system`, `kyma-system` and the Istio
@@ -770,5 +773,512 @@ fn disconnect_from_a_namespace_stuck_in_terminating_reports_and_returns() {
             labelled(&client, &host).await,
             [format!("ServiceEntry/{client_ns}/{entry}")]
         );
+    });
+}
+
+/// The kubeconfig's current context: one API server standing in for both clusters.
+fn current_context(kubeconfig: &str) -> String {
+    kube::config::Kubeconfig::read_from(kubeconfig)
+        .unwrap()
+        .current_context
+        .unwrap()
+}
+
+/// `connect`'s (or `disconnect`'s) command line for `host`, target namespace `target_ns`,
+/// client namespace `client_ns`, on one context, with `extra` flags.
+fn one_cluster_flags(
+    verb: &str,
+    context: &str,
+    host: &str,
+    target_ns: &str,
+    client_ns: &str,
+    certs: &Path,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        verb,
+        "--target-context",
+        context,
+        "--client-context",
+        context,
+        "--target-namespace",
+        target_ns,
+        "-n",
+        client_ns,
+        "--host",
+        host,
+        "--client-name",
+        &format!("caller.{host}"),
+        "--service",
+        "httpbin:8000",
+        "--certs",
+        certs.to_str().unwrap(),
+        "--no-access-log",
+        "--no-wait",
+        "--no-probe",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn run_args(kubeconfig: &str, args: &[String]) -> Ran {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    egress(kubeconfig, &args)
+}
+
+/// One object's JSON, if it exists.
+async fn get_json(
+    client: &Client,
+    gvk: (&str, &str, &str),
+    plural: &str,
+    namespace: &str,
+    name: &str,
+) -> Option<Value> {
+    dynamic(client, gvk, plural, Some(namespace))
+        .get_opt(name)
+        .await
+        .unwrap()
+        .map(|o| serde_json::to_value(o).unwrap())
+}
+
+async fn secret_json(client: &Client, name: &str) -> Option<Value> {
+    get_json(
+        client,
+        ("", "v1", "Secret"),
+        "secrets",
+        "istio-system",
+        name,
+    )
+    .await
+}
+
+async fn origination_json(client: &Client, host: &str) -> Option<Value> {
+    get_json(
+        client,
+        ("networking.istio.io", "v1", "DestinationRule"),
+        "destinationrules",
+        "istio-system",
+        &format!("mtls-originate-{}", slug(host)),
+    )
+    .await
+}
+
+fn credential_name_of(rule: &Value) -> &str {
+    rule["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]["credentialName"]
+        .as_str()
+        .unwrap()
+}
+
+/// Records what `connect` puts into istio-system for `host` (with the default Secret names), so
+/// that a failed test leaves nothing behind there.
+fn record_connect(scratch: &mut Scratch, host: &str) {
+    record_origination(scratch, host);
+    for name in [
+        format!("mtls-server-{}", slug(host)),
+        format!("mtls-client-{}", slug(host)),
+    ] {
+        scratch.record(
+            resource(("", "v1", "Secret"), "secrets"),
+            Some("istio-system"),
+            &name,
+        );
+    }
+}
+
+/// The PEM of `file` as base64, as a Secret's data holds it.
+fn file_base64(file: &Path) -> String {
+    test_support::e2e::base64(&std::fs::read(file).unwrap())
+}
+
+#[test]
+fn two_partners_in_one_client_cluster_one_disconnected_the_other_intact() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (two partners, one client cluster)") else {
+        return;
+    };
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let suffix = unique_suffix();
+    let (a, b) = (
+        format!("a-{suffix}.e2e.example.com"),
+        format!("b-{suffix}.e2e.example.com"),
+    );
+    record_connect(&mut scratch, &a);
+    record_connect(&mut scratch, &b);
+    let context = current_context(&kubeconfig);
+    let certs = tempfile::tempdir().unwrap();
+    let (a_certs, b_certs) = (certs.path().join("a"), certs.path().join("b"));
+    let (partner_a, partner_b, caller) = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        ensure_istio_cr(&client).await;
+        (
+            scratch.namespace(&client, "partner-a").await,
+            scratch.namespace(&client, "partner-b").await,
+            scratch.namespace(&client, "caller").await,
+        )
+    });
+    let flags = |verb: &str, host: &str, target_ns: &str, certs: &Path, extra: &[&str]| {
+        one_cluster_flags(verb, &context, host, target_ns, &caller, certs, extra)
+    };
+    let vs = ["--route", "virtualservice"];
+
+    for (host, ns, dir) in [(&a, &partner_a, &a_certs), (&b, &partner_b, &b_certs)] {
+        let ran = run_args(&kubeconfig, &flags("connect", host, ns, dir, &vs));
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+    }
+    let (a_client, a_server) = (
+        format!("mtls-client-{}", slug(&a)),
+        format!("mtls-server-{}", slug(&a)),
+    );
+    let before = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let a_secret = secret_json(&client, &a_client)
+            .await
+            .expect("a's client credential");
+        assert_eq!(
+            a_secret["data"]["tls.crt"],
+            file_base64(&a_certs.join("client.crt"))
+        );
+        let b_rule = origination_json(&client, &b).await.unwrap();
+        assert_eq!(
+            credential_name_of(&b_rule),
+            format!("mtls-client-{}", slug(&b))
+        );
+        a_secret
+    });
+
+    // Partner b under a's Secret name: refused, a's certificate stays.
+    let ran = run_args(
+        &kubeconfig,
+        &flags(
+            "connect",
+            &b,
+            &partner_b,
+            &b_certs,
+            &[&vs[..], &["--client-credential", &a_client]].concat(),
+        ),
+    );
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    assert_eq!(
+        ran.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        1
+    );
+    assert!(
+        ran.stderr.contains(&format!(
+            "secret istio-system/{a_client} holds another certificate (subject CN=caller.{a}, sha256 "
+        )) && ran.stderr.contains(&format!("than the one to write (subject CN=caller.{b}, sha256 "))
+            && ran.stderr.contains("nothing was applied to either cluster"),
+        "{}",
+        ran.stderr
+    );
+
+    // Disconnect b: a's Secret and origination rule stay, naming each other.
+    let ran = run_args(
+        &kubeconfig,
+        &flags("disconnect", &b, &partner_b, &b_certs, &vs),
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout
+            .contains(&format!("client: secret/mtls-client-{} deleted", slug(&b))),
+        "{}",
+        ran.stdout
+    );
+    assert!(!ran.stdout.contains(&slug(&a)), "{}", ran.stdout);
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let a_secret = secret_json(&client, &a_client)
+            .await
+            .expect("a's Secret stays");
+        assert_eq!(a_secret["data"], before["data"]);
+        let a_rule = origination_json(&client, &a).await.expect("a's rule stays");
+        assert_eq!(credential_name_of(&a_rule), a_client);
+        assert!(secret_json(&client, &a_server).await.is_some());
+        let gateway = get_json(
+            &client,
+            ("networking.istio.io", "v1", "Gateway"),
+            "gateways",
+            &partner_a,
+            &format!("mtls-{}", slug(&a)),
+        )
+        .await
+        .expect("a's target Gateway stays");
+        assert_eq!(
+            gateway["spec"]["servers"][0]["tls"]["credentialName"],
+            a_server.as_str()
+        );
+        assert!(origination_json(&client, &b).await.is_none());
+        assert!(
+            secret_json(&client, &format!("mtls-client-{}", slug(&b)))
+                .await
+                .is_none()
+        );
+    });
+    let ran = run_args(
+        &kubeconfig,
+        &flags("disconnect", &a, &partner_a, &a_certs, &vs),
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        assert!(secret_json(&client, &a_client).await.is_none());
+        assert!(origination_json(&client, &a).await.is_none());
+    });
+}
+
+#[test]
+fn one_host_from_two_namespaces_the_second_is_refused_and_disable_there_keeps_the_first() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (one host, two namespaces)") else {
+        return;
+    };
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let host = format!("shared-{}.e2e.example.com", unique_suffix());
+    record_origination(&mut scratch, &host);
+    let restrict = format!("mtls-restrict-{}", slug(&host));
+    scratch.record(
+        resource(
+            ("security.istio.io", "v1", "AuthorizationPolicy"),
+            "authorizationpolicies",
+        ),
+        Some("istio-system"),
+        &restrict,
+    );
+    let (first, second) = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        ensure_istio_cr(&client).await;
+        (
+            scratch.namespace(&client, "team-a").await,
+            scratch.namespace(&client, "team-b").await,
+        )
+    });
+    let enable = |ns: &str| {
+        egress(
+            &kubeconfig,
+            &[
+                "enable",
+                "--host",
+                &host,
+                "-n",
+                ns,
+                "--restrict-to-namespace",
+                "--no-access-log",
+                "--no-wait",
+            ],
+        )
+    };
+    let istio_objects = || {
+        rt.block_on(async {
+            let client = client(&kubeconfig).await;
+            let rule = origination_json(&client, &host).await;
+            let policy = get_json(
+                &client,
+                ("security.istio.io", "v1", "AuthorizationPolicy"),
+                "authorizationpolicies",
+                "istio-system",
+                &restrict,
+            )
+            .await;
+            (rule, policy)
+        })
+    };
+
+    let ran = enable(&first);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let (rule, policy) = istio_objects();
+    let (rule, policy) = (rule.unwrap(), policy.unwrap());
+    assert_eq!(
+        rule["metadata"]["annotations"]["kubectl-mtls/client-namespace"],
+        first.as_str()
+    );
+    assert_eq!(
+        policy["spec"]["rules"][0]["from"][0]["source"]["notNamespaces"],
+        json!([first])
+    );
+
+    // The second namespace is refused, and nothing of it is written.
+    let ran = enable(&second);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(&format!(
+            "{host} is routed through the egress gateway for namespace {first} already"
+        )) && ran
+            .stderr
+            .contains(&format!("disable --host {host} -n {first}")),
+        "{}",
+        ran.stderr
+    );
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let found = labelled(&client, &host).await;
+        assert!(
+            found.iter().all(|o| !o.contains(&format!("/{second}/"))),
+            "{found:?}"
+        );
+    });
+
+    // disable in the second namespace: the first one's objects in istio-system stay as they were.
+    let ran = egress(&kubeconfig, &["disable", "--host", &host, "-n", &second]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains(&format!(
+            "destinationrule.networking.istio.io/mtls-originate-{} kept: namespace {first} still routes {host} through the egress gateway",
+            slug(&host)
+        )) && ran.stdout.contains(&format!(
+            "authorizationpolicy.security.istio.io/{restrict} kept: namespace {first}"
+        )),
+        "{}",
+        ran.stdout
+    );
+    assert!(!ran.stdout.contains(" deleted"), "{}", ran.stdout);
+    let (after_rule, after_policy) = istio_objects();
+    assert_eq!(after_rule.unwrap()["spec"], rule["spec"]);
+    assert_eq!(after_policy.unwrap()["spec"], policy["spec"]);
+
+    // What an older version could leave: the host's ServiceEntry in the second namespace too.
+    // Disabling the first then keeps the istio-system objects for the second.
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let entry = dynamic(
+            &client,
+            ("networking.istio.io", "v1", "ServiceEntry"),
+            "serviceentries",
+            Some(&first),
+        )
+        .get(&format!("mtls-{}", slug(&host)))
+        .await
+        .unwrap();
+        let copy = json!({"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+            "metadata": {"name": entry.metadata.name, "namespace": second,
+                         "labels": entry.metadata.labels},
+            "spec": entry.data["spec"]});
+        scratch.create(&client, &copy).await;
+    });
+    let ran = egress(&kubeconfig, &["disable", "--host", &host, "-n", &first]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout
+            .contains(&format!("kept: namespace {second} still routes {host}")),
+        "{}",
+        ran.stdout
+    );
+    assert!(istio_objects().0.is_some());
+    let ran = egress(&kubeconfig, &["disable", "--host", &host, "-n", &second]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains(&format!(
+            "destinationrule.networking.istio.io/mtls-originate-{} deleted",
+            slug(&host)
+        )),
+        "{}",
+        ran.stdout
+    );
+    let (rule, policy) = istio_objects();
+    assert!(rule.is_none() && policy.is_none());
+}
+
+#[test]
+fn single_cluster_connect_with_kyma_apirule_routes_by_virtualservice() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (single-cluster connect, APIRule)") else {
+        return;
+    };
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let host = format!("one-{}.e2e.example.com", unique_suffix());
+    record_connect(&mut scratch, &host);
+    let context = current_context(&kubeconfig);
+    let certs = tempfile::tempdir().unwrap();
+    let (partner, caller) = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        // ensure_istio_cr installs Kyma's APIRule CRD too: `--route auto` would pick it.
+        ensure_istio_cr(&client).await;
+        (
+            scratch.namespace(&client, "one-partner").await,
+            scratch.namespace(&client, "one-caller").await,
+        )
+    });
+    let flags = |verb: &str, extra: &[&str]| {
+        one_cluster_flags(
+            verb,
+            &context,
+            &host,
+            &partner,
+            &caller,
+            certs.path(),
+            extra,
+        )
+    };
+
+    // --route apirule: refused before anything is read or written, with the reason.
+    let ran = run_args(&kubeconfig, &flags("connect", &["--route", "apirule"]));
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("Host is occupied by another Virtual Service")
+            && ran.stderr.contains("use --route virtualservice"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!certs.path().join("ca.crt").exists());
+
+    // --route auto: a VirtualService on the target side, and a note saying why.
+    let ran = run_args(&kubeconfig, &flags("connect", &[]));
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("note: target and client are one cluster: the target routes by VirtualService, not APIRule"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stdout.contains(&format!(
+            "target: virtualservice.networking.istio.io/mtls-{} created",
+            slug(&host)
+        )),
+        "{}",
+        ran.stdout
+    );
+    assert!(!ran.stdout.contains("apirule"), "{}", ran.stdout);
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let rules = dynamic(
+            &client,
+            ("gateway.kyma-project.io", "v2", "APIRule"),
+            "apirules",
+            Some(&partner),
+        )
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+        assert!(rules.items.is_empty());
+        // Both VirtualServices carry the host: what an APIRule would have been refused for.
+        for ns in [&partner, &caller] {
+            let vs = get_json(
+                &client,
+                ("networking.istio.io", "v1", "VirtualService"),
+                "virtualservices",
+                ns,
+                &format!("mtls-{}", slug(&host)),
+            )
+            .await
+            .unwrap();
+            assert_eq!(vs["spec"]["hosts"], json!([host]));
+        }
+    });
+    let ran = run_args(&kubeconfig, &flags("disconnect", &[]));
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        assert!(labelled(&client, &host).await.is_empty());
     });
 }
