@@ -4,6 +4,7 @@
 //! - [`nginx`]: Debian's real nginx on a free port of 127.0.0.1, killed on drop.
 //! - [`e2e`]: access to the live API server named by `MTLS_E2E_KUBECONFIG` (a visible skip
 //!   without it, a failure under CI), and the rules that let e2e tests share one API server.
+//! - [`envoy_log`]: access-log lines rendered from Istio's own TEXT and JSON format definitions.
 //! - [`fake_api`]: an in-process fake API server, for request shapes and what a kubelet-less API
 //!   server cannot do (exec, logs, running pods).
 //! - [`mesh`]: a fake client cluster with a mesh on top of [`fake_api`] (for `check` and `connect`).
@@ -11,6 +12,7 @@
 //! - [`bundle`]: a fresh certificate bundle.
 
 pub mod e2e;
+pub mod envoy_log;
 pub mod fake_api;
 pub mod mesh;
 pub mod nginx;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::envoy_log::Request;
 use crate::fake_api::{ExecCall, ExecReply, State};
 
 /// The pod label Istio's sidecar injector honours per pod (what `check` sets on its probe pods).
@@ -45,6 +46,9 @@ pub struct Mesh {
     pub pods_start: bool,
     /// Whether the gateway logs a request id of its own.
     pub regenerates_request_id: bool,
+    /// Whether the gateway logs in Istio's default TEXT format (plain Istio) instead of JSON
+    /// (Kyma's `accessLogEncoding: JSON`).
+    pub text_log: bool,
 }
 
 impl Mesh {
@@ -63,6 +67,7 @@ impl Mesh {
             reach: (28, 28),
             pods_start: true,
             regenerates_request_id: false,
+            text_log: false,
         }
     }
 }
@@ -85,10 +90,15 @@ pub fn install(state: &mut State, mesh: Mesh) {
                 "status": {"phase": "Running"}}),
         );
         // Earlier traffic to the same host: must not be mistaken for the probe's request.
-        state.logs.insert(
-            gateway_log_key(gw),
-            format!("{{\"upstream_cluster\":\"outbound|443||{host}\",\"response_code\":503,\"response_flags\":\"UF\",\"request_id\":\"someone-else\"}}\n"),
-        );
+        let mut earlier = Request::ok(&host, "/headers", "someone-else");
+        earlier.response_code = 503;
+        earlier.response_flags = Some("UF".into());
+        let line = if mesh.text_log {
+            earlier.text()
+        } else {
+            earlier.json()
+        };
+        state.logs.insert(gateway_log_key(gw), format!("{line}\n"));
     }
     if mesh.lockdown {
         state.put(
@@ -178,10 +188,22 @@ fn run_curl(s: &Mesh, call: &ExecCall, state: &mut State) -> ExecReply {
         sent_id
     };
     if let Some(replica) = s.logging_replica {
-        let line = json!({"start_time": "2026-11-27T10:00:00.000Z", "method": "GET", "path": path,
-            "authority": host, "upstream_cluster": format!("outbound|443||{host}"),
-            "response_code": s.logged.0, "response_flags": s.logged.1, "request_id": request_id,
-            "upstream_transport_failure_reason": if s.logged.0 == 200 { Value::Null } else { json!("TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED") }});
+        let mut logged = Request::ok(host, &path, request_id);
+        logged.start_time = "2026-11-27T10:00:00.000Z".into();
+        logged.response_code = s.logged.0;
+        logged.response_flags = (s.logged.1 != "-").then(|| s.logged.1.to_string());
+        if s.logged.0 != 200 {
+            logged.response_code_details =
+                Some("upstream_reset_before_response_started{connection_failure}".into());
+            logged.upstream_transport_failure_reason = Some(
+                "TLS_error:|268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end".into(),
+            );
+        }
+        let line = if s.text_log {
+            logged.text()
+        } else {
+            logged.json()
+        };
         state
             .logs
             .entry(gateway_log_key(GATEWAYS[replica]))

@@ -11,8 +11,9 @@
 //! 3. exec `curl http://D/headers` in the injected pod, tagged with this run's id (in `x-request-id`
 //!    and in the query string, which Envoy logs as part of `path`); require 200, and
 //!    with `--client-cert` require `X-Forwarded-Client-Cert` to carry that very certificate;
-//! 4. read the logs of **every** gateway replica since the request and find the JSON access-log
-//!    line `upstream_cluster: outbound|443||D` that carries the run's id, with its code and flags;
+//! 4. read the logs of **every** gateway replica since the request and find the access-log line
+//!    (Kyma's JSON or plain Istio's default TEXT format: [`access_log`]) for the upstream cluster
+//!    `outbound|443||D` that carries the run's id, with its code and flags;
 //! 5. with a lockdown, prove `https://EXTERNAL/` is unreachable from both pods;
 //! 6. delete the probe pods — also when a step fails or the user presses Ctrl-C (not with `--keep`).
 //!

@@ -95,6 +95,47 @@ fn pods_left(state: &Shared) -> Vec<String> {
         .collect()
 }
 
+/// Plain Istio: the `envoy` provider logs in TEXT, `meshConfig.accessLogEncoding`'s default
+/// (istio/istio 1.30.3 `pkg/config/mesh/mesh.go`), in the format `EnvoyTextLogFormat` of
+/// `pilot/pkg/model/telemetry_logging.go` (which test-support's `envoy_log` renders).
+#[tokio::test]
+async fn plain_istio_text_access_logs_are_read() {
+    let b = test_support::bundle(HOST);
+    let hash = shared::pki::sha256_hex(b.client.cert.der());
+    let mut s = working(&hash);
+    s.text_log = true;
+    let (client, state) = fake(s, false, |_| {});
+    let report = run(&client, &request(Some(&b), probe_pod_source()))
+        .await
+        .0
+        .unwrap();
+    assert_eq!(report.checks[4].name, "access-log");
+    assert_eq!(report.checks[4].status, Status::Passed, "{report:#?}");
+    let logged = report.access_log.as_ref().unwrap();
+    assert_eq!(logged.pod, GATEWAYS[1]);
+    assert_eq!(logged.entry.response_code, Some(200));
+    assert_eq!(logged.entry.requested_server_name.as_deref(), Some(HOST));
+    // The log really was TEXT.
+    let log = state.lock().unwrap().logs[&test_support::mesh::gateway_log_key(GATEWAYS[1])].clone();
+    assert!(log.lines().all(|l| l.starts_with('[')), "{log}");
+
+    let mut s = working(&hash);
+    s.text_log = true;
+    s.status = 503;
+    s.logged = (503, "UF,URX");
+    let (client, _) = fake(s, false, |_| {});
+    let report = run(&client, &request(Some(&b), probe_pod_source()))
+        .await
+        .0
+        .unwrap();
+    let log = detail(&report, "access-log");
+    assert!(
+        log.contains("503 flags UF,URX; upstream TLS:")
+            && log.contains("CERTIFICATE_VERIFY_FAILED"),
+        "{log}"
+    );
+}
+
 #[tokio::test]
 async fn working_path_request_shape_and_cleanup() {
     let b = test_support::bundle(HOST);
