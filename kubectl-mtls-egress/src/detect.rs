@@ -1,6 +1,7 @@
 //! What `expose` and `enable` need to know about a cluster before they plan: Kyma or plain Istio,
-//! the egress gateway, APIRule support, DestinationRules that would shadow ours — and the waits
-//! after applying. Decisions are pure functions ([`choose_istio_cr`], [`shadows`]); the rest reads.
+//! the egress gateway, APIRule support, DestinationRules that would take the place of ours — and
+//! the waits after applying. Decisions are pure functions ([`choose_istio_cr`] here,
+//! [`shared::precedence`] for the DestinationRules); the rest reads.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -14,9 +15,8 @@ use shared::cluster::detect::{
 use shared::cluster::served;
 use shared::cluster::{ClusterError, get_opt, list};
 use shared::error::Error;
-use shared::manifest::host::HOST_LABEL;
-use shared::manifest::{MANAGED_BY_LABEL, MANAGER, host::slug};
 use shared::names::DnsName;
+use shared::precedence::{GatewayProxy, effective_origination};
 use shared::resources::{APIRule, DestinationRule, Istio};
 
 /// Picks the one Kyma Istio CR to patch, or says why not.
@@ -61,52 +61,36 @@ pub(crate) async fn apirule_served(client: &Client) -> Result<bool, ClusterError
     served::<APIRule>(client).await
 }
 
-/// Whether `rule` is for `host` and not one we made for that host: such a rule can take
-/// precedence over our origination rule and silently drop the mutual TLS (Istio's lookup order:
-/// istio/istio `pilot/pkg/model/push_context.go`, `destinationRule`).
-pub fn shadows(rule: &DestinationRule, host: &DnsName) -> bool {
-    let labels = rule.labels();
-    let ours = labels.get(MANAGED_BY_LABEL).is_some_and(|v| v == MANAGER)
-        && labels.get(HOST_LABEL).is_some_and(|v| *v == slug(host));
-    if ours {
-        return false;
-    }
-    match DnsName::parse(&rule.spec.host) {
-        Ok(name) => name.covers(host.as_str()),
-        // Short names (`httpbin`) or `*`: only an exact `*` covers an external host.
-        Err(_) => rule.spec.host == "*",
-    }
-}
-
-/// DestinationRules anywhere (or, without cluster-wide list permission, in `namespace` and
-/// istio-system) that would shadow our origination rule for `host`, as `namespace/name`.
+/// The DestinationRules that take the place of the origination rule `ours` at the egress
+/// gateway, as `namespace/name: why` (Istio's lookup and merge, replayed by
+/// [`shared::precedence`]). Only the gateway's namespace matters for it, so only that is read.
 pub(crate) async fn shadowing_rules(
     client: &Client,
+    ours: &DestinationRule,
     host: &DnsName,
-    namespace: &str,
+    gateway: &GatewayProxy,
 ) -> Result<Vec<String>, ClusterError> {
-    let rules: Vec<DestinationRule> = match list(client, None, &ListParams::default()).await {
-        Ok(rules) => rules,
-        Err(ClusterError::Forbidden { .. }) => {
-            let mut rules: Vec<DestinationRule> =
-                list(client, Some(namespace), &ListParams::default()).await?;
-            rules.extend(
-                list::<DestinationRule>(
-                    client,
-                    Some(shared::manifest::ISTIO_NAMESPACE),
-                    &ListParams::default(),
-                )
-                .await?,
-            );
-            rules
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(rules
+    let rules: Vec<DestinationRule> =
+        list(client, Some(&gateway.namespace), &ListParams::default()).await?;
+    let ours_name = ours.name_any();
+    let ours_created = rules
         .iter()
-        .filter(|r| shadows(r, host))
-        .map(|r| format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any()))
-        .collect())
+        .find(|r| r.name_any() == ours_name)
+        .and_then(|r| r.metadata.creation_timestamp.as_ref())
+        .map(|t| t.0);
+    let others: Vec<DestinationRule> = rules
+        .into_iter()
+        .filter(|r| r.name_any() != ours_name)
+        .collect();
+    Ok(
+        match effective_origination(ours, ours_created, &others, host, gateway) {
+            Ok(()) => Vec::new(),
+            Err(shadowing) => shadowing
+                .into_iter()
+                .map(|s| format!("{}: {}", s.rule, s.reason))
+                .collect(),
+        },
+    )
 }
 
 /// Polls until the Kyma Istio CR (when `kyma` names it) is `Ready` and the egress gateway
@@ -163,7 +147,6 @@ pub async fn wait_ready(
 mod tests {
     use super::*;
     use kube::api::ObjectMeta;
-    use shared::resources::DestinationRuleSpec;
 
     fn istio(ns: &str, name: &str) -> Istio {
         Istio {
@@ -194,49 +177,5 @@ mod tests {
             err.contains("2 Istio CRs") && err.contains("kyma-system/second"),
             "{err}"
         );
-    }
-
-    fn rule(host: &str, labels: &[(&str, &str)]) -> DestinationRule {
-        DestinationRule {
-            metadata: ObjectMeta {
-                name: Some("r".into()),
-                namespace: Some("mtls-demo".into()),
-                labels: Some(
-                    labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
-                ..Default::default()
-            },
-            spec: DestinationRuleSpec {
-                host: host.into(),
-                ..Default::default()
-            },
-        }
-    }
-
-    #[test]
-    fn foreign_rules_for_the_host_shadow_ours() {
-        let host = DnsName::parse("httpbin.example.com").unwrap();
-        assert!(shadows(&rule("httpbin.example.com", &[]), &host));
-        assert!(shadows(&rule("*.example.com", &[]), &host));
-        assert!(shadows(&rule("*", &[]), &host));
-        assert!(!shadows(&rule("other.example.com", &[]), &host));
-        assert!(!shadows(
-            &rule("istio-egressgateway.istio-system.svc.cluster.local", &[]),
-            &host
-        ));
-        let ours = [
-            (MANAGED_BY_LABEL, MANAGER),
-            (HOST_LABEL, "httpbin-example-com"),
-        ];
-        assert!(!shadows(&rule("httpbin.example.com", &ours), &host));
-        // Ours, but for another host that happens to cover this one: still in the way.
-        let other = [
-            (MANAGED_BY_LABEL, MANAGER),
-            (HOST_LABEL, "wildcard-example-com"),
-        ];
-        assert!(shadows(&rule("*.example.com", &other), &host));
     }
 }

@@ -7,8 +7,9 @@ use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
 use shared::cluster::detect::{EGRESS_DEPLOYMENT, egress_gateway};
 use shared::cluster::parse_request_timeout;
 use shared::error::Error;
-use shared::manifest::egress::{EnableRequest, Hop, enable_plan};
+use shared::manifest::egress::{EnableRequest, Hop, enable_plan, origination_rule};
 use shared::names::DnsName;
+use shared::precedence::GatewayProxy;
 
 use super::detect;
 
@@ -18,8 +19,10 @@ use super::detect;
     after_help = "Creates, for the host: ServiceEntry, egress Gateway, subset DestinationRule and VirtualService in
 the namespace; the origination DestinationRule (MUTUAL, credentialName, sni and subjectAltNames) in
 istio-system; an access-log Telemetry for the egress gateway pods only; on Kyma, sets only
-spec.components.egressGateway.enabled on the Istio CR. Refuses when another DestinationRule for the
-host would shadow the origination rule (--force to go ahead). Re-running is idempotent.
+spec.components.egressGateway.enabled on the Istio CR. Refuses when Istio would give the egress
+gateway another DestinationRule instead of the origination rule, e.g. an older one for the exact host
+with the same exportTo in istio-system, or one there with a workloadSelector (--force to go ahead);
+rules in other namespaces and wildcards do not matter to it. Re-running is idempotent.
 
 Examples:
   kubectl mtls-egress enable --host httpbin.example.com -n mtls-demo --dry-run=client > egress.yaml
@@ -51,8 +54,8 @@ pub struct EnableArgs {
     /// The Kyma Istio CR as NAMESPACE/NAME, for --dry-run=client (detected when connected)
     #[arg(long, value_name = "NS/NAME")]
     pub istio_cr: Option<String>,
-    /// Go ahead even when another DestinationRule for the host would shadow ours, or switch the
-    /// host to a --credential holding another certificate
+    /// Go ahead even when another DestinationRule would take the origination rule's place, or
+    /// switch the host to a --credential holding another certificate
     #[arg(long)]
     pub force: bool,
     /// Do not wait for the egress gateway to become Available
@@ -136,7 +139,7 @@ pub async fn execute(
 
 /// Reads what the plan depends on, before anything is written: the Kyma Istio CR to patch (unless
 /// the request names one) or else an existing egress gateway, and DestinationRules that would
-/// shadow the origination rule (refused unless `force`). Returns the request with the Istio CR
+/// take the origination rule's place at the gateway (refused unless `force`). Returns the request with the Istio CR
 /// set, and the warnings for the user.
 pub(crate) async fn prepare(
     client: &kube::Client,
@@ -158,15 +161,21 @@ pub(crate) async fn prepare(
             EGRESS_DEPLOYMENT
         )));
     }
-    let shadowing = detect::shadowing_rules(&client, &host, &request.namespace).await?;
+    let shadowing = detect::shadowing_rules(
+        &client,
+        &origination_rule(&request),
+        &host,
+        &GatewayProxy::default_egress(),
+    )
+    .await?;
     if !shadowing.is_empty() {
         let message = format!(
-            "destinationrule {} also applies to {host} and can take precedence over the mTLS origination rule (Istio looks in the client namespace first)",
-            shadowing.join(", ")
+            "the egress gateway would not use the mTLS origination rule for {host}: destinationrule {}",
+            shadowing.join("; destinationrule ")
         );
         if !force {
             return Err(Error::State(format!(
-                "{message}: remove it, or pass --force to go ahead"
+                "{message}; remove it, or pass --force to go ahead"
             )));
         }
         warnings.push(format!("warning: {message}"));

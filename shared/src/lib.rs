@@ -12,6 +12,8 @@
 //! - [`cluster`]: the thin cluster layer — client from kubectl-style flags, server-side apply of a
 //!   [`plan::Plan`], reads (and the reads several plugins decide on, [`cluster::detect`]), pods,
 //!   and API failures mapped to one actionable line.
+//! - [`precedence`]: which DestinationRule Istio really applies at the egress gateway (so only a
+//!   rule that takes the place of our origination rule is refused or reported).
 //! - [`documents`]: Kubernetes objects as `-f` gives them (YAML/JSON, Lists, workloads as pods).
 //! - [`netpol`]: the NetworkPolicy evaluator behind `kubectl mtls-lockdown explain` and `doctor`.
 //! - [`cli`]: flags and plumbing every plugin shares (output format, dry-run, exit codes, logging,
@@ -27,6 +29,7 @@ pub mod names;
 pub mod netpol;
 pub mod pki;
 pub mod plan;
+pub mod precedence;
 pub mod resources;
 
 pub use error::Error;

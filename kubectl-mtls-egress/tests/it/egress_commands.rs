@@ -224,9 +224,14 @@ async fn plain_istio_needs_an_existing_egress_gateway_and_gets_no_istio_cr() {
     assert_eq!(ours(&state).len(), 6);
 }
 
+/// Issue 13 item 5: only what takes the origination rule's place at the egress gateway stops
+/// `enable` (Istio's lookup for a proxy in the root namespace: istio/istio 1.30.3
+/// `pilot/pkg/model/push_context.go`, `destinationRule`). This test used to expect a rule in the
+/// client namespace to stop it; for the gateway in istio-system such a rule changes nothing, so
+/// it now goes ahead without a word, and an older private rule in istio-system stops it.
 #[tokio::test]
-async fn a_foreign_destination_rule_for_the_host_stops_enable_unless_forced() {
-    let foreign = |s: &mut State| {
+async fn a_destination_rule_that_takes_the_origination_rules_place_stops_enable_unless_forced() {
+    let harmless = |s: &mut State| {
         kyma(s);
         s.put(
             "destinationrules",
@@ -235,14 +240,44 @@ async fn a_foreign_destination_rule_for_the_host_stops_enable_unless_forced() {
                    "spec": {"host": "httpbin.example.com", "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}}),
         );
     };
-    let (client, state) = fake_server(foreign);
-    let err = run_enable(&client, &enable_args(&[])).await.unwrap_err();
+    let (client, state) = fake_server(harmless);
+    let mut err = Vec::new();
+    let args = enable_args(&[]);
+    enable::execute(
+        &client,
+        args.request(NS).unwrap(),
+        &args,
+        &mut Vec::new(),
+        &mut err,
+    )
+    .await
+    .unwrap();
+    let err = String::from_utf8(err).unwrap();
+    assert!(!err.contains("warning") && !err.contains("legacy"), "{err}");
+    assert_eq!(ours(&state).len(), 6);
+
+    let shadowing = |s: &mut State| {
+        kyma(s);
+        s.put(
+            "destinationrules",
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                   "metadata": {"name": "legacy", "namespace": "istio-system", "creationTimestamp": "2025-01-01T00:00:00Z"},
+                   "spec": {"host": "httpbin.example.com", "exportTo": ["."], "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}}),
+        );
+    };
+    let (client, state) = fake_server(shadowing);
+    let err = run_enable(&client, &enable_args(&[]))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
-        err.to_string().contains("mtls-demo/legacy") && err.to_string().contains("--force"),
+        err.contains("destinationrule istio-system/legacy: it is for httpbin.example.com in istio-system with the same exportTo and sorts first")
+            && err.contains("--force")
+            && !err.contains("client namespace first"),
         "{err}"
     );
     assert!(writes(&state).is_empty());
-    let (client, state) = fake_server(foreign);
+    let (client, state) = fake_server(shadowing);
     run_enable(&client, &enable_args(&["--force"]))
         .await
         .unwrap();

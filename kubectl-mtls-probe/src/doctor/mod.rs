@@ -172,11 +172,14 @@ rules! {
         "the origination rule sets sni without subjectAltNames, which turns Istio's SAN check off",
         "add `subjectAltNames: [HOST]` next to `sni`";
     OriginationShadowed => "origination-shadowed",
-        "another DestinationRule for the host can take precedence over the origination rule",
+        "the egress gateway uses another DestinationRule instead of the origination rule (in the gateway's namespace: an older one for the exact host with the same exportTo, a newer one with another private exportTo, or one with a workloadSelector)",
         "delete it, or merge what it needs into the origination rule";
     OriginationExport => "origination-export",
         "the origination rule is exported beyond istio-system, so it applies to every sidecar",
         "set `exportTo: [\".\"]` (only the egress gateway needs it)";
+    IdentityForwarded => "identity-forwarded",
+        "the egress gateway's route to the host keeps x-forwarded-client-cert, so the partner learns the calling workload's SPIFFE identity",
+        "add `headers: {request: {remove: [x-forwarded-client-cert]}}` to the route from the egress Gateway to the host (`kubectl mtls-egress enable` does)";
     TelemetryMeshWideDuplicate => "telemetry-mesh-wide-duplicate",
         "more than one mesh-wide Telemetry in istio-system (only one is honoured)",
         "merge them into one; scope access logs to the egress gateway with a selector (`kubectl mtls-egress enable` does)";

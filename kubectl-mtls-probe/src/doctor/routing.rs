@@ -1,15 +1,16 @@
 //! Per-host routing rules on the client side: ServiceEntry and VirtualService visible to the egress
 //! gateway, an egress Gateway for the host, the subset the mesh route names, the hop's TLS mode
-//! agreeing on both ends, and one origination DestinationRule with `sni` and `subjectAltNames`
-//! that nothing shadows (Istio's DestinationRule lookup: istio/istio
-//! `pilot/pkg/model/push_context.go`).
+//! agreeing on both ends, the route to the partner not forwarding the caller's identity, and one
+//! origination DestinationRule with `sni` and `subjectAltNames` that nothing takes the place of
+//! at the egress gateway (Istio's DestinationRule lookup, replayed by [`shared::precedence`]).
 
 use kube::ResourceExt;
 
 use super::{Finding, RuleId, Severity, Snapshot};
 use shared::manifest::ISTIO_NAMESPACE;
-use shared::manifest::egress::EGRESS_GATEWAY_HOST;
+use shared::manifest::egress::{EGRESS_GATEWAY_HOST, XFCC_HEADER};
 use shared::names::DnsName;
+use shared::precedence::{GatewayProxy, effective_origination};
 use shared::resources::destination_rule::ClientTls;
 use shared::resources::{DestinationRule, Gateway};
 
@@ -223,6 +224,41 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
         }
     }
 
+    // The Istio-mTLS hop: the gateway's connection manager sets XFCC from the sidecar's
+    // certificate (SANITIZE_SET, istio/istio `pilot/pkg/networking/core/gateway.go`), and a route
+    // that does not remove it forwards the caller's identity to the partner.
+    let mutual_hop = egress_servers
+        .iter()
+        .any(|(_, srv)| srv.tls.as_ref().is_some_and(|t| t.mode == "ISTIO_MUTUAL"));
+    for vs in services.iter().filter(|_| mutual_hop) {
+        for route in &vs.spec.http {
+            let to_host: Vec<_> = route
+                .route
+                .iter()
+                .filter(|r| covers(&r.destination.host, host))
+                .collect();
+            let removed_for_route = route
+                .headers
+                .as_ref()
+                .is_some_and(|h| h.removes_request_header(XFCC_HEADER));
+            let leaks = !removed_for_route
+                && to_host.iter().any(|r| {
+                    !r.headers
+                        .as_ref()
+                        .is_some_and(|h| h.removes_request_header(XFCC_HEADER))
+                });
+            if leaks {
+                findings.push(Finding::new(
+                    RuleId::IdentityForwarded,
+                    Severity::Warning,
+                    id("virtualservice", vs.namespace(), vs.name_any()),
+                    format!("the route to {h} keeps {XFCC_HEADER}: over the ISTIO_MUTUAL hop the egress gateway forwards the calling workload's SPIFFE identity and certificate to the partner"),
+                    format!("add headers: {{request: {{remove: [{XFCC_HEADER}]}}}} to the route to {h} (kubectl mtls-egress enable does)"),
+                ));
+            }
+        }
+    }
+
     let origination: Vec<&DestinationRule> = s
         .destination_rules
         .iter()
@@ -268,14 +304,32 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
             ));
         }
     }
-    for dr in &s.destination_rules {
-        let is_origination = origination.iter().any(|o| std::ptr::eq(*o, dr));
-        if !is_origination && covers(&dr.spec.host, host) {
+    // Only what Istio's lookup really puts in the origination rule's place at the gateway.
+    let results: Vec<_> = origination
+        .iter()
+        .map(|o| {
+            let others: Vec<DestinationRule> = s
+                .destination_rules
+                .iter()
+                .filter(|dr| !std::ptr::eq(*o, *dr))
+                .cloned()
+                .collect();
+            let created = o.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            effective_origination(o, created, &others, host, &GatewayProxy::default_egress())
+        })
+        .collect();
+    if !results.iter().any(Result::is_ok)
+        && let Some(Err(shadowing)) = results.into_iter().next()
+    {
+        for shadow in shadowing {
             findings.push(Finding::new(
                 RuleId::OriginationShadowed,
                 Severity::Error,
-                id("destinationrule", dr.namespace(), dr.name_any()),
-                format!("is for {} too: Istio looks in the client namespace before istio-system, so it can replace the mTLS origination", dr.spec.host),
+                format!("destinationrule {}", shadow.rule),
+                format!(
+                    "the egress gateway uses it instead of the mTLS origination rule for {h}: {}",
+                    shadow.reason
+                ),
                 "delete it, or merge what it needs into the origination rule",
             ));
         }

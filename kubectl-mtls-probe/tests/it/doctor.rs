@@ -46,6 +46,13 @@ fn recommended(b: &Bundle) -> Option<Vec<Value>> {
     };
     let mut docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     docs.retain(|d| !d.is_null());
+    // The reference predates issue 13 (item 9): over its ISTIO_MUTUAL hop the gateway forwards
+    // the caller's identity in XFCC; the recommended route removes it, as `enable` does.
+    find(
+        &mut docs,
+        "VirtualService",
+        "direct-httpbin-through-egress-gateway",
+    )["spec"]["http"][1]["headers"] = json!({"request": {"remove": ["x-forwarded-client-cert"]}});
     docs.extend(cluster());
     for d in &mut docs {
         if d["kind"] == "Secret" {
@@ -309,10 +316,15 @@ fn each_defect_is_found_by_its_rule_and_only_by_it() {
         (
             "origination-shadowed",
             Box::new(|d: &mut Vec<Value>| {
+                // Issue 13 item 5: what really shadows for the gateway in the root namespace —
+                // an older private rule there for the exact host (a rule in the client
+                // namespace, the fixture before, does not: see the test below).
+                find(d, "DestinationRule", "originate-mtls-for-httpbin")["metadata"]["creationTimestamp"] =
+                    json!("2026-01-01T00:00:00Z");
                 d.push(
                     json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-                "metadata": {"name": "legacy", "namespace": "mtls-demo"},
-                "spec": {"host": HOST, "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}}),
+                "metadata": {"name": "legacy", "namespace": "istio-system", "creationTimestamp": "2025-01-01T00:00:00Z"},
+                "spec": {"host": HOST, "exportTo": ["."], "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}}),
                 );
             }),
         ),
@@ -321,6 +333,16 @@ fn each_defect_is_found_by_its_rule_and_only_by_it() {
             Box::new(|d: &mut Vec<Value>| {
                 find(d, "DestinationRule", "originate-mtls-for-httpbin")["spec"]["exportTo"] =
                     json!(["*"]);
+            }),
+        ),
+        (
+            "identity-forwarded",
+            Box::new(|d: &mut Vec<Value>| {
+                find(d, "VirtualService", "direct-httpbin-through-egress-gateway")["spec"]["http"]
+                    [1]
+                .as_object_mut()
+                .unwrap()
+                .remove("headers");
             }),
         ),
         (
@@ -459,5 +481,87 @@ fn pod_templates_are_judged_as_the_pods_they_run() {
             [(rule, "pod mtls-demo/deployment/curl".to_string())],
             "{rule} on the Deployment's pod template"
         );
+    }
+}
+
+/// XFCC is set by the gateway only from the Istio-mTLS hop's client certificate (SANITIZE_SET:
+/// istio/istio `pilot/pkg/networking/core/gateway.go`), so the plain hop has nothing to leak; a
+/// removal on the route's destination counts as much as one on the route.
+#[test]
+fn identity_forwarded_only_over_the_istio_mutual_hop() {
+    let b = bundle();
+    let Some(base) = recommended(&b) else { return };
+    let vs = "direct-httpbin-through-egress-gateway";
+    let without_removal = |d: &mut Vec<Value>| {
+        find(d, "VirtualService", vs)["spec"]["http"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("headers");
+    };
+    let mut per_destination = base.clone();
+    without_removal(&mut per_destination);
+    find(&mut per_destination, "VirtualService", vs)["spec"]["http"][1]["route"][0]["headers"] =
+        json!({"request": {"remove": ["X-Forwarded-Client-Cert"]}});
+    assert_eq!(ids(&per_destination), Vec::<&str>::new());
+
+    let mut plain = base.clone();
+    without_removal(&mut plain);
+    find(&mut plain, "Gateway", "egress-httpbin")["spec"]["servers"][0] = json!({
+        "port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": [HOST]});
+    let subset =
+        &mut find(&mut plain, "DestinationRule", "egressgateway-for-httpbin")["spec"]["subsets"][0];
+    subset.as_object_mut().unwrap().remove("trafficPolicy");
+    let http = &mut find(&mut plain, "VirtualService", vs)["spec"]["http"];
+    http[0]["route"][0]["destination"]["port"]["number"] = json!(80);
+    http[1]["match"][0]["port"] = json!(80);
+    // The AuthorizationPolicy of the reference needs the Istio-mTLS hop; it is not a routing rule.
+    assert_eq!(ids(&plain), Vec::<&str>::new());
+}
+
+/// Istio's lookup for the egress gateway in the root namespace (istio/istio 1.30.3
+/// `pilot/pkg/model/push_context.go`, `destinationRule`; `destination_rule.go`,
+/// `mergeDestinationRule`): rules in the client namespace, exported or wildcard rules do not take
+/// the origination rule's place; a rule with a workloadSelector in istio-system does.
+#[test]
+fn only_rules_that_take_the_origination_rules_place_are_reported() {
+    let b = bundle();
+    let Some(base) = recommended(&b) else { return };
+    let dr = |ns: &str, name: &str, host: &str, extra: Value| {
+        let mut spec = json!({"host": host, "trafficPolicy": {"tls": {"mode": "SIMPLE"}}});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec})
+    };
+    let mut harmless = base.clone();
+    harmless.extend([
+        dr("mtls-demo", "legacy", HOST, json!({})),
+        dr("istio-system", "exported", HOST, json!({"exportTo": ["*"]})),
+        dr(
+            "istio-system",
+            "wildcard",
+            "*.example.com",
+            json!({"exportTo": ["."]}),
+        ),
+    ]);
+    assert_eq!(ids(&harmless), Vec::<&str>::new());
+
+    for selector in [json!({"istio": "egressgateway"}), json!({"app": "reviews"})] {
+        let mut docs = base.clone();
+        docs.push(dr(
+            "istio-system",
+            "selected",
+            HOST,
+            json!({"workloadSelector": {"matchLabels": selector}}),
+        ));
+        let mut s = Snapshot::default();
+        for d in &docs {
+            s.add_document(d.clone()).unwrap();
+        }
+        let found = diagnose(&s, &Scope::default(), now());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].id, "origination-shadowed");
+        assert_eq!(found[0].object, "destinationrule istio-system/selected");
     }
 }

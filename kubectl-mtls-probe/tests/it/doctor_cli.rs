@@ -34,6 +34,12 @@ fn write_recommended(dir: &Path) -> Option<PathBuf> {
     let mut docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     docs.retain(|d| !d.is_null());
     for d in &mut docs {
+        // The reference predates issue 13 (item 9): the recommended route to the partner removes
+        // the caller's identity that the gateway puts into XFCC over the ISTIO_MUTUAL hop.
+        if d["kind"] == "VirtualService" {
+            d["spec"]["http"][1]["headers"] =
+                json!({"request": {"remove": ["x-forwarded-client-cert"]}});
+        }
         if d["kind"] == "Secret" {
             d["stringData"] = if d["stringData"].get("cert").is_some() {
                 json!({"cert": b.server.cert.to_pem(), "key": b.server.key.to_pem(), "cacert": b.ca.cert.to_pem()})

@@ -9,7 +9,10 @@
 //! - `DestinationRule mtls-egress-<slug>` (namespace, `exportTo: ["."]`): subset `<slug>` of the egress
 //!   gateway service, with `ISTIO_MUTUAL` + `sni` for the hop when the hop is Istio mTLS.
 //! - `VirtualService mtls-<slug>` (namespace, `exportTo: [".", "istio-system"]`; `"."` alone hides it
-//!   from the gateway → 404 NR): `mesh:80` → egress subset, gateway → `HOST:--port`.
+//!   from the gateway → 404 NR): `mesh:80` → egress subset, gateway → `HOST:--port` with
+//!   `x-forwarded-client-cert` removed: on the Istio-mTLS hop the gateway would otherwise forward
+//!   the caller's SPIFFE identity and certificate to the partner (its connection manager uses
+//!   `SANITIZE_SET`: istio/istio `pilot/pkg/networking/core/gateway.go`).
 //! - `DestinationRule mtls-originate-<slug>` (istio-system, `exportTo: ["."]`): `MUTUAL` with
 //!   `credentialName`, `sni` **and** `subjectAltNames` (sni alone turns Istio's SAN check off);
 //!   annotated with the client namespace it serves (one per host).
@@ -32,7 +35,9 @@ use crate::resources::gateway::{Server, ServerPort, ServerTls};
 use crate::resources::kyma_istio::{Components, EgressGateway};
 use crate::resources::service_entry::ServicePort;
 use crate::resources::telemetry::{AccessLogging, ProviderRef};
-use crate::resources::virtual_service::{Destination, HttpMatch, HttpRoute, RouteDestination};
+use crate::resources::virtual_service::{
+    Destination, HeaderOperations, Headers, HttpMatch, HttpRoute, RouteDestination,
+};
 use crate::resources::{
     AuthorizationPolicy, AuthorizationPolicySpec, DestinationRule, DestinationRuleSpec, Gateway,
     GatewaySpec, Istio, IstioSpec, ServiceEntry, ServiceEntrySpec, Telemetry, TelemetrySpec,
@@ -41,6 +46,9 @@ use crate::resources::{
 
 /// The egress gateway's Service, as routes name it.
 pub const EGRESS_GATEWAY_HOST: &str = "istio-egressgateway.istio-system.svc.cluster.local";
+/// The header in which the egress gateway forwards the calling workload's identity (its SPIFFE ID
+/// and certificate from the Istio-mTLS hop), removed on the route to the partner.
+pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
 /// The shared access-log Telemetry's name.
 pub(crate) const ACCESS_LOG_TELEMETRY: &str = "mtls-egressgateway-access-log";
 /// `app.kubernetes.io/component` of the per-host objects.
@@ -257,6 +265,7 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
                 name: names.subset.clone(),
                 traffic_policy: subset_policy,
             }],
+            workload_selector: None,
         },
     })?;
 
@@ -278,7 +287,9 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
                             subset: Some(names.subset.clone()),
                             port: Some(PortSelector { number: hop_port }),
                         },
+                        headers: None,
                     }],
+                    headers: None,
                 },
                 HttpRoute {
                     matches: vec![HttpMatch {
@@ -291,35 +302,21 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
                             subset: None,
                             port: Some(PortSelector { number: port }),
                         },
+                        headers: None,
                     }],
+                    // The gateway's HTTP connection manager sets XFCC from the sidecar's Istio
+                    // certificate (SANITIZE_SET); the partner must not learn the caller's identity.
+                    headers: Some(Headers {
+                        request: Some(HeaderOperations {
+                            remove: vec![XFCC_HEADER.into()],
+                        }),
+                    }),
                 },
             ],
         },
     })?;
 
-    plan.push(&DestinationRule {
-        metadata: serving_namespace(
-            meta(names.originate.clone(), ISTIO_NAMESPACE, host, COMPONENT),
-            ns,
-        ),
-        spec: DestinationRuleSpec {
-            host: h.clone(),
-            export_to: strings(["."]),
-            traffic_policy: Some(TrafficPolicy {
-                tls: None,
-                port_level_settings: vec![PortTrafficPolicy {
-                    port: PortSelector { number: port },
-                    tls: Some(ClientTls {
-                        mode: "MUTUAL".into(),
-                        credential_name: Some(req.credential.clone()),
-                        sni: Some(h.clone()),
-                        subject_alt_names: vec![h.clone()],
-                    }),
-                }],
-            }),
-            subsets: Vec::new(),
-        },
-    })?;
+    plan.push(&origination_rule(req))?;
 
     if req.restrict_to_namespace {
         plan.push(&AuthorizationPolicy {
@@ -350,6 +347,39 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
         plan.push(&access_log_telemetry())?;
     }
     Ok(plan)
+}
+
+/// The origination DestinationRule of `enable` for the request's host: `MUTUAL` with the client
+/// credential, `sni` and `subjectAltNames`, exported to its own namespace only.
+pub fn origination_rule(req: &EnableRequest) -> DestinationRule {
+    let host = &req.host;
+    let h = host.to_string();
+    let names = EgressNames::for_host(host);
+    let port = u32::from(req.port);
+    DestinationRule {
+        metadata: serving_namespace(
+            meta(names.originate.clone(), ISTIO_NAMESPACE, host, COMPONENT),
+            &req.namespace,
+        ),
+        spec: DestinationRuleSpec {
+            host: h.clone(),
+            export_to: strings(["."]),
+            traffic_policy: Some(TrafficPolicy {
+                tls: None,
+                port_level_settings: vec![PortTrafficPolicy {
+                    port: PortSelector { number: port },
+                    tls: Some(ClientTls {
+                        mode: "MUTUAL".into(),
+                        credential_name: Some(req.credential.clone()),
+                        sni: Some(h.clone()),
+                        subject_alt_names: vec![h.clone()],
+                    }),
+                }],
+            }),
+            subsets: Vec::new(),
+            workload_selector: None,
+        },
+    }
 }
 
 fn egress_gateway_selector() -> WorkloadSelector {

@@ -4,7 +4,7 @@
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
-use super::common::PortSelector;
+use super::common::{PortSelector, WorkloadSelector};
 
 /// The spec of an Istio `DestinationRule`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -28,6 +28,10 @@ pub struct DestinationRuleSpec {
     /// Named subsets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subsets: Vec<Subset>,
+    /// The workloads it applies to (read only: we never set it; Istio then keeps the rule in
+    /// its own namespace and prefers it over rules without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_selector: Option<WorkloadSelector>,
 }
 
 /// `trafficPolicy`.

@@ -38,6 +38,34 @@ pub struct HttpRoute {
     pub matches: Vec<HttpMatch>,
     /// Destinations.
     pub route: Vec<RouteDestination>,
+    /// Header changes on the way to the destination (and back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
+}
+
+/// `http[].headers`: what the proxy changes in the headers of a routed request or its response.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Headers {
+    /// Changes to the request before it is forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<HeaderOperations>,
+}
+
+impl Headers {
+    /// Whether the request operations remove `name` (header names compare case-insensitively).
+    pub fn removes_request_header(&self, name: &str) -> bool {
+        self.request
+            .as_ref()
+            .is_some_and(|r| r.remove.iter().any(|h| h.eq_ignore_ascii_case(name)))
+    }
+}
+
+/// `headers.request`: the operations on one direction's headers (only `remove` is used).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct HeaderOperations {
+    /// Header names to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
 }
 
 /// One `http[].match[]` condition.
@@ -56,6 +84,9 @@ pub struct HttpMatch {
 pub struct RouteDestination {
     /// Where to send it.
     pub destination: Destination,
+    /// Header changes for this destination only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
 }
 
 /// `route[].destination`.

@@ -154,6 +154,14 @@ fn the_mesh_route_goes_to_the_egress_subset_and_the_gateway_route_to_the_host() 
             "httpbin.example.com"
         );
         assert_eq!(http[1]["route"][0]["destination"]["port"]["number"], 443);
+        // Issue 13 item 9: the gateway's connection manager sets XFCC from the sidecar's Istio
+        // certificate (SANITIZE_SET, istio/istio `pilot/pkg/networking/core/gateway.go`); the
+        // route to the partner removes it, and only that route (the mesh hop needs nothing).
+        assert_eq!(
+            http[1]["headers"],
+            serde_json::json!({"request": {"remove": ["x-forwarded-client-cert"]}})
+        );
+        assert!(http[0].get("headers").is_none());
         // The subset the route names exists in the subset rule.
         let subset_rule = find(&objs, "DestinationRule", "mtls-egress-");
         assert_eq!(
