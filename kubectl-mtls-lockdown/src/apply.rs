@@ -8,14 +8,16 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ListParams;
 
+use kube::ResourceExt;
 use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
-use shared::cluster::list;
+use shared::cluster::{list, served};
 use shared::error::Error;
 use shared::manifest::lockdown::{
-    DEFAULT_EGRESS_GATEWAY_PORTS, KYMA_EGRESS_POD_LABEL, LockdownInputs, kyma_egress_pod_label,
-    network_policy, registry_only_sidecar,
+    DEFAULT_EGRESS_GATEWAY_PORTS, KYMA_EGRESS_POD_LABEL, LockdownInputs, SIDECAR_NAME,
+    kyma_egress_pod_label, network_policy, registry_only_sidecar,
 };
 use shared::plan::Plan;
+use shared::resources::Sidecar;
 
 use super::detect;
 
@@ -40,7 +42,7 @@ pub struct ApplyCmdArgs {
     /// Also allow traffic to every pod of the namespace
     #[arg(long)]
     pub allow_same_namespace: bool,
-    /// Also create a Sidecar with outboundTrafficPolicy REGISTRY_ONLY for the namespace
+    /// Also create a Sidecar with outboundTrafficPolicy REGISTRY_ONLY for the namespace (refused when it already has a Sidecar without a workloadSelector)
     #[arg(long)]
     pub registry_only: bool,
     /// Add Kyma's networking.kyma-project.io/to-egressgateway=allowed to the pod templates of the namespace's Deployments (rolls them)
@@ -184,6 +186,9 @@ pub async fn apply_with(
     out: &mut dyn Write,
 ) -> Result<Vec<String>, Error> {
     let detected = detect_inputs(client, namespace, &args.options()).await?;
+    if args.registry_only {
+        refuse_second_namespace_sidecar(client, namespace).await?;
+    }
     let plan = plan(&detected.inputs, args.registry_only, &detected.deployments)?;
     if args.apply.dry_run == DryRun::Client {
         print_plan(&plan, args.apply.output, out)?;
@@ -191,6 +196,37 @@ pub async fn apply_with(
         apply_and_print(client, &plan, &args.apply, out).await?;
     }
     Ok(detected.notes)
+}
+
+/// The namespace-wide Sidecars (no `workloadSelector`) of `namespace` other than ours, as
+/// `sidecar/NAME`: `--registry-only` would add a second one, and with two, which one a pod gets
+/// is undefined (Istio's analyzer IST0111).
+pub fn foreign_namespace_sidecars(sidecars: &[Sidecar]) -> Vec<String> {
+    sidecars
+        .iter()
+        .filter(|s| s.spec.namespace_wide() && s.name_any() != SIDECAR_NAME)
+        .map(|s| format!("sidecar/{}", s.name_any()))
+        .collect()
+}
+
+/// Refuses `--registry-only` before anything is written when the namespace already has a
+/// Sidecar without a workloadSelector (not ours).
+async fn refuse_second_namespace_sidecar(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<(), Error> {
+    if !served::<Sidecar>(client).await? {
+        return Ok(());
+    }
+    let sidecars: Vec<Sidecar> = list(client, Some(namespace), &ListParams::default()).await?;
+    let foreign = foreign_namespace_sidecars(&sidecars);
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(Error::State(format!(
+        "namespace {namespace} already has {} without a workloadSelector: a second one from --registry-only would leave it undefined which applies to a pod (Istio analyzer IST0111); set outboundTrafficPolicy: {{mode: REGISTRY_ONLY}} in it instead, and run apply without --registry-only",
+        foreign.join(", ")
+    )))
 }
 
 /// What [`detect_inputs`] read from the cluster.

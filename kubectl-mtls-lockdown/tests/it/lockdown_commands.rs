@@ -399,3 +399,78 @@ async fn live_explain_reads_the_same_kinds_and_judges_them() {
         "namespace nope not found in the cluster; choose another with -n"
     );
 }
+
+/// Issue 13 item 10: with two Sidecars without a workloadSelector in a namespace it is undefined
+/// which one a pod gets (istio/istio 1.30.3 `pkg/config/analysis/msg/messages.yaml`, IST0111
+/// `MultipleSidecarsWithoutWorkloadSelectors`), so `--registry-only` does not add ours next to
+/// one; a Sidecar with a selector, or ours from an earlier run, is no reason to refuse.
+#[tokio::test]
+async fn registry_only_refuses_a_second_namespace_wide_sidecar() {
+    let sidecar = |name: &str, selector: Option<Value>| {
+        let mut spec = json!({"outboundTrafficPolicy": {"mode": "ALLOW_ANY"}});
+        if let Some(labels) = selector {
+            spec["workloadSelector"] = json!({"labels": labels});
+        }
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+            "metadata": {"name": name, "namespace": NS}, "spec": spec})
+    };
+    let (client, state) = fake_server(|s| {
+        gardener(s);
+        s.put("sidecars", sidecar("default", None));
+    });
+    let err = apply::apply_with(
+        &client,
+        NS,
+        &apply_args(&["--registry-only"]),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("namespace mtls-demo already has sidecar/default without a workloadSelector")
+            && err.contains("IST0111")
+            && err.contains("without --registry-only"),
+        "{err}"
+    );
+    assert!(
+        seen(&state).iter().all(|r| r.method == "GET"),
+        "nothing is written"
+    );
+    // Without --registry-only the same namespace is fine.
+    apply::apply_with(&client, NS, &apply_args(&[]), &mut Vec::new())
+        .await
+        .unwrap();
+
+    let (client, _) = fake_server(|s| {
+        gardener(s);
+        s.put(
+            "sidecars",
+            sidecar("ratings", Some(json!({"app": "ratings"}))),
+        );
+        s.put("sidecars", sidecar("mtls-registry-only", None));
+    });
+    apply::apply_with(
+        &client,
+        NS,
+        &apply_args(&["--registry-only"]),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    // An empty label set selects nothing: Istio's analyzer counts it as no selector.
+    let (client, _) = fake_server(|s| {
+        gardener(s);
+        s.put("sidecars", sidecar("empty", Some(json!({}))));
+    });
+    assert!(
+        apply::apply_with(
+            &client,
+            NS,
+            &apply_args(&["--registry-only"]),
+            &mut Vec::new()
+        )
+        .await
+        .is_err()
+    );
+}

@@ -15,7 +15,9 @@ use shared::cluster::{ClusterError, KubeArgs, list, served};
 use shared::error::Error;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::names::DnsName;
-use shared::resources::{DestinationRule, Gateway, ServiceEntry, Telemetry, VirtualService};
+use shared::resources::{
+    DestinationRule, Gateway, ServiceEntry, Sidecar, Telemetry, VirtualService,
+};
 
 /// Diagnose the mTLS egress setup statically: one finding per problem, with the fix
 #[derive(clap::Args, Debug)]
@@ -137,6 +139,15 @@ pub async fn gather(
         )?
     {
         snapshot.telemetries.extend(telemetries);
+    }
+    if served::<Sidecar>(client).await?
+        && let Some(sidecars) = allowed(
+            list::<Sidecar>(client, Some(namespace), &all).await,
+            "Sidecar checks skipped",
+            progress,
+        )?
+    {
+        snapshot.sidecars.extend(sidecars);
     }
     let inventory =
         shared::netpol::load::from_cluster(client, &[namespace, "kube-system", ISTIO_NAMESPACE])

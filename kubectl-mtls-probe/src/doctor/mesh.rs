@@ -1,6 +1,7 @@
 //! Mesh-level rules: exactly one Kyma Istio CR, Ready, with the egress gateway enabled when
 //! origination is configured; the egress gateway Deployment Available; at most one mesh-wide
-//! Telemetry (Istio honours only one: analyzer IST0160).
+//! Telemetry (Istio honours only one: analyzer IST0160); at most one Sidecar without a
+//! workloadSelector per namespace (analyzer IST0111).
 
 use kube::ResourceExt;
 
@@ -105,6 +106,23 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
             format!("telemetry {ISTIO_NAMESPACE}/{}", mesh_wide.join(", ")),
             format!("{} mesh-wide Telemetries (no selector) in {ISTIO_NAMESPACE}: Istio honours only one (IST0160)", mesh_wide.len()),
             "merge them into one; scope access logs to the egress gateway with a selector (kubectl mtls-egress enable does)",
+        ));
+    }
+    let mut by_namespace: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for sidecar in s.sidecars.iter().filter(|sc| sc.spec.namespace_wide()) {
+        by_namespace
+            .entry(sidecar.namespace().unwrap_or_default())
+            .or_default()
+            .push(sidecar.name_any());
+    }
+    for (ns, mut names) in by_namespace.into_iter().filter(|(_, n)| n.len() > 1) {
+        names.sort();
+        findings.push(Finding::new(
+            RuleId::SidecarNamespaceWideDuplicate,
+            Severity::Error,
+            format!("sidecar {ns}/{}", names.join(", ")),
+            format!("{} Sidecars without a workloadSelector in {ns}: which one a pod gets is undefined (IST0111), so a REGISTRY_ONLY policy may or may not apply", names.len()),
+            "keep one: move what the others set (e.g. outboundTrafficPolicy REGISTRY_ONLY) into it and delete them",
         ));
     }
     findings

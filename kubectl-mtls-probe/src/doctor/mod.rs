@@ -7,7 +7,7 @@
 //! - `snapshot`: the objects, typed, from documents.
 //! - `credentials`: the credential Secrets (layout, key, chain, SAN, EKU, expiry, CA direction).
 //! - `routing`: ServiceEntry, Gateways, VirtualService, DestinationRules for each host.
-//! - `mesh`: the Kyma Istio CR, the egress gateway, mesh-wide Telemetry.
+//! - `mesh`: the Kyma Istio CR, the egress gateway, mesh-wide Telemetry, namespace-wide Sidecars.
 //! - `lockdown`: NetworkPolicies still let pods reach DNS (UDP and TCP) and istiod; Kyma labels.
 
 pub mod command;
@@ -183,6 +183,9 @@ rules! {
     TelemetryMeshWideDuplicate => "telemetry-mesh-wide-duplicate",
         "more than one mesh-wide Telemetry in istio-system (only one is honoured)",
         "merge them into one; scope access logs to the egress gateway with a selector (`kubectl mtls-egress enable` does)";
+    SidecarNamespaceWideDuplicate => "sidecar-namespace-wide-duplicate",
+        "more than one Sidecar without a workloadSelector in a namespace: which one a pod gets is undefined (Istio analyzer IST0111)",
+        "keep one: move what the others set (e.g. outboundTrafficPolicy REGISTRY_ONLY) into it and delete them";
     LockdownDns => "lockdown-dns",
         "a NetworkPolicy isolates a pod's egress and does not let it reach DNS over UDP and TCP 53",
         "allow DNS on UDP and TCP 53 (and 8053 to CoreDNS pods); `kubectl mtls-lockdown apply` does";

@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use shared::documents;
 use shared::netpol::Inventory;
-use shared::resources::{DestinationRule, Gateway, Istio, ServiceEntry, Telemetry, VirtualService};
+use shared::resources::{
+    DestinationRule, Gateway, Istio, ServiceEntry, Sidecar, Telemetry, VirtualService,
+};
 
 /// The objects of one or two clusters.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +34,8 @@ pub struct Snapshot {
     pub destination_rules: Vec<DestinationRule>,
     /// Telemetries.
     pub telemetries: Vec<Telemetry>,
+    /// Sidecars (a namespace-wide REGISTRY_ONLY one from the lockdown, and the user's).
+    pub sidecars: Vec<Sidecar>,
     /// Pods, Namespaces, Services and NetworkPolicies, for the lockdown rules.
     pub inventory: Inventory,
     /// Whether Secrets were supplied (a file with one, or a cluster read); without them the
@@ -92,6 +96,7 @@ impl Snapshot {
                 self.destination_rules.push(parse(doc, &kind)?)
             }
             ("telemetry.istio.io", "Telemetry") => self.telemetries.push(parse(doc, &kind)?),
+            ("networking.istio.io", "Sidecar") => self.sidecars.push(parse(doc, &kind)?),
             _ => {}
         }
         Ok(())

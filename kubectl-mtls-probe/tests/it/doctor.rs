@@ -358,6 +358,32 @@ fn each_defect_is_found_by_its_rule_and_only_by_it() {
             }),
         ),
         (
+            "sidecar-namespace-wide-duplicate",
+            Box::new(|d: &mut Vec<Value>| {
+                // Istio's analyzer IST0111 (istio/istio 1.30.3
+                // `pkg/config/analysis/analyzers/sidecar/selector.go`): no or empty labels.
+                for (name, selector) in [
+                    ("default", json!(null)),
+                    ("mtls-registry-only", json!({"labels": {}})),
+                ] {
+                    let mut spec = json!({"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}});
+                    if !selector.is_null() {
+                        spec["workloadSelector"] = selector;
+                    }
+                    d.push(
+                        json!({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+                        "metadata": {"name": name, "namespace": "mtls-demo"}, "spec": spec}),
+                    );
+                }
+                // One with a selector is no part of it.
+                d.push(
+                    json!({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+                    "metadata": {"name": "ratings", "namespace": "mtls-demo"},
+                    "spec": {"workloadSelector": {"labels": {"app": "ratings"}}}}),
+                );
+            }),
+        ),
+        (
             "lockdown-dns",
             Box::new(|d: &mut Vec<Value>| {
                 // The tutorial's mistake: DNS over UDP only.

@@ -29,8 +29,8 @@ use crate::resources::{OutboundTrafficPolicy, Sidecar, SidecarSpec};
 
 /// The NetworkPolicy's name.
 pub const POLICY_NAME: &str = "mtls-lockdown";
-/// The Sidecar's name.
-pub(crate) const SIDECAR_NAME: &str = "mtls-registry-only";
+/// The name of the REGISTRY_ONLY Sidecar of `apply --registry-only`.
+pub const SIDECAR_NAME: &str = "mtls-registry-only";
 /// The component label value of everything `kubectl mtls-lockdown apply` creates.
 pub const COMPONENT: &str = "lockdown";
 /// Node-local DNS's link-local address (Gardener and upstream defaults).
@@ -209,6 +209,7 @@ pub fn registry_only_sidecar(namespace: &str) -> Result<Sidecar, ManifestError> 
             outbound_traffic_policy: Some(OutboundTrafficPolicy {
                 mode: "REGISTRY_ONLY".to_string(),
             }),
+            workload_selector: None,
         },
     })
 }
