@@ -371,6 +371,7 @@ impl ConnectArgs {
             access_log: !self.no_access_log,
             restrict_to_namespace: self.restrict_to_namespace,
             kyma_istio: self.istio_cr.as_deref().map(parse_istio_cr).transpose()?,
+            mesh: Default::default(),
         };
         enable_plan(&enable)?;
         if self.lockdown && self.apply.dry_run == DryRun::Client && self.dns_ip.is_none() {

@@ -9,14 +9,19 @@ use std::time::{Duration, Instant};
 use kube::api::ListParams;
 use kube::{Client, ResourceExt};
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use shared::cluster::detect::{
     EGRESS_DEPLOYMENT, deployment_available, egress_gateway, kyma_istio_crs,
 };
 use shared::cluster::served;
 use shared::cluster::{ClusterError, get_opt, list};
 use shared::error::Error;
+use shared::manifest::ISTIO_NAMESPACE;
+use shared::manifest::egress::kept_access_logging;
 use shared::names::DnsName;
 use shared::precedence::{GatewayProxy, effective_origination};
+use shared::resources::Telemetry;
+use shared::resources::telemetry::AccessLogging;
 use shared::resources::{APIRule, DestinationRule, Istio};
 
 /// Picks the one Kyma Istio CR to patch, or says why not.
@@ -93,6 +98,70 @@ pub(crate) async fn shadowing_rules(
     )
 }
 
+/// The mesh config's `defaultProviders.accessLogging` (istio-system/istio, key `mesh`).
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct MeshConfig {
+    #[serde(default)]
+    default_providers: DefaultProviders,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct DefaultProviders {
+    #[serde(default)]
+    access_logging: Vec<String>,
+}
+
+/// The mesh config's default access-log providers from the `mesh` key of a ConfigMap's data;
+/// none when the text is absent or not a mesh config.
+pub(crate) fn default_access_log_providers(mesh: Option<&str>) -> Vec<String> {
+    mesh.and_then(|text| shared::documents::parse(text).ok())
+        .and_then(|docs| docs.into_iter().next())
+        .and_then(|doc| serde_json::from_value::<MeshConfig>(doc).ok())
+        .map(|m| m.default_providers.access_logging)
+        .unwrap_or_default()
+}
+
+/// The mesh-wide access logging the egress gateway's Telemetry must keep (see
+/// [`kept_access_logging`]): reads istio-system's Telemetries and the `istio` ConfigMap. A read
+/// that is forbidden keeps nothing from it and says so in the returned notes.
+pub(crate) async fn mesh_access_logging(
+    client: &Client,
+) -> Result<(Vec<AccessLogging>, Vec<String>), ClusterError> {
+    let mut notes = Vec::new();
+    let telemetries = if served::<Telemetry>(client).await? {
+        match list::<Telemetry>(client, Some(ISTIO_NAMESPACE), &ListParams::default()).await {
+            Ok(t) => t,
+            Err(ClusterError::Forbidden { .. }) => {
+                notes.push(format!("not allowed to list telemetries in {ISTIO_NAMESPACE}: a mesh-wide Telemetry's access-log providers cannot be kept on the egress gateway, which then logs only to envoy"));
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        Vec::new()
+    };
+    let defaults = match get_opt::<ConfigMap>(client, ISTIO_NAMESPACE, MESH_CONFIG_MAP).await {
+        Ok(cm) => default_access_log_providers(
+            cm.as_ref()
+                .and_then(|c| c.data.as_ref())
+                .and_then(|d| d.get("mesh"))
+                .map(String::as_str),
+        ),
+        Err(ClusterError::Forbidden { .. }) => {
+            notes.push(format!("not allowed to read configmap {ISTIO_NAMESPACE}/{MESH_CONFIG_MAP}: the mesh's default access-log providers cannot be kept on the egress gateway"));
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((kept_access_logging(&telemetries, &defaults), notes))
+}
+
+/// The ConfigMap that holds the mesh config (`istioctl` and Kyma; a revisioned install adds
+/// `-REVISION`).
+const MESH_CONFIG_MAP: &str = "istio";
+
 /// Polls until the Kyma Istio CR (when `kyma` names it) is `Ready` and the egress gateway
 /// Deployment is Available, writing each change of state to `progress`; fails after `timeout`.
 pub async fn wait_ready(
@@ -158,6 +227,17 @@ mod tests {
             spec: Default::default(),
             status: None,
         }
+    }
+
+    /// The mesh config's shape: istio/istio 1.30.3 `pkg/config/mesh/mesh.go` (`defaultProviders`
+    /// is unset by default) and the `mesh` key of the istio ConfigMap.
+    #[test]
+    fn default_providers_come_from_the_mesh_config() {
+        let mesh = "accessLogFile: /dev/stdout\ndefaultProviders:\n  accessLogging:\n  - otel\n  metrics:\n  - prometheus\nrootNamespace: istio-system\n";
+        assert_eq!(default_access_log_providers(Some(mesh)), ["otel"]);
+        assert!(default_access_log_providers(Some("rootNamespace: istio-system\n")).is_empty());
+        assert!(default_access_log_providers(Some(": not yaml [")).is_empty());
+        assert!(default_access_log_providers(None).is_empty());
     }
 
     #[test]

@@ -18,7 +18,9 @@ use super::detect;
 #[command(
     after_help = "Creates, for the host: ServiceEntry, egress Gateway, subset DestinationRule and VirtualService in
 the namespace; the origination DestinationRule (MUTUAL, credentialName, sni and subjectAltNames) in
-istio-system; an access-log Telemetry for the egress gateway pods only; on Kyma, sets only
+istio-system; an access-log Telemetry for the egress gateway pods only (envoy, plus the providers
+of the mesh-wide Telemetry or the mesh's defaults, which it would otherwise switch off there; a
+client dry run reads none); the route to the partner drops x-forwarded-client-cert; on Kyma, sets only
 spec.components.egressGateway.enabled on the Istio CR. Refuses when Istio would give the egress
 gateway another DestinationRule instead of the origination rule, e.g. an older one for the exact host
 with the same exportTo in istio-system, or one there with a workloadSelector (--force to go ahead);
@@ -92,6 +94,7 @@ impl EnableArgs {
             access_log: !self.no_access_log,
             restrict_to_namespace: self.restrict_to_namespace,
             kyma_istio: self.istio_cr.as_deref().map(parse_istio_cr).transpose()?,
+            mesh: Default::default(),
         })
     }
 }
@@ -179,6 +182,11 @@ pub(crate) async fn prepare(
             )));
         }
         warnings.push(format!("warning: {message}"));
+    }
+    if request.access_log {
+        let (kept, notes) = detect::mesh_access_logging(&client).await?;
+        request.mesh.access_logging = kept;
+        warnings.extend(notes.into_iter().map(|n| format!("note: {n}")));
     }
     request.kyma_istio = kyma;
     Ok((request, warnings))

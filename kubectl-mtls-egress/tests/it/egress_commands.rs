@@ -525,3 +525,38 @@ async fn expose_picks_apirule_when_served_and_refuses_it_when_not() {
     );
     assert!(writes(&state).is_empty());
 }
+
+/// Issue 13 item 4: `enable` reads the mesh-wide Telemetry and keeps its providers on the
+/// egress gateway next to `envoy` (istio/istio `pilot/pkg/model/telemetry.go`, `mergeLogs`).
+#[tokio::test]
+async fn enable_keeps_the_mesh_wide_access_log_providers() {
+    let (client, state) = fake_server(|s| {
+        kyma(s);
+        s.put(
+            "telemetries",
+            json!({"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+                   "metadata": {"name": "mesh-default", "namespace": "istio-system"},
+                   "spec": {"accessLogging": [{"providers": [{"name": "otel"}]}]}}),
+        );
+    });
+    run_enable(&client, &enable_args(&[])).await.unwrap();
+    let ours = object(
+        &state,
+        "/apis/telemetry.istio.io/v1/namespaces/istio-system/telemetries/mtls-egressgateway-access-log",
+    )
+    .expect("the gateway's Telemetry");
+    assert_eq!(
+        ours["spec"]["accessLogging"],
+        json!([{"providers": [{"name": "otel"}]}, {"providers": [{"name": "envoy"}]}])
+    );
+    // The user's Telemetry is not touched.
+    let theirs = object(
+        &state,
+        "/apis/telemetry.istio.io/v1/namespaces/istio-system/telemetries/mesh-default",
+    )
+    .unwrap();
+    assert_eq!(
+        theirs["spec"]["accessLogging"],
+        json!([{"providers": [{"name": "otel"}]}])
+    );
+}

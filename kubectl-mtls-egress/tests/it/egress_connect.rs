@@ -59,6 +59,7 @@ fn inputs(kyma: bool, lockdown: bool) -> ConnectInputs {
             access_log: true,
             restrict_to_namespace: false,
             kyma_istio: kyma.then(|| ("kyma-system".to_string(), "default".to_string())),
+            mesh: Default::default(),
         },
         credentials: bundle::credentials(&test_support::bundle(HOST)),
         lockdown: lockdown.then(|| LockdownInputs {

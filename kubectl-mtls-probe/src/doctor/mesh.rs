@@ -1,6 +1,7 @@
 //! Mesh-level rules: exactly one Kyma Istio CR, Ready, with the egress gateway enabled when
 //! origination is configured; the egress gateway Deployment Available; at most one mesh-wide
-//! Telemetry (Istio honours only one: analyzer IST0160); at most one Sidecar without a
+//! Telemetry (Istio honours only one: analyzer IST0160), and a Telemetry for the egress gateway
+//! that repeats its access-log providers; at most one Sidecar without a
 //! workloadSelector per namespace (analyzer IST0111).
 
 use kube::ResourceExt;
@@ -8,6 +9,7 @@ use kube::ResourceExt;
 use super::{Finding, RuleId, Severity, Snapshot};
 use shared::cluster::detect::{EGRESS_DEPLOYMENT, deployment_available};
 use shared::manifest::ISTIO_NAMESPACE;
+use shared::manifest::egress::kept_access_logging;
 
 /// Whether some DestinationRule originates MUTUAL TLS with a credential (the client side).
 fn originates(s: &Snapshot) -> bool {
@@ -107,6 +109,44 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
             format!("{} mesh-wide Telemetries (no selector) in {ISTIO_NAMESPACE}: Istio honours only one (IST0160)", mesh_wide.len()),
             "merge them into one; scope access logs to the egress gateway with a selector (kubectl mtls-egress enable does)",
         ));
+    }
+    // A Telemetry for the egress gateway replaces the mesh-wide providers there (istio/istio
+    // `pilot/pkg/model/telemetry.go`, mergeLogs): it has to repeat them.
+    let kept: Vec<String> = kept_access_logging(&s.telemetries, &[])
+        .iter()
+        .flat_map(|e| e.providers.iter().map(|p| p.name.clone()))
+        .collect();
+    for t in s.telemetries.iter().filter(|t| {
+        t.namespace().as_deref() == Some(ISTIO_NAMESPACE)
+            && !t.spec.access_logging.is_empty()
+            && t.spec.selector.as_ref().is_some_and(|sel| {
+                !sel.match_labels.is_empty()
+                    && sel
+                        .match_labels
+                        .get("istio")
+                        .is_some_and(|v| v == "egressgateway")
+            })
+    }) {
+        let named: Vec<&str> = t
+            .spec
+            .access_logging
+            .iter()
+            .flat_map(|e| e.providers.iter().map(|p| p.name.as_str()))
+            .collect();
+        let dropped: Vec<&str> = kept
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !named.contains(k))
+            .collect();
+        if !dropped.is_empty() {
+            findings.push(Finding::new(
+                RuleId::TelemetryProvidersDropped,
+                Severity::Warning,
+                format!("telemetry {ISTIO_NAMESPACE}/{}", t.name_any()),
+                format!("it selects the egress gateway and names its own access-log providers, which replace the mesh-wide ones there: {} no longer get(s) the gateway's logs", dropped.join(", ")),
+                "list the mesh-wide providers in it too (kubectl mtls-egress enable does)",
+            ));
+        }
     }
     let mut by_namespace: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for sidecar in s.sidecars.iter().filter(|sc| sc.spec.namespace_wide()) {

@@ -183,6 +183,9 @@ rules! {
     TelemetryMeshWideDuplicate => "telemetry-mesh-wide-duplicate",
         "more than one mesh-wide Telemetry in istio-system (only one is honoured)",
         "merge them into one; scope access logs to the egress gateway with a selector (`kubectl mtls-egress enable` does)";
+    TelemetryProvidersDropped => "telemetry-providers-dropped",
+        "a Telemetry for the egress gateway names access-log providers without the mesh-wide ones, which it thereby switches off there",
+        "list the mesh-wide Telemetry's providers in it too (`kubectl mtls-egress enable` does)";
     SidecarNamespaceWideDuplicate => "sidecar-namespace-wide-duplicate",
         "more than one Sidecar without a workloadSelector in a namespace: which one a pod gets is undefined (Istio analyzer IST0111)",
         "keep one: move what the others set (e.g. outboundTrafficPolicy REGISTRY_ONLY) into it and delete them";

@@ -358,6 +358,18 @@ fn each_defect_is_found_by_its_rule_and_only_by_it() {
             }),
         ),
         (
+            "telemetry-providers-dropped",
+            Box::new(|d: &mut Vec<Value>| {
+                // istio/istio 1.30.3 `pilot/pkg/model/telemetry.go`, mergeLogs: the reference's
+                // gateway Telemetry names only envoy, so a mesh-wide otel provider is dropped.
+                d.push(
+                    json!({"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+                    "metadata": {"name": "mesh-default", "namespace": "istio-system"},
+                    "spec": {"accessLogging": [{"providers": [{"name": "otel"}]}]}}),
+                );
+            }),
+        ),
+        (
             "sidecar-namespace-wide-duplicate",
             Box::new(|d: &mut Vec<Value>| {
                 // Istio's analyzer IST0111 (istio/istio 1.30.3

@@ -19,7 +19,9 @@
 //! - optional `AuthorizationPolicy mtls-restrict-<slug>` (istio-system): DENY requests for the host from
 //!   other namespaces, so no other workload borrows the client identity (needs the Istio-mTLS hop).
 //! - optional `Telemetry mtls-egressgateway-access-log` (istio-system, selector `istio: egressgateway`):
-//!   access logs for the egress gateway only, never replacing a mesh-wide Telemetry; shared by all hosts.
+//!   access logs for the egress gateway only, never replacing a mesh-wide Telemetry; shared by all
+//!   hosts. It names `envoy` and repeats the mesh-wide providers ([`kept_access_logging`]), which
+//!   a workload-scoped Telemetry would otherwise switch off for the gateway.
 //! - on Kyma, the `Istio` CR with only `spec.components.egressGateway.enabled: true`.
 
 use kube::api::ObjectMeta;
@@ -86,6 +88,17 @@ pub struct EnableRequest {
     pub restrict_to_namespace: bool,
     /// The Kyma Istio CR to switch the egress gateway on in (`namespace`, `name`), if Kyma.
     pub kyma_istio: Option<(String, String)>,
+    /// What was read from the cluster that shapes the plan (default: nothing read).
+    pub mesh: MeshFacts,
+}
+
+/// What `enable` read from the cluster that shapes its plan. The default — what
+/// `--dry-run=client` plans with, reading nothing — keeps no mesh-wide access logging.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeshFacts {
+    /// The mesh-wide access logging the egress gateway keeps next to `envoy`
+    /// ([`kept_access_logging`]).
+    pub access_logging: Vec<AccessLogging>,
 }
 
 /// Everything that can make an enable or expose plan fail.
@@ -344,7 +357,7 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
     }
 
     if req.access_log {
-        plan.push(&access_log_telemetry())?;
+        plan.push(&access_log_telemetry(&req.mesh.access_logging))?;
     }
     Ok(plan)
 }
@@ -388,8 +401,17 @@ fn egress_gateway_selector() -> WorkloadSelector {
     }
 }
 
-/// The access-log Telemetry for the egress gateway pods (shared by every host).
-pub(crate) fn access_log_telemetry() -> Telemetry {
+/// The access-log Telemetry for the egress gateway pods (shared by every host): the mesh-wide
+/// logging in `kept`, then `envoy` for every request (last, so no filter of the mesh's applies
+/// to it: Istio keeps the last filter it sees per provider).
+pub(crate) fn access_log_telemetry(kept: &[AccessLogging]) -> Telemetry {
+    let mut access_logging = kept.to_vec();
+    access_logging.push(AccessLogging {
+        providers: vec![ProviderRef {
+            name: ENVOY_PROVIDER.into(),
+        }],
+        ..Default::default()
+    });
     Telemetry {
         metadata: ObjectMeta {
             name: Some(ACCESS_LOG_TELEMETRY.into()),
@@ -399,13 +421,72 @@ pub(crate) fn access_log_telemetry() -> Telemetry {
         },
         spec: TelemetrySpec {
             selector: Some(egress_gateway_selector()),
-            access_logging: vec![AccessLogging {
-                providers: vec![ProviderRef {
-                    name: "envoy".into(),
-                }],
-            }],
+            access_logging,
         },
     }
+}
+
+/// Istio's built-in access-log provider: the proxy's stdout, which `check` reads.
+const ENVOY_PROVIDER: &str = "envoy";
+
+/// The mesh-wide access logging that our gateway-scoped Telemetry must repeat, because a
+/// workload's Telemetry that names providers replaces the mesh-level ones for that workload
+/// (istio/istio 1.30.3 `pilot/pkg/model/telemetry.go`, `mergeLogs`: the providers in scope are
+/// those of the last level that names any). The mesh level is the oldest Telemetry without a
+/// selector in the root namespace (`namespaceWideTelemetryConfig`, after
+/// `sortConfigByCreationTime`) or, when it has no access logging, the mesh config's
+/// `defaultProviders.accessLogging`. Entries keep their `match` and `filter`; disabled ones are
+/// left out (they log nothing), and an entry without providers names the default providers.
+pub fn kept_access_logging(
+    telemetries: &[Telemetry],
+    default_providers: &[String],
+) -> Vec<AccessLogging> {
+    let mut mesh_wide: Vec<&Telemetry> = telemetries
+        .iter()
+        .filter(|t| {
+            t.metadata.namespace.as_deref() == Some(ISTIO_NAMESPACE)
+                && t.spec
+                    .selector
+                    .as_ref()
+                    .is_none_or(|s| s.match_labels.is_empty())
+        })
+        .collect();
+    mesh_wide.sort_by(|a, b| {
+        let created = |t: &Telemetry| t.metadata.creation_timestamp.as_ref().map(|c| c.0);
+        created(a)
+            .cmp(&created(b))
+            .then(a.metadata.name.cmp(&b.metadata.name))
+    });
+    let defaults: Vec<ProviderRef> = default_providers
+        .iter()
+        .map(|name| ProviderRef { name: name.clone() })
+        .collect();
+    let entries = match mesh_wide.first() {
+        Some(t) if !t.spec.access_logging.is_empty() => t.spec.access_logging.clone(),
+        _ => vec![AccessLogging {
+            providers: defaults.clone(),
+            ..Default::default()
+        }],
+    };
+    entries
+        .into_iter()
+        .filter(|e| e.disabled != Some(true))
+        .map(|e| AccessLogging {
+            providers: if e.providers.is_empty() {
+                defaults.clone()
+            } else {
+                e.providers
+            },
+            disabled: None,
+            ..e
+        })
+        .filter(|e| {
+            let only_ours = e.match_.is_none()
+                && e.filter.is_none()
+                && e.providers.iter().all(|p| p.name == ENVOY_PROVIDER);
+            !e.providers.is_empty() && !only_ours
+        })
+        .collect()
 }
 
 /// The `Istio` CR patch that switches the egress gateway off again (`disable --egress-gateway`).

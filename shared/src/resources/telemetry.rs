@@ -1,6 +1,8 @@
 //! `telemetry.istio.io/v1` Telemetry: access logs for the egress gateway pods only — a selector-scoped
 //! object, so an existing mesh-wide Telemetry is never replaced (Istio honours only one mesh-wide
-//! Telemetry: analyzer IST0160, istio/istio `pkg/config/analysis/msg/messages.yaml`).
+//! Telemetry: analyzer IST0160, istio/istio `pkg/config/analysis/msg/messages.yaml`). Its
+//! providers replace the mesh-wide ones for those pods, so it repeats them (see
+//! [`crate::manifest::egress::kept_access_logging`]).
 
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
@@ -28,9 +30,36 @@ pub struct TelemetrySpec {
 
 /// `accessLogging[]`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct AccessLogging {
-    /// Extension providers (e.g. `envoy`, Istio's built-in stdout JSON log).
+    /// Extension providers (e.g. `envoy`, Istio's built-in stdout log); none means the mesh
+    /// config's `defaultProviders.accessLogging`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<ProviderRef>,
+    /// Which traffic direction it applies to.
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    pub match_: Option<LogSelector>,
+    /// Only requests for which this CEL expression holds are logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<LogFilter>,
+    /// Turns the providers' logging off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+}
+
+/// `accessLogging[].match`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct LogSelector {
+    /// `CLIENT_AND_SERVER`, `CLIENT` or `SERVER`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+/// `accessLogging[].filter`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct LogFilter {
+    /// A CEL expression.
+    pub expression: String,
 }
 
 /// `providers[]`.

@@ -18,6 +18,7 @@ fn enable(host: &str, hop: Hop, access_log: bool, restrict: bool, kyma: bool) ->
         access_log,
         restrict_to_namespace: restrict,
         kyma_istio: kyma.then(|| ("kyma-system".to_string(), "default".to_string())),
+        mesh: Default::default(),
     })
     .unwrap()
 }
@@ -270,6 +271,7 @@ fn bad_inputs_are_refused_before_any_plan() {
         access_log: false,
         restrict_to_namespace: true,
         kyma_istio: None,
+        mesh: Default::default(),
     };
     let err = enable_plan(&base).unwrap_err().to_string();
     assert!(err.contains("--hop istio-mutual"), "{err}");
@@ -308,4 +310,112 @@ fn bad_inputs_are_refused_before_any_plan() {
         find(&objs, "APIRule", "mtls-")["spec"]["rules"][0]["methods"],
         serde_json::json!(["GET", "POST"])
     );
+}
+
+/// Issue 13 item 4: a workload-scoped Telemetry's access-log providers replace the mesh-level
+/// ones for that workload (istio/istio 1.30.3 `pilot/pkg/model/telemetry.go`, `mergeLogs`), so
+/// ours repeats the mesh-wide Telemetry's (the oldest without a selector in the root namespace:
+/// `namespaceWideTelemetryConfig`) or, without one, the mesh config's default providers.
+#[test]
+fn the_gateway_telemetry_keeps_the_mesh_wide_providers() {
+    use shared::manifest::egress::{MeshFacts, kept_access_logging};
+    use shared::resources::Telemetry;
+    let telemetry = |ns: &str, name: &str, created: &str, spec: Value| -> Telemetry {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": created},
+            "spec": spec}))
+        .unwrap()
+    };
+    let names = |kept: &[shared::resources::telemetry::AccessLogging]| -> Vec<Vec<String>> {
+        kept.iter()
+            .map(|e| e.providers.iter().map(|p| p.name.clone()).collect())
+            .collect()
+    };
+    let mesh_default = telemetry(
+        "istio-system",
+        "mesh-default",
+        "2025-01-01T00:00:00Z",
+        serde_json::json!({"accessLogging": [
+            {"providers": [{"name": "otel"}]},
+            {"providers": [{"name": "stdout-json"}], "filter": {"expression": "response.code >= 400"}, "match": {"mode": "CLIENT"}},
+            {"providers": [{"name": "audit"}], "disabled": true},
+            {"providers": [{"name": "envoy"}]},
+            {}
+        ]}),
+    );
+    let newer = telemetry(
+        "istio-system",
+        "a-newer-mesh-wide",
+        "2025-06-01T00:00:00Z",
+        serde_json::json!({"accessLogging": [{"providers": [{"name": "ignored"}]}]}),
+    );
+    let scoped = telemetry(
+        "istio-system",
+        "ingress-only",
+        "2024-01-01T00:00:00Z",
+        serde_json::json!({"selector": {"matchLabels": {"istio": "ingressgateway"}},
+            "accessLogging": [{"providers": [{"name": "scoped"}]}]}),
+    );
+    let namespaced = telemetry(
+        "apps",
+        "apps-wide",
+        "2024-01-01T00:00:00Z",
+        serde_json::json!({"accessLogging": [{"providers": [{"name": "apps"}]}]}),
+    );
+    let all = [newer, scoped, namespaced.clone(), mesh_default];
+    let kept = kept_access_logging(&all, &["zipkin-log".to_string()]);
+    // The oldest mesh-wide Telemetry; the disabled entry and a plain envoy entry dropped; the
+    // entry without providers names the defaults; filter and match stay.
+    assert_eq!(
+        names(&kept),
+        [vec!["otel"], vec!["stdout-json"], vec!["zipkin-log"]]
+    );
+    assert_eq!(
+        kept[1].filter.as_ref().unwrap().expression,
+        "response.code >= 400"
+    );
+    assert_eq!(
+        kept[1].match_.as_ref().unwrap().mode.as_deref(),
+        Some("CLIENT")
+    );
+    // No mesh-wide Telemetry: the mesh config's defaults; none at all: nothing to keep.
+    assert_eq!(
+        names(&kept_access_logging(
+            std::slice::from_ref(&namespaced),
+            &["otel".into()]
+        )),
+        [vec!["otel"]]
+    );
+    assert!(kept_access_logging(&[namespaced], &[]).is_empty());
+
+    // In the plan: the mesh's entries, then envoy last (Istio keeps the last filter per provider).
+    let plan = enable_plan(&EnableRequest {
+        host: DnsName::parse("httpbin.example.com").unwrap(),
+        namespace: "mtls-demo".into(),
+        credential: "client-credential".into(),
+        hop: Hop::IstioMutual,
+        port: 443,
+        access_log: true,
+        restrict_to_namespace: false,
+        kyma_istio: None,
+        mesh: MeshFacts {
+            access_logging: kept,
+        },
+    })
+    .unwrap();
+    let objs = objects(&plan);
+    let t = find(&objs, "Telemetry", "mtls-egressgateway-access-log");
+    assert_eq!(
+        t["spec"]["accessLogging"],
+        serde_json::json!([
+            {"providers": [{"name": "otel"}]},
+            {"providers": [{"name": "stdout-json"}], "match": {"mode": "CLIENT"}, "filter": {"expression": "response.code >= 400"}},
+            {"providers": [{"name": "zipkin-log"}]},
+            {"providers": [{"name": "envoy"}]}
+        ])
+    );
+    if let Some(schemas) = test_support::schema::Schemas::load() {
+        schemas.validate(t).unwrap();
+    }
 }
