@@ -14,8 +14,10 @@
 //! 4. read the logs of **every** gateway replica since the request and find the access-log line
 //!    (Kyma's JSON or plain Istio's default TEXT format: [`access_log`]) for the upstream cluster
 //!    `outbound|443||D` that carries the run's id, with its code and flags;
-//! 5. with a lockdown, prove `https://EXTERNAL/` is unreachable from both pods;
-//! 6. delete the probe pods — also when a step fails or the user presses Ctrl-C (not with `--keep`).
+//! 5. with Kyma's `networkPoliciesEnabled`, name the namespace's pod templates that lack the
+//!    `to-egressgateway` label the probe pod carries (Kyma's policy drops their requests);
+//! 6. with a lockdown, prove `https://EXTERNAL/` is unreachable from both pods;
+//! 7. delete the probe pods — also when a step fails or the user presses Ctrl-C (not with `--keep`).
 //!
 //! The decisions are pure ([`pod`]: pod spec and readiness; `curl`: commands and their output);
 //! this module sequences them over [`shared::cluster`]'s pod calls.
@@ -29,10 +31,12 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::Client;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
+use kube::{Client, ResourceExt};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -43,6 +47,7 @@ use super::xfcc::{ClientIdentity, XfccElement};
 use curl::Reach;
 use pod::{PodState, ProbePod};
 use shared::cli::{GlobalArgs, OutputFormat, write_output};
+use shared::cluster::detect::kyma_istio_crs;
 use shared::cluster::{self, ClusterError, ExecOutput};
 use shared::error::{Error, one_line};
 use shared::manifest::lockdown::{
@@ -539,7 +544,12 @@ async fn probe(
         }
     }
 
-    // 4. The lockdown.
+    // 4. Kyma's egress-gateway NetworkPolicy: the probe pod carries the label, the user's may not.
+    if let Some(check) = kyma_label_check(client, ns).await? {
+        checks.push(check);
+    }
+
+    // 5. The lockdown.
     lockdown_checks(
         client,
         request,
@@ -558,6 +568,92 @@ async fn probe(
         access_log: access,
         xfcc,
     })
+}
+
+/// With Kyma's `networkPoliciesEnabled`, the egress gateway admits only pods labelled
+/// `networking.kyma-project.io/to-egressgateway=allowed`. The probe pod carries that label, so
+/// its pass says nothing about the namespace's own workloads: this check names the pod templates
+/// (Deployments, StatefulSets, DaemonSets, and pods nothing owns) with a sidecar that lack it.
+/// `None` when the policies are off, this is not Kyma, or the Istio CR may not be read.
+async fn kyma_label_check(client: &Client, ns: &str) -> Result<Option<Check>, Error> {
+    let crs = match kyma_istio_crs(client).await {
+        Ok(Some(crs)) => crs,
+        Ok(None) | Err(ClusterError::Forbidden { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if !crs
+        .iter()
+        .any(|cr| cr.spec.network_policies_enabled == Some(true))
+    {
+        return Ok(None);
+    }
+    let all = ListParams::default();
+    let mut templates: Vec<(String, Option<ObjectMeta>)> = Vec::new();
+    for d in cluster::list::<Deployment>(client, Some(ns), &all).await? {
+        templates.push((
+            format!("deployment/{}", d.name_any()),
+            d.spec.and_then(|s| s.template.metadata),
+        ));
+    }
+    for d in cluster::list::<StatefulSet>(client, Some(ns), &all).await? {
+        templates.push((
+            format!("statefulset/{}", d.name_any()),
+            d.spec.and_then(|s| s.template.metadata),
+        ));
+    }
+    for d in cluster::list::<DaemonSet>(client, Some(ns), &all).await? {
+        templates.push((
+            format!("daemonset/{}", d.name_any()),
+            d.spec.and_then(|s| s.template.metadata),
+        ));
+    }
+    for p in cluster::list::<Pod>(client, Some(ns), &all).await? {
+        let owned = p
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| !o.is_empty());
+        let ours = p.labels().contains_key(pod::RUN_LABEL);
+        if !owned && !ours {
+            templates.push((format!("pod/{}", p.name_any()), Some(p.metadata)));
+        }
+    }
+    Ok(Some(kyma_label_verdict(ns, &templates)))
+}
+
+/// The verdict over pod templates `(kind/name, template metadata)`: those that get a sidecar and
+/// lack Kyma's egress label fail it.
+pub(crate) fn kyma_label_verdict(ns: &str, templates: &[(String, Option<ObjectMeta>)]) -> Check {
+    let (key, value) = KYMA_EGRESS_POD_LABEL;
+    let missing: Vec<&str> = templates
+        .iter()
+        .filter(|(_, meta)| {
+            let labels = meta.as_ref().and_then(|m| m.labels.as_ref());
+            let annotations = meta.as_ref().and_then(|m| m.annotations.as_ref());
+            let no_sidecar = [labels, annotations]
+                .iter()
+                .flatten()
+                .any(|m| m.get(pod::INJECT_LABEL).is_some_and(|v| v == "false"));
+            !no_sidecar && labels.and_then(|l| l.get(key)).is_none_or(|v| v != value)
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if missing.is_empty() {
+        Check::passed(
+            "kyma-egress-label",
+            format!(
+                "Kyma's networkPoliciesEnabled is on and every pod template in {ns} carries {key}={value}"
+            ),
+        )
+    } else {
+        Check::failed(
+            "kyma-egress-label",
+            format!(
+                "Kyma's networkPoliciesEnabled is on and {} in {ns} lack(s) {key}={value}: the egress gateway drops their requests (the probe pod has the label, so its pass does not cover them); label the pod templates with `kubectl mtls-lockdown apply -n {ns} --label-pods`",
+                missing.join(", ")
+            ),
+        )
+    }
 }
 
 /// The labels a pod needs for the lockdown policy to select it: its `podSelector.matchLabels`;

@@ -136,6 +136,83 @@ async fn plain_istio_text_access_logs_are_read() {
     );
 }
 
+/// Issue 13 item 8: with Kyma's networkPoliciesEnabled the egress gateway admits only pods
+/// labelled `networking.kyma-project.io/to-egressgateway=allowed`. The probe pod has it; the
+/// check names the namespace's pod templates that do not (and not those without a sidecar, not
+/// its own probe pods, not pods a controller owns).
+#[tokio::test]
+async fn kyma_network_policies_name_the_workloads_without_the_egress_label() {
+    let b = test_support::bundle(HOST);
+    let hash = shared::pki::sha256_hex(b.client.cert.der());
+    let kyma = |enabled: bool| {
+        move |s: &mut State| {
+            s.serve("operator.kyma-project.io/v1alpha2", "istios", "Istio");
+            s.put(
+                "istios",
+                json!({"apiVersion": "operator.kyma-project.io/v1alpha2", "kind": "Istio",
+                "metadata": {"name": "default", "namespace": "kyma-system"},
+                "spec": {"networkPoliciesEnabled": enabled}}),
+            );
+            let template = |labels: Value| {
+                json!({"metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "app"}]}})
+            };
+            s.put("deployments", json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "orders", "namespace": NS},
+                "spec": {"selector": {"matchLabels": {"app": "orders"}}, "template": template(json!({"app": "orders"}))}}));
+            s.put("deployments", json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "billing", "namespace": NS},
+                "spec": {"selector": {"matchLabels": {"app": "billing"}},
+                    "template": template(json!({"app": "billing", "networking.kyma-project.io/to-egressgateway": "allowed"}))}}));
+            s.put("statefulsets", json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": "cache", "namespace": NS},
+                "spec": {"selector": {"matchLabels": {"app": "cache"}}, "serviceName": "cache",
+                    "template": template(json!({"app": "cache", "sidecar.istio.io/inject": "false"}))}}));
+            s.put(
+                "pods",
+                json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "debug", "namespace": NS, "labels": {"run": "debug"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+            );
+            s.put("pods", json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "orders-7d9f-x", "namespace": NS, "labels": {"app": "orders"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "orders-7d9f", "uid": "u"}]},
+                "spec": {"containers": [{"name": "c", "image": "x"}]}}));
+        }
+    };
+    let (client, _) = fake(working(&hash), false, kyma(true));
+    let report = run(&client, &request(Some(&b), probe_pod_source()))
+        .await
+        .0
+        .unwrap();
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.name == "kyma-egress-label")
+        .expect("the check runs when networkPoliciesEnabled is on");
+    assert_eq!(check.status, Status::Failed, "{report:#?}");
+    assert!(
+        check.detail.contains("deployment/orders, pod/debug in apps lack(s) networking.kyma-project.io/to-egressgateway=allowed")
+            && check.detail.contains("kubectl mtls-lockdown apply -n apps --label-pods"),
+        "{}",
+        check.detail
+    );
+    assert!(!report.ok);
+    // The rest of the path still passed: this is about the user's workloads only.
+    assert_eq!(
+        detail(&report, "access-log").split(':').next(),
+        Some("pod/istio-egressgateway-7f-b")
+    );
+
+    let (client, _) = fake(working(&hash), false, kyma(false));
+    let report = run(&client, &request(Some(&b), probe_pod_source()))
+        .await
+        .0
+        .unwrap();
+    assert!(report.checks.iter().all(|c| c.name != "kyma-egress-label"));
+    assert!(report.ok, "{report:#?}");
+}
+
 #[tokio::test]
 async fn working_path_request_shape_and_cleanup() {
     let b = test_support::bundle(HOST);
