@@ -71,6 +71,9 @@ pub struct EnableArgs {
     pub apply: ApplyArgs,
 }
 
+/// The prefix of a warning that only says what could not be read.
+const NOTE: &str = "note: ";
+
 /// Parses `--istio-cr NAMESPACE/NAME`.
 pub(crate) fn parse_istio_cr(value: &str) -> Result<(String, String), Error> {
     match value.split_once('/') {
@@ -128,11 +131,18 @@ pub async fn execute(
 ) -> Result<(), Error> {
     let (request, mut warnings) = prepare(client, request, args.force).await?;
     warnings.extend(super::in_use::origination_switch(client, &request, args.force).await?);
+    // Notes (what could not be read) matter only once the plan is applied; a failed apply is
+    // then the one line the user reads.
+    let (notes, warnings): (Vec<String>, Vec<String>) =
+        warnings.into_iter().partition(|w| w.starts_with(NOTE));
     for warning in warnings {
         writeln!(err, "{warning}")?;
     }
     let plan = enable_plan(&request)?;
     apply_and_print(client, &plan, &args.apply, out).await?;
+    for note in notes {
+        writeln!(err, "{note}")?;
+    }
     if args.apply.dry_run == DryRun::Server || args.no_wait {
         return Ok(());
     }
@@ -186,7 +196,7 @@ pub(crate) async fn prepare(
     if request.access_log {
         let (kept, notes) = detect::mesh_access_logging(&client).await?;
         request.mesh.access_logging = kept;
-        warnings.extend(notes.into_iter().map(|n| format!("note: {n}")));
+        warnings.extend(notes.into_iter().map(|n| format!("{NOTE}{n}")));
     }
     request.kyma_istio = kyma;
     Ok((request, warnings))
