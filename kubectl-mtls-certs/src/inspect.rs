@@ -30,7 +30,7 @@ Examples:
 )]
 pub(crate) struct InspectArgs {
     /// A PEM file, a directory of .crt/.pem/.key files, or secret/NAME on the cluster
-    #[arg(value_name = "PATH|DIR|secret/NAME")]
+    #[arg(value_name = "PATH|DIR|secret/NAME", value_hint = clap::ValueHint::AnyPath)]
     pub target: String,
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]

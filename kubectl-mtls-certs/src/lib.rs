@@ -15,7 +15,7 @@ use std::io::Write;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use shared::cli::{CompletionArgs, GlobalArgs, Plugin};
+use shared::cli::{CompletionArgs, GlobalArgs, Plugin, VersionArgs};
 use shared::error::Error;
 
 /// The executable's file name; kubectl runs it for `kubectl mtls-certs`.
@@ -54,6 +54,7 @@ enum Command {
     Inspect(inspect::InspectArgs),
     Verify(verify::VerifyArgs),
     Secret(secret::SecretArgs),
+    Version(VersionArgs),
     #[command(
         after_help = "Example:\n  kubectl mtls-certs completion bash > /etc/bash_completion.d/kubectl-mtls_certs"
     )]
@@ -72,6 +73,7 @@ impl Plugin for Cli {
             Command::Inspect(args) => inspect::run(&args, &self.global, out).await,
             Command::Verify(args) => verify::run(&args, out),
             Command::Secret(args) => secret::run(&args, &self.global, out).await,
+            Command::Version(args) => args.run(out),
             Command::Completion(args) => args.run(Cli::command(), BIN_NAME, out),
         }
     }

@@ -19,7 +19,7 @@ use std::io::Write;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use shared::cli::{CompletionArgs, GlobalArgs, Plugin};
+use shared::cli::{CompletionArgs, GlobalArgs, Plugin, VersionArgs};
 use shared::error::Error;
 
 /// The executable's file name; kubectl runs it for `kubectl mtls-egress`.
@@ -65,6 +65,7 @@ enum Command {
     Status(status::StatusArgs),
     Connect(connect::ConnectArgs),
     Disconnect(disconnect::DisconnectArgs),
+    Version(VersionArgs),
     Completion(CompletionArgs),
 }
 
@@ -81,6 +82,7 @@ impl Plugin for Cli {
             Command::Status(args) => status::run(&args, &self.global, out).await,
             Command::Connect(args) => connect::run(&args, &self.global, out, err).await,
             Command::Disconnect(args) => disconnect::run(&args, &self.global, out, err).await,
+            Command::Version(args) => args.run(out),
             Command::Completion(args) => args.run(Cli::command(), BIN_NAME, out),
         }
     }

@@ -17,7 +17,7 @@ use std::io::Write;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use shared::cli::{CompletionArgs, GlobalArgs, Plugin};
+use shared::cli::{CompletionArgs, GlobalArgs, Plugin, VersionArgs};
 use shared::error::Error;
 
 /// The executable's file name; kubectl runs it for `kubectl mtls-lockdown`.
@@ -55,6 +55,7 @@ enum Command {
     Apply(apply::ApplyCmdArgs),
     Remove(remove::RemoveArgs),
     Explain(explain::ExplainArgs),
+    Version(VersionArgs),
     #[command(
         after_help = "Example:\n  kubectl mtls-lockdown completion bash > /etc/bash_completion.d/kubectl-mtls_lockdown"
     )]
@@ -71,6 +72,7 @@ impl Plugin for Cli {
             Command::Apply(args) => apply::run(&args, &self.global, out, err).await,
             Command::Remove(args) => remove::run(&args, &self.global, out, err).await,
             Command::Explain(args) => explain::run(&args, &self.global, out, err).await,
+            Command::Version(args) => args.run(out),
             Command::Completion(args) => args.run(Cli::command(), BIN_NAME, out),
         }
     }

@@ -79,9 +79,9 @@ pub(crate) struct DirectArgs {
     /// The path to GET; httpbin's /headers JSON also lets the probe check X-Forwarded-Client-Cert
     #[arg(long, default_value = "/headers")]
     pub path: String,
-    /// Seconds each connection may take, from DNS to the last byte of the response
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    pub timeout: u64,
+    /// How long each connection may take, from DNS to the last byte of the response, e.g. 10s, 1m (a plain number means seconds)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = shared::cluster::parse_request_timeout)]
+    pub timeout: Duration,
     /// Output format (yaml is treated as json's structure in YAML)
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -198,9 +198,9 @@ pub(crate) fn request_from_args(args: &DirectArgs) -> Result<DirectRequest, Erro
             args.path
         )));
     }
-    if args.timeout == 0 {
+    if args.timeout.is_zero() {
         return Err(Error::Usage(
-            "--timeout 0 leaves no time to connect: pass seconds, e.g. --timeout 10".into(),
+            "--timeout 0 leaves no time to connect: pass a duration, e.g. --timeout 10s".into(),
         ));
     }
     let files = CredentialFiles {
@@ -211,7 +211,7 @@ pub(crate) fn request_from_args(args: &DirectArgs) -> Result<DirectRequest, Erro
     Ok(DirectRequest {
         connect,
         path: args.path.clone(),
-        timeout: Duration::from_secs(args.timeout),
+        timeout: args.timeout,
         ..DirectRequest::from_files(host, args.port, files)?
     })
 }

@@ -19,7 +19,7 @@ use std::io::Write;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use shared::cli::{CompletionArgs, GlobalArgs, Plugin};
+use shared::cli::{CompletionArgs, GlobalArgs, Plugin, VersionArgs};
 use shared::error::Error;
 
 /// The executable's file name; kubectl runs it for `kubectl mtls-probe`.
@@ -56,6 +56,7 @@ enum Command {
     Check(check::CheckArgs),
     Direct(direct::DirectArgs),
     Doctor(crate::doctor::command::DoctorArgs),
+    Version(VersionArgs),
     Completion(CompletionArgs),
 }
 
@@ -69,6 +70,7 @@ impl Plugin for Cli {
             Command::Check(args) => check::run(&args, &self.global, out, err).await,
             Command::Direct(args) => direct::run(&args, out).await,
             Command::Doctor(args) => doctor::command::run(&args, &self.global, out, err).await,
+            Command::Version(args) => args.run(out),
             Command::Completion(args) => args.run(Cli::command(), BIN_NAME, out),
         }
     }

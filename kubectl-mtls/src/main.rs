@@ -1,6 +1,8 @@
 //! One executable for all four plugins, chosen by the name it is run as: krew (and the release
 //! archive) link `kubectl-mtls_certs`, `kubectl-mtls_egress`, `kubectl-mtls_lockdown` and
 //! `kubectl-mtls_probe` to it, so the four share one copy of the code they have in common.
+//! Run as `kubectl_complete-mtls_certs` etc. (kubectl's completion executables), it answers
+//! kubectl's completion requests for that plugin.
 
 use std::process::ExitCode;
 
@@ -33,7 +35,13 @@ fn main() -> ExitCode {
         })
         .unwrap_or_default();
     let name = invoked.trim_end_matches(".exe");
-    match PLUGINS.iter().find(|(bin, _)| *bin == name) {
+    // kubectl's completion executable for a plugin (`kubectl_complete-mtls_certs`) is this file
+    // too; the plugin's run loop sees the name and answers the completion request.
+    let plugin_name = match name.strip_prefix(shared::cli::complete::COMPLETE_PREFIX) {
+        Some(rest) => format!("kubectl-{rest}"),
+        None => name.to_string(),
+    };
+    match PLUGINS.iter().find(|(bin, _)| *bin == plugin_name) {
         Some((_, plugin)) => plugin(),
         None => {
             let names: Vec<&str> = PLUGINS.iter().map(|(bin, _)| *bin).collect();

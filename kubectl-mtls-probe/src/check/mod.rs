@@ -104,12 +104,12 @@ pub(crate) struct CheckArgs {
     /// Leave the probe pods running (prints how to delete them)
     #[arg(long)]
     pub keep: bool,
-    /// Seconds to wait for a probe pod to start (image pull included)
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
-    pub start_timeout: u64,
-    /// Seconds each curl may take
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    pub curl_timeout: u64,
+    /// How long to wait for a probe pod to start (image pull included), e.g. 2m, 90s (a plain number means seconds)
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = cluster::parse_request_timeout)]
+    pub start_timeout: Duration,
+    /// How long each curl may take, e.g. 10s (whole seconds; a plain number means seconds)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cluster::parse_request_timeout)]
+    pub curl_timeout: Duration,
     /// The egress gateway's namespace
     #[arg(long, value_name = "NS", default_value = ISTIO_NAMESPACE)]
     pub gateway_namespace: String,
@@ -279,8 +279,11 @@ pub(crate) fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<Che
             pod::DEFAULT_IMAGE
         ));
     }
-    if args.start_timeout == 0 || args.curl_timeout == 0 {
-        return usage("--start-timeout and --curl-timeout take seconds greater than 0".into());
+    if args.start_timeout.is_zero() || args.curl_timeout.as_secs() == 0 {
+        return usage(
+            "--start-timeout and --curl-timeout take durations greater than 0 (curl: whole seconds), e.g. --start-timeout 2m --curl-timeout 10s"
+                .into(),
+        );
     }
     if let Some(p) = &args.pod {
         shared::manifest::check_object_name(p).map_err(|e| Error::Usage(format!("--pod: {e}")))?;
@@ -303,8 +306,8 @@ pub(crate) fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<Che
         image: args.image.clone(),
         external: args.external.clone(),
         keep: args.keep,
-        start_timeout: Duration::from_secs(args.start_timeout),
-        curl_timeout: args.curl_timeout,
+        start_timeout: args.start_timeout,
+        curl_timeout: args.curl_timeout.as_secs(),
         gateway_namespace: args.gateway_namespace.clone(),
         gateway_selector: args.gateway_selector.clone(),
         ..CheckRequest::new(host, namespace)

@@ -2,16 +2,19 @@
 //! ([`write_output`]), `--dry-run`, the run loop that maps errors to exit codes and prints the
 //! one error line ([`report`]), the `completion` subcommand, and plain-text tables.
 //!
-//! A plugin is a [`clap::Parser`] that implements [`Plugin`]; its `main` is one call to [`main`].
+//! A plugin is a [`clap::Parser`] that implements [`Plugin`]; its `main` is one call to [`main`],
+//! which also answers kubectl's completion requests ([`complete`]).
 //! stdout carries data (tables, YAML, JSON); stderr carries talk (errors, progress, warnings):
 //! a command writes both through the writers it is given, never to the process's streams.
 
 mod apply;
+pub mod complete;
 mod files;
 mod table;
 
 use std::future::Future;
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub use apply::{apply_and_print, print_plan};
@@ -25,8 +28,10 @@ use crate::error::Error;
 #[derive(clap::Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Log verbosity on stderr: -v requests, -vv details, -vvv everything.
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    /// Log verbosity on stderr, as kubectl's -v N or -v=N: 1-6 requests, 7-8 details, 9+ everything
+    #[arg(short = 'v', long = "v", alias = "verbose", value_name = "N", global = true,
+          num_args = 0..=1, default_value_t = 0, default_missing_value = "1", hide_default_value = true,
+          value_parser = parse_verbosity)]
     pub verbose: u8,
     /// Connection flags, as kubectl has them (plugins get none of kubectl's own).
     #[command(flatten)]
@@ -86,7 +91,11 @@ pub trait Plugin: clap::Parser {
 /// The whole `main` of a plugin: parse flags (clap exits 2 on usage errors), set up logging and
 /// the single crypto provider, run, and turn the outcome into an exit code and one error line.
 pub fn main<P: Plugin>() -> ExitCode {
-    let cli = P::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(words) = complete::request(&args) {
+        return complete::main(P::command(), &words);
+    }
+    let cli = P::parse_from(args);
     init_logging(cli.global().verbose);
     // One provider for the whole process (ring); kube's TLS client builds on it.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -127,7 +136,30 @@ pub fn report(err: &Error, verbose: u8) {
     }
 }
 
+/// Parses `-v`'s value: a number (kubectl's levels, 0-10 and beyond), or the `v`s after the
+/// first of `-vv`/`-vvv` (read as 2 and 3, so the old spelling still works).
+pub fn parse_verbosity(value: &str) -> Result<u8, String> {
+    if !value.is_empty() && value.bytes().all(|b| b == b'v') {
+        return Ok(u8::try_from(value.len() + 1).unwrap_or(u8::MAX));
+    }
+    value.parse::<u8>().map_err(|_| {
+        format!("verbosity {value:?} is not a number: use -v N or -v=N, e.g. -v 6 for requests")
+    })
+}
+
+/// Our log levels for kubectl's verbosity numbers: 0 off, 1 requests (and error causes), 2
+/// details, 3 everything.
+fn log_level(verbose: u8) -> u8 {
+    match verbose {
+        0 => 0,
+        1..=6 => 1,
+        7..=8 => 2,
+        _ => 3,
+    }
+}
+
 fn init_logging(verbose: u8) {
+    let verbose = log_level(verbose);
     if verbose == 0 && std::env::var_os("RUST_LOG").is_none() {
         return;
     }
@@ -147,9 +179,67 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// Shells `completion` can generate scripts for.
+/// Print the version: version, git commit, build date (the commit's), target
+#[derive(clap::Args, Debug)]
+pub struct VersionArgs {
+    /// Accepted as in kubectl: a plugin has only a client version
+    #[arg(long)]
+    pub client: bool,
+    /// Output format: json or yaml (default: one line per field)
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+/// What `version` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionInfo {
+    /// `v` + the workspace version.
+    pub version: String,
+    /// The git commit built (`unknown` outside a git checkout).
+    pub commit: String,
+    /// The commit's date (ISO 8601), which stands for the build date in reproducible builds.
+    pub build_date: String,
+    /// The Rust target triple built for.
+    pub target: String,
+}
+
+impl VersionInfo {
+    /// This build's facts.
+    pub fn current() -> VersionInfo {
+        VersionInfo {
+            version: format!("v{}", env!("CARGO_PKG_VERSION")),
+            commit: env!("MTLS_GIT_COMMIT").into(),
+            build_date: env!("MTLS_BUILD_DATE").into(),
+            target: env!("MTLS_BUILD_TARGET").into(),
+        }
+    }
+}
+
+impl VersionArgs {
+    /// Prints [`VersionInfo::current`] in the chosen format.
+    pub fn run(&self, out: &mut dyn Write) -> Result<(), Error> {
+        let info = VersionInfo::current();
+        write_output(
+            out,
+            self.output.unwrap_or(OutputFormat::Table),
+            &info,
+            |out| {
+                writeln!(out, "Client Version: {}", info.version)?;
+                writeln!(out, "Commit: {}", info.commit)?;
+                writeln!(out, "Build Date: {}", info.build_date)?;
+                writeln!(out, "Target: {}", info.target)?;
+                Ok(())
+            },
+        )
+    }
+}
+
+/// Shells `completion` can generate scripts for, and `kubectl` itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Shell {
+    /// kubectl's own completion (kubectl 1.26+): link kubectl_complete-<plugin> beside this plugin
+    Kubectl,
     /// GNU bash.
     Bash,
     /// Z shell.
@@ -158,10 +248,14 @@ pub enum Shell {
     Fish,
 }
 
-/// Print a shell completion script (bash, zsh or fish)
+/// Print a shell completion script (bash, zsh or fish), or enable kubectl's own completion
+///
+/// `completion kubectl` makes `kubectl <plugin> <TAB>` complete in any shell where kubectl's
+/// completion is loaded: it links `kubectl_complete-<plugin>` to this plugin in the directory
+/// the plugin was run from (for krew, ~/.krew/bin), which kubectl runs for completions.
 #[derive(clap::Args, Debug)]
 pub struct CompletionArgs {
-    /// The shell to complete for.
+    /// The shell to complete for, or kubectl.
     #[arg(value_enum)]
     pub shell: Shell,
 }
@@ -175,6 +269,22 @@ impl CompletionArgs {
         out: &mut dyn Write,
     ) -> Result<(), Error> {
         let shell = match self.shell {
+            Shell::Kubectl => {
+                let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+                let plugin = invoked_path(args.first().map(PathBuf::from), bin_name)?;
+                let link = link_completion(&plugin, bin_name)?;
+                writeln!(
+                    out,
+                    "{} -> {}: `kubectl {} <TAB>` completes in shells with kubectl's completion loaded",
+                    link.display(),
+                    plugin.file_name().unwrap_or_default().to_string_lossy(),
+                    command
+                        .get_bin_name()
+                        .unwrap_or(bin_name)
+                        .trim_start_matches("kubectl ")
+                )?;
+                return Ok(());
+            }
             Shell::Bash => clap_complete::Shell::Bash,
             Shell::Zsh => clap_complete::Shell::Zsh,
             Shell::Fish => clap_complete::Shell::Fish,
@@ -184,6 +294,65 @@ impl CompletionArgs {
         out.write_all(&buf)?;
         Ok(())
     }
+}
+
+/// The plugin's path on `PATH`: `argv0` when it names a directory (kubectl runs plugins by their
+/// full path), else the first `PATH` entry holding `bin_name`.
+fn invoked_path(argv0: Option<PathBuf>, bin_name: &str) -> Result<PathBuf, Error> {
+    if let Some(path) = argv0.filter(|p| p.parent().is_some_and(|d| !d.as_os_str().is_empty())) {
+        return Ok(path);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(bin_name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{bin_name} is not on PATH: install the plugin (krew, or links on PATH), then run `kubectl {} completion kubectl`",
+                bin_name.trim_start_matches("kubectl-").replace('_', "-")
+            ))
+        })
+}
+
+/// Links `kubectl_complete-<plugin>` beside `plugin` to its file name (relative, so it follows
+/// krew's upgrades of the plugin link). An existing link to the same name is kept.
+fn link_completion(plugin: &Path, bin_name: &str) -> Result<PathBuf, Error> {
+    let dir = plugin.parent().unwrap_or(Path::new("."));
+    let target = plugin
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(bin_name));
+    let link = dir.join(complete::completion_name(bin_name));
+    if let Ok(existing) = std::fs::read_link(&link) {
+        if existing == target {
+            return Ok(link);
+        }
+        return Err(Error::Usage(format!(
+            "{} already links to {}: remove it to link it to {}",
+            link.display(),
+            existing.display(),
+            target.display()
+        )));
+    }
+    if link.exists() {
+        return Err(Error::Usage(format!(
+            "{} exists and is not a link: remove it first",
+            link.display()
+        )));
+    }
+    #[cfg(unix)]
+    let made = std::os::unix::fs::symlink(&target, &link);
+    #[cfg(not(unix))]
+    let made = std::fs::copy(plugin, &link).map(drop);
+    made.map_err(|e| {
+        Error::Usage(format!(
+            "cannot create {}: {e}; create it by hand: a link or copy of {}",
+            link.display(),
+            plugin.display()
+        ))
+    })?;
+    Ok(link)
 }
 
 /// Writes a command's result as `-o json` (indented, one object) or `-o yaml`; `-o table` is the

@@ -126,6 +126,19 @@ impl KubeArgs {
         Ok((config, origin))
     }
 
+    /// The merged kubeconfig these flags name (`--kubeconfig`, else `KUBECONFIG`, else
+    /// `~/.kube/config`), without selecting a context; `None` when no file exists.
+    pub fn kubeconfig(&self) -> Result<Option<Kubeconfig>, ClusterError> {
+        let source = match &self.kubeconfig {
+            Some(path) => Source::Flag(path.clone()),
+            None => sources_from_env(
+                std::env::var_os("KUBECONFIG").as_deref(),
+                std::env::home_dir(),
+            ),
+        };
+        load_kubeconfig(&source)
+    }
+
     /// A client for the selected cluster. Reads files only; sends no request.
     pub async fn client(&self) -> Result<Client, ClusterError> {
         let (config, origin) = self.load().await?;
