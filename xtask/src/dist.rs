@@ -52,6 +52,39 @@ pub fn completion_files(link: &str) -> [(&'static str, String); 3] {
     ]
 }
 
+/// Man pages for every plugin and each of its subcommands, from their clap definitions:
+/// `man/kubectl-mtls_certs.1`, `man/kubectl-mtls_certs-gen.1`, … (`man -l FILE` reads one; with
+/// the directory on `MANPATH`'s `man1/`, `man kubectl-mtls_certs`). No date, so reproducible.
+pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    fn render(
+        cmd: &clap::Command,
+        name: String,
+        out: &mut Vec<(String, Vec<u8>)>,
+    ) -> anyhow::Result<()> {
+        let mut page = Vec::new();
+        // clap takes `'static` names (no `string` feature); a few dozen short strings, once.
+        let static_name: &'static str = Box::leak(name.clone().into_boxed_str());
+        clap_mangen::Man::new(cmd.clone().name(static_name))
+            .render(&mut page)
+            .with_context(|| format!("cannot render the man page of {name}"))?;
+        out.push((format!("man/{name}.1"), page));
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            render(sub, format!("{name}-{}", sub.get_name()), out)?;
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for (p, mut cmd) in PLUGINS.iter().zip(crate::docs::plugins()) {
+        // Built: global flags reach the subcommands, usage lines read `kubectl mtls-certs gen`.
+        cmd.build();
+        render(&cmd, p.link.to_string(), &mut out)?;
+    }
+    Ok(out)
+}
+
 /// What `dist` was asked to do.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -59,8 +92,12 @@ pub struct Options {
     pub targets: Vec<String>,
     /// Where the archives go.
     pub out: PathBuf,
-    /// The krew index directory: `template.yaml` is read, `plugins/*.yaml` written.
+    /// The krew source directory: `template.yaml` is read, `plugins/*.yaml` written (the
+    /// committed record of what the index serves).
     pub krew: PathBuf,
+    /// The index repository's tree: `plugins/*.yaml` at its root (where `kubectl krew index add`
+    /// reads them) and a README. Published as the repository the template's `index` names.
+    pub index: PathBuf,
 }
 
 /// An archive `dist` wrote.
@@ -87,6 +124,17 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The workspace repository URL (xtask inherits it).
 pub const REPOSITORY: &str = env!("CARGO_PKG_REPOSITORY");
 
+/// The Rust targets a release ships, one archive each: what krew users run (static musl on
+/// Linux, so no glibc version matters). `.github/workflows/release.yml` builds exactly these (a
+/// test compares them), and [`index_from_archives`] requires an archive for each.
+pub const RELEASE_TARGETS: [&str; 5] = [
+    "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl",
+    "x86_64-apple-darwin",
+    "aarch64-apple-darwin",
+    "x86_64-pc-windows-msvc",
+];
+
 /// Maps a Rust target triple to krew's `(os, arch)`; `None` for targets we do not package.
 pub fn krew_platform(target: &str) -> Option<(&'static str, &'static str)> {
     let arch = match target.split('-').next()? {
@@ -101,8 +149,10 @@ pub fn krew_platform(target: &str) -> Option<(&'static str, &'static str)> {
         "linux"
     } else if target.contains("-apple-darwin") {
         "darwin"
+    } else if target.contains("-windows-") {
+        // krew detects the archive type by its content, so Windows takes the .tar.gz too.
+        "windows"
     } else {
-        // Windows needs .zip archives and .exe names; not built here (no toolchain).
         return None;
     };
     Some((os, arch))
@@ -218,13 +268,27 @@ fn build(root: &Path, target: &str, host: &str) -> anyhow::Result<PathBuf> {
     Ok(bins)
 }
 
-/// Makes `link` run `target`: a symlink on unix, a copy elsewhere.
-fn link_or_copy(target: &Path, link: &Path) -> anyhow::Result<()> {
+/// Makes `link` run `target`: a symlink on unix, a copy named `link.exe` elsewhere (Windows runs
+/// only files with an executable extension; the binary strips `.exe` from its name).
+fn link_or_copy(target: &Path, link: &Path) -> anyhow::Result<PathBuf> {
     #[cfg(unix)]
-    let made = std::os::unix::fs::symlink(target, link);
+    let (made, link) = (std::os::unix::fs::symlink(target, link), link.to_path_buf());
     #[cfg(not(unix))]
-    let made = std::fs::copy(target, link).map(drop);
-    made.with_context(|| format!("cannot link {} to {}", link.display(), target.display()))
+    let (made, link) = {
+        let link = link.with_extension("exe");
+        (std::fs::copy(target, &link).map(drop), link)
+    };
+    made.with_context(|| format!("cannot link {} to {}", link.display(), target.display()))?;
+    Ok(link)
+}
+
+/// The executable's file name as built for `target` (`.exe` on Windows).
+fn exe_name(target: &str) -> String {
+    if target.contains("-windows-") {
+        format!("{BIN}.exe")
+    } else {
+        BIN.to_string()
+    }
 }
 
 /// One file in an archive.
@@ -299,7 +363,7 @@ pub fn dist(opts: &Options) -> anyhow::Result<Vec<Built>> {
     targets.dedup();
     for t in &targets {
         if krew_platform(t).is_none() {
-            bail!("target {t} is not packaged: dist knows linux and darwin targets (tar.gz)");
+            bail!("target {t} is not packaged: dist knows linux, darwin and windows targets");
         }
         if !target_installed(t)? {
             bail!("target {t} is not installed: `rustup target add {t}` (and a linker for it)");
@@ -327,8 +391,7 @@ pub fn dist(opts: &Options) -> anyhow::Result<Vec<Built>> {
     std::fs::create_dir_all(&links)
         .with_context(|| format!("cannot create {}", links.display()))?;
     for p in PLUGINS {
-        let exe = links.join(p.link);
-        link_or_copy(&host_bins.join(BIN), &exe)?;
+        let exe = link_or_copy(&host_bins.join(exe_name(&host)), &links.join(p.link))?;
         for (shell, path) in completion_files(p.link) {
             let script = output(Command::new(&exe).args(["completion", shell]))?;
             ensure!(
@@ -345,6 +408,13 @@ pub fn dist(opts: &Options) -> anyhow::Result<Vec<Built>> {
     }
     std::fs::remove_dir_all(&links)
         .with_context(|| format!("cannot remove {}", links.display()))?;
+    for (path, data) in man_pages()? {
+        common.push(Entry {
+            path,
+            data,
+            mode: 0o644,
+        });
+    }
 
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
@@ -364,12 +434,13 @@ pub fn dist(opts: &Options) -> anyhow::Result<Vec<Built>> {
                 mode: e.mode,
             })
             .collect();
-        let path = bins.join(BIN);
+        let path = bins.join(exe_name(t));
         let data =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let bin_sizes = vec![(BIN.to_string(), data.len() as u64)];
+        let bin = krew::bin_for(os);
+        let bin_sizes = vec![(bin.clone(), data.len() as u64)];
         entries.push(Entry {
-            path: BIN.into(),
+            path: bin,
             data,
             mode: 0o755,
         });
@@ -393,13 +464,103 @@ pub fn dist(opts: &Options) -> anyhow::Result<Vec<Built>> {
     }
 
     let archives: Vec<ArchiveRef> = built.iter().map(|b| b.archive.clone()).collect();
+    let rendered = template.render(VERSION, REPOSITORY, &archives)?;
     let plugins_dir = opts.krew.join("plugins");
     std::fs::create_dir_all(&plugins_dir)?;
-    for (file, text) in template.render(VERSION, REPOSITORY, &archives)? {
+    for (file, text) in &rendered {
         let path = plugins_dir.join(file);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    write_index(&opts.index, &template, &rendered)?;
     Ok(built)
+}
+
+/// The release's last step (`cargo xtask index --dist DIR`): reads the archive of every
+/// [`RELEASE_TARGETS`] platform from `dist` (the release jobs' artifacts, one per platform),
+/// renders the manifests with their sha256 into `krew/plugins/` and writes the index tree.
+/// Fails, naming them, when archives are missing.
+pub fn index_from_archives(
+    dist: &Path,
+    krew_dir: &Path,
+    index: &Path,
+) -> anyhow::Result<Vec<ArchiveRef>> {
+    let template = Template::load(&krew_dir.join("template.yaml"))?;
+    let mut archives = Vec::new();
+    let mut missing = Vec::new();
+    for target in RELEASE_TARGETS {
+        let (os, arch) = krew_platform(target).expect("release targets are packaged");
+        let path = dist.join(krew::archive_file_name(VERSION, os, arch));
+        match std::fs::read(&path) {
+            Ok(bytes) => archives.push(ArchiveRef {
+                os: os.into(),
+                arch: arch.into(),
+                sha256: sha256_hex(&bytes),
+            }),
+            Err(_) => missing.push(path.display().to_string()),
+        }
+    }
+    ensure!(
+        missing.is_empty(),
+        "missing release archives: {}; every release target needs one (`cargo xtask dist --target T`)",
+        missing.join(", ")
+    );
+    let rendered = template.render(VERSION, REPOSITORY, &archives)?;
+    let plugins_dir = krew_dir.join("plugins");
+    std::fs::create_dir_all(&plugins_dir)?;
+    for (file, text) in &rendered {
+        let path = plugins_dir.join(file);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    write_index(index, &template, &rendered)?;
+    Ok(archives)
+}
+
+/// Writes the index repository's tree into `dir`: `plugins/<name>.yaml` for each rendered
+/// manifest (nothing else in `plugins/`: krew reads every regular `*.yaml` there) and a README.
+/// Anything already in `dir` is replaced, except a `.git` directory, so a clone of the published
+/// index can be updated in place and committed.
+pub fn write_index(
+    dir: &Path,
+    template: &Template,
+    rendered: &[(String, String)],
+) -> anyhow::Result<()> {
+    let plugins = dir.join(INDEX_PLUGINS_DIR);
+    let _ = std::fs::remove_dir_all(&plugins);
+    std::fs::create_dir_all(&plugins)
+        .with_context(|| format!("cannot create {}", plugins.display()))?;
+    for (file, text) in rendered {
+        let path = plugins.join(file);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let readme = dir.join("README.md");
+    std::fs::write(&readme, index_readme(template))
+        .with_context(|| format!("cannot write {}", readme.display()))?;
+    Ok(())
+}
+
+/// Where krew reads an index's manifests, relative to the root of the cloned index repository
+/// (krew `environment.Paths.IndexPluginsPath`: `<root>/index/<name>/plugins`).
+pub const INDEX_PLUGINS_DIR: &str = "plugins";
+
+/// The README of the published index repository.
+pub fn index_readme(template: &Template) -> String {
+    let names: Vec<String> = template
+        .plugins
+        .iter()
+        .map(|p| format!("mtls/{}", p.name))
+        .collect();
+    format!(
+        "# kubectl-mtls krew index\n\n\
+         A custom krew index for the kubectl-mtls plugins ({home}). Generated by \
+         `cargo xtask dist` from `krew/template.yaml` in that repository; do not edit here.\n\n\
+         ```sh\n\
+         kubectl krew index add mtls {index}\n\
+         kubectl krew install {names}\n\
+         ```\n",
+        home = REPOSITORY,
+        index = template.index,
+        names = names.join(" "),
+    )
 }
 
 /// `manifests --check`: every committed manifest passes krew's and our rules, and is exactly

@@ -423,6 +423,15 @@ pub fn project_rules(m: &Manifest, version: &str, repository: &str) -> Vec<Strin
     errors
 }
 
+/// The manifest's `bin` on `os`: [`BIN`], with `.exe` on windows.
+pub fn bin_for(os: &str) -> String {
+    if os == "windows" {
+        format!("{BIN}.exe")
+    } else {
+        BIN.to_string()
+    }
+}
+
 /// The link krew creates for plugin `name` (and the executable name kubectl runs for it):
 /// `mtls-certs` → `kubectl-mtls_certs`.
 pub fn link_name(plugin: &str) -> String {
@@ -480,6 +489,9 @@ pub struct Template {
     pub homepage: String,
     /// The archive URL; `{repository}`, `{version}`, `{os}`, `{arch}` are replaced.
     pub archive: String,
+    /// The git URL of the published index repository (`plugins/*.yaml` at its root), the one
+    /// `kubectl krew index add mtls URL` takes.
+    pub index: String,
     /// Caveats every plugin shows; `{name}` is replaced.
     #[serde(default)]
     pub caveats: Option<String>,
@@ -570,7 +582,7 @@ impl Template {
                     }),
                     uri: Some(uri),
                     sha256: Some(a.sha256.clone()),
-                    bin: Some(BIN.to_string()),
+                    bin: Some(bin_for(&a.os)),
                     files: None,
                 });
             }

@@ -1,5 +1,6 @@
-//! `cargo xtask dist [--target T]… [--out DIR] [--krew DIR]`, `cargo xtask manifests --check`, and
-//! `cargo xtask docs [--check]`.
+//! `cargo xtask dist [--target T]… [--out DIR] [--krew DIR] [--index DIR]`, `cargo xtask index
+//! --dist DIR`, `cargo xtask manifests --check`, and
+//! `cargo xtask docs [--check]` (docs/reference.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,9 +26,25 @@ enum Cmd {
         /// Output directory for the archives and their .sha256 files.
         #[arg(long, default_value_os_t = dist::workspace_root().join("dist"))]
         out: PathBuf,
-        /// The krew index directory (template.yaml in, plugins/*.yaml out).
+        /// The krew source directory (template.yaml in, plugins/*.yaml out).
         #[arg(long, default_value_os_t = dist::workspace_root().join("krew"))]
         krew: PathBuf,
+        /// Where the index repository's tree goes (plugins/*.yaml at its root); default: OUT/krew-index.
+        #[arg(long)]
+        index: Option<PathBuf>,
+    },
+    /// Render the manifests for every release platform from the archives in DIR (the release's
+    /// last step) and write the index repository's tree.
+    Index {
+        /// The directory holding one archive per release target.
+        #[arg(long, value_name = "DIR")]
+        dist: PathBuf,
+        /// The krew source directory (template.yaml in, plugins/*.yaml out).
+        #[arg(long, default_value_os_t = dist::workspace_root().join("krew"))]
+        krew: PathBuf,
+        /// Where the index repository's tree goes; default: DIR/krew-index.
+        #[arg(long)]
+        index: Option<PathBuf>,
     },
     /// Check the committed krew manifests against krew's rules and the template.
     Manifests {
@@ -38,13 +55,13 @@ enum Cmd {
         #[arg(long, default_value_os_t = dist::workspace_root().join("krew"))]
         krew: PathBuf,
     },
-    /// Rewrite the README's generated regions: the command reference (from the plugins' clap
+    /// Rewrite the generated regions of docs/reference.md: the command reference (from the plugins' clap
     /// definitions) and the troubleshooting table (from doctor's rules).
     Docs {
-        /// Only compare: exit 1 and name the stale regions when the README is not current.
+        /// Only compare: exit 1 and name the stale regions when the file is not current.
         #[arg(long)]
         check: bool,
-        /// The README to update.
+        /// The file to update (the regions' markers must be in it).
         #[arg(long, default_value_os_t = docs::readme_path())]
         readme: PathBuf,
     },
@@ -62,12 +79,19 @@ fn main() -> ExitCode {
 
 fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        Cmd::Dist { targets, out, krew } => {
+        Cmd::Dist {
+            targets,
+            out,
+            krew,
+            index,
+        } => {
             let started = std::time::Instant::now();
+            let index = index.unwrap_or_else(|| out.join("krew-index"));
             let built = dist::dist(&dist::Options {
                 targets,
                 out,
                 krew: krew.clone(),
+                index: index.clone(),
             })?;
             for b in &built {
                 let size = std::fs::metadata(&b.path)?.len();
@@ -77,9 +101,23 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
             }
             println!(
-                "rewrote {}/plugins/*.yaml; dist took {:.1} s",
+                "rewrote {}/plugins/*.yaml; the index repository's tree is {}; dist took {:.1} s",
                 krew.display(),
+                index.display(),
                 started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Index { dist, krew, index } => {
+            let index = index.unwrap_or_else(|| dist.join("krew-index"));
+            let archives = dist::index_from_archives(&dist, &krew, &index)?;
+            for a in &archives {
+                println!("{}  {}/{}", a.sha256, a.os, a.arch);
+            }
+            println!(
+                "rewrote {}/plugins/*.yaml and the index tree {}",
+                krew.display(),
+                index.display()
             );
             Ok(ExitCode::SUCCESS)
         }

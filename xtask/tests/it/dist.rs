@@ -25,6 +25,8 @@ struct Dist {
     krew: PathBuf,
     /// The first run's archives.
     out: PathBuf,
+    /// The first run's index repository tree (dist's default: OUT/krew-index).
+    index: PathBuf,
     /// The linux/amd64 archive of the first run.
     archive: PathBuf,
     /// The same archive from the second run.
@@ -68,6 +70,7 @@ static DIST: LazyLock<Dist> = LazyLock::new(|| {
         _tmp: dir,
         archive: out.join(&name),
         second: out2.join(&name),
+        index: out.join("krew-index"),
         tmp,
         krew,
         out,
@@ -233,11 +236,24 @@ fn archive_is_flat_with_license_completions_and_fixed_metadata() {
             expected.push(file);
         }
     }
+    // Man pages (issue 14): one per plugin and per subcommand, from the clap definitions.
+    expected.push("man/".to_string());
+    let pages = xtask::dist::man_pages().unwrap();
+    expected.extend(pages.iter().map(|(path, _)| path.clone()));
     expected.sort();
     assert_eq!(
         order, expected,
-        "exactly the multi-call binary, LICENSE and completions"
+        "exactly the multi-call binary, LICENSE, completions and man pages"
     );
+    for p in PLUGINS {
+        let page = text(&archive[&format!("man/{}.1", p.link)].5);
+        assert!(page.contains(".TH"), "{}: a roff man page", p.link);
+        assert!(
+            archive.contains_key(&format!("man/{}-completion.1", p.link)),
+            "{}: a page per subcommand",
+            p.link
+        );
+    }
 
     let license = std::fs::read(workspace_root().join("LICENSE")).unwrap();
     assert_eq!(archive["LICENSE"].5, license);
@@ -435,4 +451,412 @@ fn krew_like_install_from_the_manifests_runs_through_kubectl() {
             p.name
         );
     }
+}
+
+/// Serves the files of `dir` over HTTP on loopback (GET `/<file name>`; 404 otherwise), as the
+/// release host does; returns the base URL. krew downloads with Go's `http.DefaultClient`, which
+/// has no `file://` transport, so an index whose `uri`s were `file://` would pass a copy-based
+/// test and fail in krew: the index test downloads over HTTP instead.
+fn serve(dir: &Path) -> String {
+    let dir = dir.to_path_buf();
+    serve_with(move |path| {
+        let name = path.trim_start_matches('/');
+        (!name.contains('/') && !name.is_empty())
+            .then(|| std::fs::read(dir.join(name)).ok())
+            .flatten()
+            .map(|body| ("application/octet-stream", body))
+    })
+}
+
+/// A loopback HTTP/1.1 server answering each GET with `answer(path)` (404 for `None`), one
+/// response per connection; returns the base URL.
+fn serve_with(answer: impl Fn(&str) -> Option<(&'static str, Vec<u8>)> + Send + 'static) -> String {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            loop {
+                let mut header = String::new();
+                match reader.read_line(&mut header) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if header == "\r\n" => break,
+                    Ok(_) => {}
+                }
+            }
+            let path = request.split(' ').nth(1).unwrap_or("/");
+            let path = path.split('?').next().unwrap_or_default();
+            let _ = match answer(path) {
+                Some((content_type, body)) => stream
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .and_then(|()| stream.write_all(&body)),
+                None => stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                ),
+            };
+        }
+    });
+    base
+}
+
+/// `git` with no user or system configuration, and a fixed identity for commits.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=index test", "-c", "user.email=index@test"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "protocol.file.allow=always",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("git is installed");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Extracts a downloaded archive by krew's rules (`internal/download/downloader.go`): the type is
+/// detected from the content (gzip magic, as Go's `http.DetectContentType`), only directories and
+/// regular files are accepted (a symlink or hard link makes krew fail the install), entries with
+/// `..` or an absolute path are refused, and each file keeps its mode.
+fn krew_extract(archive: &[u8], dir: &Path) {
+    assert!(
+        archive.starts_with(&[0x1f, 0x8b, 0x08]),
+        "krew detects the archive type by content: not gzip"
+    );
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        if name == "pax_global_header" {
+            continue;
+        }
+        assert!(
+            !name.contains("..") && !name.starts_with('/') && !name.starts_with('\\'),
+            "krew refuses the suspicious entry {name:?}"
+        );
+        let mode = entry.header().mode().unwrap();
+        let path = dir.join(&name);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => std::fs::create_dir_all(&path).unwrap(),
+            tar::EntryType::Regular => {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).unwrap();
+                std::fs::write(&path, data).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+            other => panic!("krew cannot unpack {name:?}: entry type {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn krew_index_add_clones_the_dist_index_and_installs_all_four_plugins_that_kubectl_runs() {
+    let d = dist();
+    let work = d.tmp.join("krew-index-test");
+    std::fs::create_dir_all(&work).unwrap();
+
+    // The index dist wrote: exactly plugins/<name>.yaml at its root (krew reads every regular
+    // *.yaml there), plus a README whose `index add` URL is the template's index repository.
+    let template = krew::Template::load(&workspace_root().join("krew/template.yaml")).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(d.index.join("plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = PLUGINS.iter().map(|p| format!("{}.yaml", p.name)).collect();
+    want.sort();
+    assert_eq!(files, want, "the index's plugins/ holds the four manifests");
+    let readme = std::fs::read_to_string(d.index.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("kubectl krew index add mtls {}", template.index)),
+        "{readme}"
+    );
+    for p in PLUGINS {
+        assert_eq!(
+            std::fs::read_to_string(d.index.join("plugins").join(format!("{}.yaml", p.name)))
+                .unwrap(),
+            std::fs::read_to_string(d.krew.join("plugins").join(format!("{}.yaml", p.name)))
+                .unwrap(),
+            "the index serves what krew/plugins records"
+        );
+    }
+
+    // Published: the index tree as a git repository, its archive URLs pointing at a loopback
+    // mirror of the release (same files, same sha256), as an air-gapped mirror would.
+    let release = format!("{REPOSITORY}/releases/download/v{VERSION}");
+    let mirror = serve(&d.out);
+    let published = work.join("published");
+    std::fs::create_dir_all(published.join("plugins")).unwrap();
+    std::fs::copy(d.index.join("README.md"), published.join("README.md")).unwrap();
+    for file in &files {
+        let body = std::fs::read_to_string(d.index.join("plugins").join(file)).unwrap();
+        assert!(body.contains(&release), "{file} points at the release");
+        std::fs::write(
+            published.join("plugins").join(file),
+            body.replace(&release, &mirror),
+        )
+        .unwrap();
+    }
+    git(&published, &["init", "-q"]);
+    git(&published, &["add", "-A"]);
+    git(&published, &["commit", "-q", "-m", "index"]);
+
+    // `kubectl krew index add mtls URL`: `git clone -v URL <root>/index/mtls`
+    // (krew gitutil.EnsureCloned), then every command reads <root>/index/mtls/plugins/.
+    let root = work.join("krew-root");
+    std::fs::create_dir_all(root.join("index")).unwrap();
+    let url = format!("file://{}", published.display());
+    git(&root.join("index"), &["clone", "-q", "-v", &url, "mtls"]);
+    let plugins_dir = root.join("index/mtls/plugins");
+
+    let bin_dir = root.join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    for p in PLUGINS {
+        // `kubectl krew install mtls/<name>`: the manifest by name from the clone, validated.
+        let file = plugins_dir.join(format!("{}.yaml", p.name));
+        assert!(std::fs::symlink_metadata(&file).unwrap().is_file());
+        let body = std::fs::read_to_string(&file).unwrap();
+        let m = krew::validate(&format!("{}.yaml", p.name), &body)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", p.name));
+        let spec = m.spec.unwrap();
+        let version = spec.version.unwrap();
+        // The first platform whose selector matches {os: linux, arch: amd64}.
+        let platform = spec
+            .platforms
+            .unwrap()
+            .into_iter()
+            .find(|pl| pl.selector.as_ref().unwrap().matches("linux", "amd64") == Ok(true))
+            .expect("a platform for linux/amd64");
+        // Download over HTTP, require status 200, verify the sha256 of what arrived.
+        let uri = platform.uri.unwrap();
+        assert!(uri.starts_with(&mirror), "{uri}");
+        let download = work.join(format!("{}.download", p.name));
+        let curl = Command::new("curl")
+            .args(["-fsS", "--max-time", "60", "-o"])
+            .arg(&download)
+            .arg(&uri)
+            .output()
+            .unwrap();
+        assert!(curl.status.success(), "GET {uri}: {}", text(&curl.stderr));
+        let bytes = std::fs::read(&download).unwrap();
+        assert_eq!(
+            Some(xtask::dist::sha256_hex(&bytes)),
+            platform.sha256,
+            "{}: sha256 of the download",
+            p.name
+        );
+        // Extract into a staging directory, then (no `files:` → `{from: "*", to: "."}`) move
+        // everything into store/<name>/<version>/.
+        let staging = work.join(format!("{}.staging", p.name));
+        std::fs::create_dir_all(&staging).unwrap();
+        krew_extract(&bytes, &staging);
+        assert!(platform.files.is_none());
+        let install = root.join("store").join(p.name).join(&version);
+        std::fs::create_dir_all(&install).unwrap();
+        for entry in std::fs::read_dir(&staging).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::rename(entry.path(), install.join(entry.file_name())).unwrap();
+        }
+        // Link bin/kubectl-<name, '-' → '_'> to the manifest's bin inside the install dir.
+        let bin = install.join(platform.bin.unwrap());
+        assert!(
+            bin.starts_with(&install) && bin.is_file(),
+            "{}",
+            bin.display()
+        );
+        let link = bin_dir.join(format!("kubectl-{}", p.name.replace('-', "_")));
+        std::os::unix::fs::symlink(&bin, &link).unwrap();
+    }
+
+    let list = kubectl_with_path(&bin_dir, &["plugin", "list"]);
+    let (stdout, stderr) = (text(&list.stdout), text(&list.stderr));
+    assert!(
+        list.status.success(),
+        "kubectl plugin list: {stdout}\n{stderr}"
+    );
+    assert!(!stderr.to_lowercase().contains("warning"), "{stderr}");
+    for p in PLUGINS {
+        let link = bin_dir.join(p.link).display().to_string();
+        assert!(
+            stdout.lines().any(|l| l.trim() == link),
+            "{link} not listed:\n{stdout}"
+        );
+        let help = kubectl_with_path(&bin_dir, &[p.name, "--help"]);
+        assert!(help.status.success(), "{}", text(&help.stderr));
+        assert!(
+            text(&help.stdout).lines().any(|l| is_usage_of(l, p.name)),
+            "{}",
+            text(&help.stdout)
+        );
+    }
+    // And one real command through kubectl, from the installed plugin: gen writes a bundle.
+    let certs = work.join("bundle");
+    let gen_out = kubectl_with_path(
+        &bin_dir,
+        &[
+            "mtls-certs",
+            "gen",
+            "--domain",
+            "httpbin.example.com",
+            "--client",
+            "client.example.com",
+            "--out",
+            certs.to_str().unwrap(),
+        ],
+    );
+    assert!(gen_out.status.success(), "{}", text(&gen_out.stderr));
+    assert!(certs.join("client.crt").is_file());
+}
+
+/// Runs `kubectl __complete ARGS` (what kubectl's shell completion scripts run) with `PATH` =
+/// `path_dir` and `KUBECONFIG` = `kubeconfig`; returns the candidate values (descriptions cut)
+/// and the directive line.
+fn kubectl_complete(path_dir: &Path, kubeconfig: &Path, args: &[&str]) -> (Vec<String>, String) {
+    let out = Command::new(kubectl())
+        .arg("__complete")
+        .args(args)
+        .env("PATH", path_dir)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut lines: Vec<&str> = stdout.lines().filter(|l| !l.is_empty()).collect();
+    let directive = lines.pop().unwrap_or_default().to_string();
+    let values = lines
+        .iter()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    (values, directive)
+}
+
+#[test]
+fn kubectl_completes_all_four_plugins_through_their_kubectl_complete_links() {
+    let d = dist();
+    let unpacked = d.tmp.join("unpacked-complete");
+    untar(&d.archive, &unpacked);
+    // A cluster that answers namespace lists, and a kubeconfig naming it in two contexts.
+    let api = serve_with(|path| {
+        (path == "/api/v1/namespaces").then(|| {
+            let list = r#"{"apiVersion":"v1","kind":"NamespaceList","metadata":{"resourceVersion":"7"},
+                "items":[{"metadata":{"name":"mtls-demo"}},{"metadata":{"name":"istio-system"}}]}"#;
+            ("application/json", list.as_bytes().to_vec())
+        })
+    });
+    let path_dir = d.tmp.join("path-complete");
+    std::fs::create_dir_all(&path_dir).unwrap();
+    let kubeconfig = path_dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: alpha\n\
+             clusters:\n- name: local\n  cluster:\n    server: {api}\n\
+             - name: nowhere\n  cluster:\n    server: http://127.0.0.1:9\n\
+             users:\n- name: me\n  user:\n    token: t\n\
+             contexts:\n- name: alpha\n  context:\n    cluster: local\n    user: me\n\
+             - name: beta\n  context:\n    cluster: nowhere\n    user: me\n"
+        ),
+    )
+    .unwrap();
+    for p in PLUGINS {
+        std::os::unix::fs::symlink(unpacked.join(BIN), path_dir.join(p.link)).unwrap();
+    }
+
+    // Without kubectl_complete-* on PATH, kubectl has nothing to ask: no subcommands offered.
+    let (values, _) = kubectl_complete(&path_dir, &kubeconfig, &["mtls-certs", ""]);
+    assert!(!values.contains(&"gen".to_string()), "{values:?}");
+
+    for p in PLUGINS {
+        let complete = format!("kubectl_complete-{}", p.link.trim_start_matches("kubectl-"));
+        std::os::unix::fs::symlink(unpacked.join(BIN), path_dir.join(&complete)).unwrap();
+    }
+    let subcommands = |plugin: &str| -> Vec<&'static str> {
+        match plugin {
+            "mtls-certs" => vec!["gen", "issue", "inspect", "verify", "secret", "completion"],
+            "mtls-egress" => vec![
+                "expose",
+                "enable",
+                "disable",
+                "status",
+                "connect",
+                "disconnect",
+                "completion",
+            ],
+            "mtls-lockdown" => vec!["apply", "remove", "explain", "completion"],
+            "mtls-probe" => vec!["check", "direct", "doctor", "completion"],
+            other => panic!("{other}"),
+        }
+    };
+    for p in PLUGINS {
+        let (values, directive) = kubectl_complete(&path_dir, &kubeconfig, &[p.name, ""]);
+        for sub in subcommands(p.name) {
+            assert!(
+                values.iter().any(|v| v == sub),
+                "{}: {sub} in {values:?}",
+                p.name
+            );
+        }
+        assert_eq!(
+            directive, ":4",
+            "{}: no file names for a subcommand",
+            p.name
+        );
+        // Flags of the first subcommand, global ones included.
+        let sub = subcommands(p.name)[0];
+        let (values, _) = kubectl_complete(&path_dir, &kubeconfig, &[p.name, sub, "--"]);
+        for flag in ["--context", "--namespace", "--kubeconfig", "--help"] {
+            assert!(
+                values.iter().any(|v| v == flag),
+                "{} {sub}: {flag} in {values:?}",
+                p.name
+            );
+        }
+        // --context from the kubeconfig, as a separate word and after '='.
+        let (values, directive) =
+            kubectl_complete(&path_dir, &kubeconfig, &[p.name, sub, "--context", ""]);
+        assert_eq!(values, ["alpha", "beta"], "{}", p.name);
+        assert_eq!(directive, ":4");
+        let (values, _) = kubectl_complete(&path_dir, &kubeconfig, &[p.name, sub, "--context=b"]);
+        assert_eq!(values, ["--context=beta"], "{}", p.name);
+        // -n from the cluster of the current context, and nothing (quickly) from one that is down.
+        let (values, _) = kubectl_complete(&path_dir, &kubeconfig, &[p.name, sub, "-n", ""]);
+        assert_eq!(values, ["mtls-demo", "istio-system"], "{}", p.name);
+        let (values, directive) = kubectl_complete(
+            &path_dir,
+            &kubeconfig,
+            &[p.name, sub, "--context", "beta", "-n", ""],
+        );
+        assert!(values.is_empty(), "{values:?}");
+        assert_eq!(directive, ":4");
+    }
+    // A value enum: --key-type's values.
+    let (values, _) = kubectl_complete(
+        &path_dir,
+        &kubeconfig,
+        &["mtls-certs", "gen", "--key-type", "rsa"],
+    );
+    assert_eq!(values, ["rsa-2048", "rsa-3072", "rsa-4096"]);
+    // A path: the shell completes file names (directive 0, cobra's default).
+    let (_, directive) = kubectl_complete(&path_dir, &kubeconfig, &["mtls-certs", "inspect", ""]);
+    assert_eq!(directive, ":0");
 }

@@ -252,3 +252,39 @@ fn krew_link_names_follow_the_underscore_rule() {
         assert_eq!(krew::link_name(p.name), p.link);
     }
 }
+
+#[test]
+fn every_index_add_in_the_docs_names_the_index_repository_dist_publishes() {
+    // krew clones the URL and reads plugins/ at the root of the clone; dist writes exactly that
+    // tree for the repository the template's `index` names, so that is the URL to give krew.
+    let template = Template::load(&krew_dir().join("template.yaml")).unwrap();
+    assert!(template.index.ends_with(".git"), "{}", template.index);
+    assert_ne!(
+        template.index.trim_end_matches(".git"),
+        REPOSITORY,
+        "the source repository has no plugins/ at its root"
+    );
+    let mut seen = 0;
+    for doc in ["README.md", "krew/README.md", "CONTRIBUTING.md"] {
+        let Ok(body) = std::fs::read_to_string(workspace_root().join(doc)) else {
+            continue;
+        };
+        // The commands (in code blocks), not prose about them.
+        for line in body
+            .lines()
+            .filter(|l| l.trim_start().starts_with("kubectl krew index add"))
+        {
+            let url = line
+                .split_whitespace()
+                .skip_while(|w| *w != "add")
+                .nth(2)
+                .unwrap_or_default();
+            assert_eq!(url, template.index, "{doc}: {line}");
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 2,
+        "README.md and krew/README.md show `kubectl krew index add`"
+    );
+}
