@@ -1,6 +1,6 @@
-//! `cargo xtask docs`: the README's generated regions.
+//! `cargo xtask docs`: the generated regions of `docs/reference.md`.
 //!
-//! Two regions of `README.md` are written by code, never by hand, each between a pair of marker
+//! Two regions of `docs/reference.md` (linked from the README) are written by code, never by hand, each between a pair of marker
 //! comments (`<!-- generated:NAME begin -->` … `<!-- generated:NAME end -->`):
 //!
 //! - `reference`: the command reference of the four plugins, rendered from their clap definitions
@@ -24,9 +24,12 @@ pub const REFERENCE: &str = "reference";
 /// The region with the troubleshooting table.
 pub const TROUBLESHOOTING: &str = "troubleshooting";
 
-/// The README the regions live in.
+/// The document the regions live in (`docs/reference.md`; the README links to it, which keeps
+/// the README short).
 pub fn readme_path() -> PathBuf {
-    crate::dist::workspace_root().join("README.md")
+    crate::dist::workspace_root()
+        .join("docs")
+        .join("reference.md")
 }
 
 /// The four plugins' command trees, in the order the README presents them (the tutorial's:
