@@ -13,8 +13,8 @@ use crate::expose::RouteChoice;
 use crate::{detect, enable, expose};
 use kubectl_mtls_lockdown::apply::detect_inputs;
 use kubectl_mtls_probe::report;
-use shared::cli::{DryRun, GlobalArgs, OutputFormat, write_output};
-use shared::cluster::{Applied, ApplyMode, apply};
+use shared::cli::{ApplyArgs, DryRun, GlobalArgs, OutputFormat, write_output};
+use shared::cluster::{Applied, ApplyMode, apply_as};
 use shared::error::Error;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::egress::EnableRequest;
@@ -190,6 +190,7 @@ pub async fn execute(
         DryRun::None => false,
     };
     let force_conflicts = request.apply.force_conflicts;
+    let manager = request.apply.field_manager.as_str();
     let table = matches!(request.apply.output, None | Some(OutputFormat::Table));
     let (target_ref, client_ref) = (&request.target, &request.client);
 
@@ -256,8 +257,8 @@ pub async fn execute(
     }
     let mode = ApplyMode::DryRunServer { force_conflicts };
     let (checked_target, checked_client) = tokio::join!(
-        apply(target, &plans.target, mode),
-        apply(client, &plans.client, mode),
+        apply_as(target, &plans.target, mode, manager),
+        apply_as(client, &plans.client, mode, manager),
     );
     let not_applied = |cluster: &ClusterRef, e: shared::cluster::ClusterError| {
         let e = on(cluster, Error::Cluster(e));
@@ -310,7 +311,7 @@ pub async fn execute(
         target,
         target_ref,
         &plans.target,
-        force_conflicts,
+        &request.apply,
         table,
         out,
     )
@@ -329,7 +330,7 @@ pub async fn execute(
         client,
         client_ref,
         &plans.client,
-        force_conflicts,
+        &request.apply,
         table,
         out,
     )
@@ -481,7 +482,7 @@ async fn write_in_order(
     client: &Client,
     cluster: &ClusterRef,
     plan: &Plan,
-    force_conflicts: bool,
+    flags: &ApplyArgs,
     table: bool,
     out: &mut dyn Write,
 ) -> Result<Vec<Applied>, Stopped> {
@@ -493,7 +494,10 @@ async fn write_in_order(
             object: object.display_name(),
             error,
         };
-        match apply(client, &single, ApplyMode::Apply { force_conflicts }).await {
+        let mode = ApplyMode::Apply {
+            force_conflicts: flags.force_conflicts,
+        };
+        match apply_as(client, &single, mode, &flags.field_manager).await {
             Ok(mut applied) => {
                 let applied = applied.remove(0);
                 if table && let Err(e) = writeln!(out, "{}: {applied}", cluster.role) {

@@ -438,3 +438,21 @@ fn help_reads_as_a_kubectl_plugin_and_kubectl_runs_it() {
     assert!(run.status.success());
     assert!(String::from_utf8_lossy(&run.stdout).contains("Usage: kubectl mtls-egress"));
 }
+
+#[test]
+fn a_field_manager_the_api_server_would_refuse_is_refused_here() {
+    for bad in ["", &"m".repeat(129), "bad\tmanager"] {
+        let out = egress()
+            .args(["enable", "--host", "h.example.com", "--field-manager", bad])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(out.stdout.is_empty());
+        assert!(
+            stderr.starts_with("error: invalid value")
+                && stderr.contains("a field manager is 1 to 128 printable characters"),
+            "{stderr}"
+        );
+    }
+}

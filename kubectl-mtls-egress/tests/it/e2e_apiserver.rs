@@ -265,6 +265,39 @@ fn a_field_another_manager_owns_is_a_conflict_until_force_conflicts() {
             .collect();
         assert_eq!(owners_of_resolution, ["kubectl-mtls"]);
     });
+
+    // --field-manager writes as another manager, as kubectl's does: applying the same value, it
+    // shares the field with kubectl-mtls (server-side apply's shared ownership).
+    let mut as_gitops = forced.clone();
+    as_gitops.extend(["--field-manager", "platform-gitops"]);
+    let ran = egress(&kubeconfig, &as_gitops);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let se = dynamic(
+            &client,
+            ("networking.istio.io", "v1", "ServiceEntry"),
+            "serviceentries",
+            Some(&namespace),
+        )
+        .get(&entry)
+        .await
+        .unwrap();
+        let mut owners_of_resolution: Vec<String> = se
+            .metadata
+            .managed_fields
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| {
+                m.fields_v1
+                    .as_ref()
+                    .is_some_and(|f| f.0.pointer("/f:spec/f:resolution").is_some())
+            })
+            .filter_map(|m| m.manager)
+            .collect();
+        owners_of_resolution.sort();
+        assert_eq!(owners_of_resolution, ["kubectl-mtls", "platform-gitops"]);
+    });
     let ran = egress(&kubeconfig, &["disable", "--host", &host, "-n", &namespace]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
 }

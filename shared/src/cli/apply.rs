@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::{ApplyArgs, DryRun, OutputFormat};
-use crate::cluster::{ApplyMode, apply};
+use crate::cluster::{ApplyMode, apply_as};
 use crate::error::Error;
 use crate::plan::{Plan, render_json_list, render_yaml};
 
@@ -40,7 +40,7 @@ pub async fn apply_and_print(
         DryRun::Server => ApplyMode::DryRunServer { force_conflicts },
         DryRun::None | DryRun::Client => ApplyMode::Apply { force_conflicts },
     };
-    let applied = apply(client, plan, mode).await?;
+    let applied = apply_as(client, plan, mode, &flags.field_manager).await?;
     let objects: Vec<_> = applied.iter().map(|a| a.object_for_output()).collect();
     match flags.output {
         Some(OutputFormat::Yaml) => write!(out, "{}", render_yaml(&objects))?,

@@ -74,6 +74,21 @@ pub struct ApplyArgs {
     /// Take over fields another field manager owns (server-side apply --force-conflicts).
     #[arg(long)]
     pub force_conflicts: bool,
+    /// The name server-side apply records as the manager of the fields written
+    #[arg(long, value_name = "NAME", default_value = crate::cluster::FIELD_MANAGER,
+          value_parser = parse_field_manager)]
+    pub field_manager: String,
+}
+
+/// Checks `--field-manager` as the API server does (1 to 128 printable characters).
+fn parse_field_manager(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.chars().count() > 128 || value.chars().any(char::is_control) {
+        return Err(
+            "a field manager is 1 to 128 printable characters, e.g. --field-manager platform-gitops"
+                .into(),
+        );
+    }
+    Ok(value.to_string())
 }
 
 /// A plugin's parsed command line, ready to run.

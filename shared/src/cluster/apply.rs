@@ -122,6 +122,17 @@ pub async fn apply<'a>(
     plan: &'a Plan,
     mode: ApplyMode,
 ) -> Result<Vec<Applied>, ClusterError> {
+    apply_as(client, plan, mode, FIELD_MANAGER).await
+}
+
+/// [`apply`] as the field manager `field_manager` (kubectl's `--field-manager`) instead of
+/// [`FIELD_MANAGER`].
+pub async fn apply_as<'a>(
+    client: &'a Client,
+    plan: &'a Plan,
+    mode: ApplyMode,
+    field_manager: &'a str,
+) -> Result<Vec<Applied>, ClusterError> {
     let force = mode.force_conflicts();
     let objects = plan.objects();
 
@@ -134,7 +145,7 @@ pub async fn apply<'a>(
             .map(|(index, object)| async move {
                 let api = api_for(client, object);
                 let before = get(&api, object).await?;
-                let dry_run = match patch(&api, object, force, true).await {
+                let dry_run = match patch(&api, object, field_manager, force, true).await {
                     Ok(returned) => Some(returned),
                     Err(ClusterError::NamespaceNotFound { namespace, .. })
                         if plan_creates_namespace(&objects[..index], &namespace) =>
@@ -178,7 +189,7 @@ pub async fn apply<'a>(
             // namespaced objects then go concurrently.
             let write = |object: &'a PlannedObject, before: Option<Value>| async move {
                 let api = api_for(client, object);
-                let returned = patch(&api, object, force, false).await?;
+                let returned = patch(&api, object, field_manager, force, false).await?;
                 let outcome = match before {
                     None => Outcome::Created,
                     Some(before) if resource_version(&before) == resource_version(&returned) => {
@@ -254,10 +265,11 @@ async fn get(
 async fn patch(
     api: &Api<DynamicObject>,
     object: &PlannedObject,
+    field_manager: &str,
     force: bool,
     dry_run: bool,
 ) -> Result<Value, ClusterError> {
-    let mut params = PatchParams::apply(FIELD_MANAGER).validation_strict();
+    let mut params = PatchParams::apply(field_manager).validation_strict();
     if force {
         params = params.force();
     }

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::ObjectMeta;
 use serde_json::{Value, json};
 use shared::cluster::{
-    Applied, ApplyMode, ClusterError, KubeArgs, Outcome, apply, parse_request_timeout,
+    Applied, ApplyMode, ClusterError, KubeArgs, Outcome, apply, apply_as, parse_request_timeout,
     validate_namespace,
 };
 use shared::plan::{Plan, PlannedObject};
@@ -187,6 +187,32 @@ async fn core_secret_is_preflighted_then_applied_with_the_right_request_shape() 
     assert!(state.lock().unwrap().objects.contains_key(SECRET_PATH));
 }
 
+#[tokio::test]
+async fn another_field_manager_is_sent_on_the_dry_run_and_the_write() {
+    let (client, state) = fake_server(|_| {});
+    apply_as(
+        &client,
+        &secret_plan(),
+        ApplyMode::Apply {
+            force_conflicts: false,
+        },
+        "platform-gitops",
+    )
+    .await
+    .unwrap();
+    let patches: Vec<Option<String>> = seen(&state)
+        .iter()
+        .filter(|s| s.method == "PATCH")
+        .map(|s| s.param("fieldManager").map(str::to_string))
+        .collect();
+    assert_eq!(
+        patches,
+        [
+            Some("platform-gitops".into()),
+            Some("platform-gitops".into())
+        ]
+    );
+}
 #[tokio::test]
 async fn custom_kinds_and_cluster_scoped_objects_use_their_paths_and_force_only_when_asked() {
     let mut plan = Plan::new();
