@@ -47,6 +47,12 @@ pub enum Error {
     Output(#[from] std::io::Error),
 }
 
+impl From<crate::gateway::GatewayError> for Error {
+    fn from(e: crate::gateway::GatewayError) -> Self {
+        Error::State(e.to_string())
+    }
+}
+
 impl From<crate::manifest::egress::EgressPlanError> for Error {
     fn from(e: crate::manifest::egress::EgressPlanError) -> Self {
         match e {

@@ -12,6 +12,9 @@
 //! - [`cluster`]: the thin cluster layer — client from kubectl-style flags, server-side apply of a
 //!   [`plan::Plan`], reads (and the reads several plugins decide on, [`cluster::detect`]), pods,
 //!   and API failures mapped to one actionable line.
+//! - [`gateway`]: where the ingress and egress gateways run and which labels select their pods
+//!   (istioctl's and Kyma's defaults, Istio's Helm chart, or `--gateway-namespace` /
+//!   `--gateway-selector`).
 //! - [`precedence`]: which DestinationRule Istio really applies at the egress gateway (so only a
 //!   rule that takes the place of our origination rule is refused or reported).
 //! - [`documents`]: Kubernetes objects as `-f` gives them (YAML/JSON, Lists, workloads as pods).
@@ -24,6 +27,7 @@ pub mod cli;
 pub mod cluster;
 pub mod documents;
 pub mod error;
+pub mod gateway;
 pub mod manifest;
 pub mod names;
 pub mod netpol;
