@@ -32,9 +32,9 @@ use kubectl_mtls_lockdown::apply::LockdownOptions;
 use shared::cli::{ApplyArgs, DryRun, OutputFormat};
 use shared::cluster::{KubeArgs, parse_request_timeout};
 use shared::error::Error;
+use shared::gateway::{GatewayArgs, GatewayRole, GatewaySelector, GatewayWorkload};
 use shared::manifest::COMPONENT_LABEL;
-use shared::manifest::ISTIO_NAMESPACE;
-use shared::manifest::egress::{EnableRequest, Hop, enable_plan};
+use shared::manifest::egress::{EnableRequest, Hop, MeshFacts, enable_plan};
 use shared::manifest::expose::{ExposeRequest, ServiceRef, expose_plan};
 use shared::manifest::host::{HOST_LABEL, host_annotations, slug};
 use shared::manifest::lockdown::LockdownInputs;
@@ -102,14 +102,17 @@ pub fn on(cluster: &ClusterRef, err: impl Into<Error>) -> Error {
 #[command(after_help = "Stages (progress on stderr, results on stdout):
   [1/5] certificates: reuse the bundle in --certs DIR, or generate one into it (no overwriting)
   [2/5] validate: read both clusters, then a server dry run of every object of both plans
-  [3/5] target: server credential Secret (istio-system), MUTUAL Gateway, APIRule or VirtualService
-  [4/5] client: client credential Secret (istio-system), the objects of `enable`, the lockdown
-        (--lockdown); then it waits for the egress gateway (unless --no-wait)
+  [3/5] target: server credential Secret (in the ingress gateway's namespace), MUTUAL Gateway,
+        APIRule or VirtualService
+  [4/5] client: client credential Secret (in the egress gateway's namespace), the objects of
+        `enable`, the lockdown (--lockdown); then it waits for the egress gateway (unless --no-wait)
   [5/5] probe: direct (this workstation -> HOST, if HOST resolves here), then check on the client
 Nothing is written before both plans pass the server dry run. When a write fails midway, the
 error says what was applied on which cluster; run the same command again to continue (what is
 applied already comes back unchanged). -n is the client namespace, and the target's too unless
---target-namespace is given.
+--target-namespace is given. The gateways are found as expose and enable find them (Kyma:
+istio-system), or named by --target-gateway-namespace/-selector and
+--client-gateway-namespace/-selector.
 --dry-run=client prints one stream per cluster, each after a `# cluster: ...` line (-o json:
 {\"target\": ..., \"client\": ...}) and contacts nothing. Otherwise -o json|yaml prints a report:
 the outcome of each object per cluster and the probes' checks (never a Secret).
@@ -164,7 +167,7 @@ pub struct ConnectArgs {
     #[arg(long, value_enum, default_value_t = KeyType::EcdsaP256, help_heading = "Certificates (stage 1)")]
     pub key_type: KeyType,
 
-    /// The server credential Secret in the target's istio-system (default mtls-server-<host>)
+    /// The server credential Secret in the target's ingress gateway namespace (default mtls-server-<host>)
     #[arg(long, value_name = "NAME", help_heading = "Target cluster (stage 2)")]
     pub target_credential: Option<String>,
     /// The Gateway's name (default mtls-<host>)
@@ -185,13 +188,33 @@ pub struct ConnectArgs {
     /// Also label the target namespace istio-injection=enabled (pods need a restart)
     #[arg(long, help_heading = "Target cluster (stage 2)")]
     pub label_namespace: bool,
+    /// The namespace of the target's ingress gateway pods [default: detected; istio-system on Kyma]
+    #[arg(long, value_name = "NS", help_heading = "Target cluster (stage 2)")]
+    pub target_gateway_namespace: Option<String>,
+    /// The target's ingress gateway pods' labels, K=V[,K=V] [default: detected]
+    #[arg(
+        long,
+        value_name = "K=V[,K=V]",
+        help_heading = "Target cluster (stage 2)"
+    )]
+    pub target_gateway_selector: Option<GatewaySelector>,
 
-    /// The client credential Secret in the client's istio-system (default mtls-client-<host>)
+    /// The client credential Secret in the client's egress gateway namespace (default mtls-client-<host>)
     #[arg(long, value_name = "NAME", help_heading = "Client cluster (stage 3)")]
     pub client_credential: Option<String>,
     /// The sidecar -> egress gateway hop: Istio mutual TLS (default) or plain HTTP (the tutorial's)
     #[arg(long, value_enum, default_value_t = Hop::IstioMutual, help_heading = "Client cluster (stage 3)")]
     pub hop: Hop,
+    /// The namespace of the client's egress gateway pods [default: detected; istio-system on Kyma]
+    #[arg(long, value_name = "NS", help_heading = "Client cluster (stage 3)")]
+    pub client_gateway_namespace: Option<String>,
+    /// The client's egress gateway pods' labels, K=V[,K=V] [default: detected]
+    #[arg(
+        long,
+        value_name = "K=V[,K=V]",
+        help_heading = "Client cluster (stage 3)"
+    )]
+    pub client_gateway_selector: Option<GatewaySelector>,
     /// The target's HTTPS port
     #[arg(long, value_name = "PORT", default_value_t = 443,
           value_parser = clap::value_parser!(u16).range(1..), help_heading = "Client cluster (stage 3)")]
@@ -254,6 +277,10 @@ pub struct ConnectRequest {
     pub expose: ExposeRequest,
     /// `--route`.
     pub route: RouteChoice,
+    /// `--target-gateway-namespace` and `--target-gateway-selector`: the ingress gateway.
+    pub target_gateway: GatewayArgs,
+    /// `--client-gateway-namespace` and `--client-gateway-selector`: the egress gateway.
+    pub client_gateway: GatewayArgs,
     /// Stage 3: the inputs of `enable`.
     pub enable: EnableRequest,
     /// Go ahead despite a shadowing DestinationRule.
@@ -282,9 +309,13 @@ impl ConnectRequest {
             return Ok(());
         }
         route_on_one_cluster(self.route, &self.expose.host)?;
-        if self.expose.credential == self.enable.credential {
+        let (ingress_ns, egress_ns) = (
+            &self.expose.ingress.namespace,
+            &self.enable.mesh.egress_gateway.namespace,
+        );
+        if self.expose.credential == self.enable.credential && ingress_ns == egress_ns {
             return Err(Error::Usage(format!(
-                "--target-credential and --client-credential are both {:?}, and target and client are one cluster: both Secrets live in its istio-system, so give them two names (or leave both out: mtls-server-<host> and mtls-client-<host>)",
+                "--target-credential and --client-credential are both {:?}, and target and client are one cluster: both Secrets live in its {ingress_ns}, so give them two names (or leave both out: mtls-server-<host> and mtls-client-<host>)",
                 self.expose.credential
             )));
         }
@@ -345,6 +376,19 @@ impl ConnectArgs {
             )));
         }
         check_days(self.days)?;
+        let target_gateway = GatewayArgs {
+            gateway_namespace: self.target_gateway_namespace.clone(),
+            gateway_selector: self.target_gateway_selector.clone(),
+        };
+        let client_gateway = GatewayArgs {
+            gateway_namespace: self.client_gateway_namespace.clone(),
+            gateway_selector: self.client_gateway_selector.clone(),
+        };
+        for (flag, gateway) in [("--target", &target_gateway), ("--client", &client_gateway)] {
+            gateway.validate().map_err(|e| {
+                Error::Usage(format!("{flag}{}", e.to_string().trim_start_matches("--")))
+            })?;
+        }
         let expose = ExposeRequest {
             host: host.clone(),
             namespace: target.namespace.clone(),
@@ -357,6 +401,7 @@ impl ConnectArgs {
             route: self.route.planned(),
             methods: self.methods.clone(),
             label_namespace: self.label_namespace,
+            ingress: target_gateway.offline(GatewayRole::Ingress),
         };
         expose_plan(&expose)?;
         let enable = EnableRequest {
@@ -371,7 +416,10 @@ impl ConnectArgs {
             access_log: !self.no_access_log,
             restrict_to_namespace: self.restrict_to_namespace,
             kyma_istio: self.istio_cr.as_deref().map(parse_istio_cr).transpose()?,
-            mesh: Default::default(),
+            mesh: MeshFacts {
+                egress_gateway: client_gateway.offline(GatewayRole::Egress),
+                ..Default::default()
+            },
         };
         enable_plan(&enable)?;
         if self.lockdown && self.apply.dry_run == DryRun::Client && self.dns_ip.is_none() {
@@ -397,6 +445,8 @@ impl ConnectArgs {
             },
             expose,
             route: self.route,
+            target_gateway,
+            client_gateway,
             enable,
             force: self.force,
             lockdown: self.lockdown,
@@ -487,6 +537,7 @@ pub fn connect_plans(inputs: &ConnectInputs) -> Result<ClusterPlans, Error> {
     target.push(&credential_for_host(
         Side::Target,
         &inputs.expose.credential,
+        &inputs.expose.ingress.namespace,
         &inputs.credentials.target,
         host,
     )?)?;
@@ -496,6 +547,7 @@ pub fn connect_plans(inputs: &ConnectInputs) -> Result<ClusterPlans, Error> {
     client.push(&credential_for_host(
         Side::Client,
         &inputs.enable.credential,
+        &inputs.enable.mesh.egress_gateway.namespace,
         &inputs.credentials.client,
         host,
     )?)?;
@@ -519,15 +571,17 @@ pub fn credential_name(side: Side, host: &DnsName) -> String {
     format!("{prefix}-{}", slug(host))
 }
 
-/// The credential Secret for `side` (in istio-system), labelled for `host` so that
-/// `disconnect` finds exactly it again.
+/// The credential Secret for `side` in `namespace` (that of the gateway pods, which resolve a
+/// `credentialName` in their own namespace), labelled for `host` so that `disconnect` finds
+/// exactly it again.
 pub(crate) fn credential_for_host(
     side: Side,
     name: &str,
+    namespace: &str,
     pem: &CredentialPem,
     host: &DnsName,
 ) -> Result<Secret, Error> {
-    let mut secret = credential_secret(side, name, ISTIO_NAMESPACE, pem)?;
+    let mut secret = credential_secret(side, name, namespace, pem)?;
     secret
         .metadata
         .labels
@@ -577,11 +631,15 @@ pub(crate) async fn check_credentials(
     Ok(warnings)
 }
 
-/// The lockdown `connect` applies: that of `kubectl mtls-lockdown apply` without flags, and
-/// `--dns-ip`.
-fn lockdown_options(dns_ip: Option<IpAddr>) -> LockdownOptions {
+/// The lockdown `connect` applies: that of `kubectl mtls-lockdown apply` without flags, with
+/// `--dns-ip` and the egress gateway `enable` routes through.
+fn lockdown_options(dns_ip: Option<IpAddr>, egress_gateway: &GatewayWorkload) -> LockdownOptions {
     LockdownOptions {
         dns_ip,
+        egress_gateway: GatewayArgs {
+            gateway_namespace: Some(egress_gateway.namespace.clone()),
+            gateway_selector: Some(egress_gateway.selector.clone()),
+        },
         ..LockdownOptions::default()
     }
 }
@@ -594,11 +652,16 @@ pub(crate) fn offline_inputs(
 ) -> Result<ConnectInputs, Error> {
     let lockdown = match (request.lockdown, request.dns_ip) {
         (false, _) => None,
-        (true, Some(ip)) => Some(kubectl_mtls_lockdown::apply::inputs(
-            &lockdown_options(Some(ip)),
-            &request.client.namespace,
-            ip,
-        )),
+        (true, Some(ip)) => {
+            let gateway = &request.enable.mesh.egress_gateway;
+            let mut inputs = kubectl_mtls_lockdown::apply::inputs(
+                &lockdown_options(Some(ip), gateway),
+                &request.client.namespace,
+                ip,
+            );
+            inputs.egress_gateway = gateway.clone();
+            Some(inputs)
+        }
         (true, None) => {
             return Err(Error::Usage(
                 "--lockdown with --dry-run=client needs --dns-ip IP (the client cluster's kube-dns ClusterIP)".into(),

@@ -11,18 +11,20 @@ use kube::{Client, ResourceExt};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use shared::cluster::detect::{
-    EGRESS_DEPLOYMENT, deployment_available, egress_gateway, kyma_istio_crs,
+    deployment_available, find_gateway, gateway_deployment, kyma_istio_crs,
 };
 use shared::cluster::served;
 use shared::cluster::{ClusterError, get_opt, list};
 use shared::error::Error;
+use shared::gateway::{GatewayArgs, GatewayRole, GatewaySelector, GatewayWorkload};
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::egress::kept_access_logging;
+use shared::manifest::host::host_selector;
 use shared::names::DnsName;
 use shared::precedence::{GatewayProxy, effective_origination};
 use shared::resources::Telemetry;
 use shared::resources::telemetry::AccessLogging;
-use shared::resources::{APIRule, DestinationRule, Istio};
+use shared::resources::{APIRule, DestinationRule, Gateway, Istio};
 
 /// Picks the one Kyma Istio CR to patch, or says why not.
 pub(crate) fn choose_istio_cr(crs: &[Istio]) -> Result<(String, String), Error> {
@@ -59,6 +61,114 @@ pub(crate) async fn kyma_istio_cr(client: &Client) -> Result<Option<Istio>, Clus
         Some(crs) if crs.len() == 1 => crs.into_iter().next(),
         _ => None,
     })
+}
+
+/// The ingress gateway `expose` binds its Gateway to, and the note that says which: Kyma's
+/// default, or the one found on the cluster ([`find_gateway`]), as `flags` narrow it. When no
+/// ingress gateway runs yet (and no flag names one), istioctl's labels in istio-system, with a
+/// warning: like a missing Secret or Service, a gateway installed later makes the exposed host
+/// work. Several are an error.
+pub(crate) async fn ingress_gateway(
+    client: &Client,
+    flags: &GatewayArgs,
+) -> Result<(GatewayWorkload, String), Error> {
+    let kyma = kyma_istio_crs(client).await?.is_some();
+    match find_gateway(client, GatewayRole::Ingress, flags, kyma).await {
+        Err(Error::State(why))
+            if flags.is_empty() && why.starts_with("no ingress gateway found") =>
+        {
+            let gateway = GatewayWorkload::default_ingress();
+            let warning = format!(
+                "warning: {why}; until then the Gateway selects istioctl's {}",
+                gateway.describe()
+            );
+            Ok((gateway, warning))
+        }
+        other => other,
+    }
+}
+
+/// The egress gateway `enable` routes through, and the note that says which: on Kyma (`kyma`)
+/// its default, which `enable` switches on; elsewhere the one found ([`find_gateway`]).
+pub(crate) async fn egress_gateway(
+    client: &Client,
+    flags: &GatewayArgs,
+    kyma: bool,
+) -> Result<(GatewayWorkload, String), Error> {
+    find_gateway(client, GatewayRole::Egress, flags, kyma).await
+}
+
+/// The namespace of the gateway that serves `host` from `namespace` — where its credential
+/// Secret and (egress) its origination rule, AuthorizationPolicy and access-log Telemetry are:
+/// `flag` (`--gateway-namespace`) when given; else where the host's own objects say — the egress
+/// gateway Service the subset DestinationRule routes to, or the ingress gateway pods the
+/// `expose` Gateway selects (istio-system for istioctl's and Kyma's labels, else the namespace
+/// of the Deployment whose pods carry them); else the gateway found on the cluster; else
+/// istio-system.
+pub(crate) async fn host_gateway_namespace(
+    client: &Client,
+    namespace: &str,
+    host: &DnsName,
+    role: GatewayRole,
+    flag: Option<&str>,
+) -> Result<String, Error> {
+    if let Some(ns) = flag {
+        shared::cluster::validate_namespace(ns)
+            .map_err(|e| Error::Usage(format!("--gateway-namespace: {e}")))?;
+        return Ok(ns.to_string());
+    }
+    let params = ListParams::default().labels(&host_selector(host));
+    let found = match role {
+        GatewayRole::Egress => list::<DestinationRule>(client, Some(namespace), &params)
+            .await?
+            .iter()
+            .find_map(|d| {
+                GatewayWorkload::from_service_host(
+                    role,
+                    &d.spec.host,
+                    GatewayWorkload::default_egress().selector,
+                )
+            })
+            .map(|g| g.namespace),
+        GatewayRole::Ingress => {
+            let selectors: Vec<GatewaySelector> = list::<Gateway>(client, Some(namespace), &params)
+                .await?
+                .iter()
+                .map(|g| {
+                    GatewaySelector::from_pairs(
+                        g.spec
+                            .selector
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str())),
+                    )
+                })
+                .collect();
+            match selectors.first() {
+                None => None,
+                Some(s) if *s == GatewayWorkload::default_ingress().selector => {
+                    Some(ISTIO_NAMESPACE.to_string())
+                }
+                Some(s) => {
+                    let flags = GatewayArgs {
+                        gateway_namespace: None,
+                        gateway_selector: Some(s.clone()),
+                    };
+                    find_gateway(client, role, &flags, false)
+                        .await
+                        .ok()
+                        .map(|(g, _)| g.namespace)
+                }
+            }
+        }
+    };
+    if let Some(ns) = found {
+        return Ok(ns);
+    }
+    let kyma = kyma_istio_cr(client).await?.is_some();
+    Ok(find_gateway(client, role, &GatewayArgs::default(), kyma)
+        .await
+        .map(|(g, _)| g.namespace)
+        .unwrap_or_else(|_| ISTIO_NAMESPACE.to_string()))
 }
 
 /// Whether the APIRule `v2` kind is served (Kyma's API Gateway module).
@@ -162,11 +272,12 @@ pub(crate) async fn mesh_access_logging(
 /// `-REVISION`).
 const MESH_CONFIG_MAP: &str = "istio";
 
-/// Polls until the Kyma Istio CR (when `kyma` names it) is `Ready` and the egress gateway
+/// Polls until the Kyma Istio CR (when `kyma` names it) is `Ready` and the egress gateway's
 /// Deployment is Available, writing each change of state to `progress`; fails after `timeout`.
 pub async fn wait_ready(
     client: &Client,
     kyma: Option<&(String, String)>,
+    gateway: &GatewayWorkload,
     timeout: Duration,
     progress: &mut dyn Write,
 ) -> Result<(), Error> {
@@ -179,12 +290,14 @@ pub async fn wait_ready(
                 .and_then(|cr| cr.status.and_then(|s| s.state)),
             None => Some("Ready".to_string()),
         };
-        let deployment = egress_gateway(client).await?;
+        let deployment = gateway_deployment(client, gateway).await?;
         let available = deployment.as_ref().is_some_and(deployment_available);
         let istio_ready = istio_state.as_deref() == Some("Ready");
         let state = format!(
-            "waiting: Istio CR {}, deployment istio-system/{EGRESS_DEPLOYMENT} {}",
+            "waiting: Istio CR {}, deployment {}/{} {}",
             istio_state.as_deref().unwrap_or("(no state yet)"),
+            gateway.namespace,
+            gateway.name,
             match &deployment {
                 None => "not created yet",
                 Some(_) if available => "Available",
@@ -205,7 +318,8 @@ pub async fn wait_ready(
         }
         if start.elapsed() >= timeout {
             return Err(Error::State(format!(
-                "timed out after {timeout:?} ({last}); check `kubectl -n istio-system describe deployment {EGRESS_DEPLOYMENT}` and the Istio CR's status, or re-run with --no-wait"
+                "timed out after {timeout:?} ({last}); check `kubectl -n {} describe deployment {}` and the Istio CR's status, or re-run with --no-wait",
+                gateway.namespace, gateway.name
             )));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;

@@ -1,5 +1,7 @@
 //! `kubectl mtls-egress disable`: remove exactly what `enable` (or `expose`) made for a host in a
-//! namespace; the host's objects in istio-system only when no other namespace still routes it.
+//! namespace; the host's objects in the egress gateway's namespace (istio-system for istioctl's
+//! and Kyma's gateway; read from the subset DestinationRule's host, else `--gateway-namespace`,
+//! else the gateway found) only when no other namespace still routes it.
 
 use std::io::Write;
 
@@ -11,7 +13,7 @@ use kube::{Resource, ResourceExt};
 use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print};
 use shared::cluster::{ClusterError, delete_labelled, display_kind, list, list_dynamic};
 use shared::error::Error;
-use shared::manifest::ISTIO_NAMESPACE;
+use shared::gateway::GatewayRole;
 use shared::manifest::egress::{ACCESS_LOG_COMPONENT, egress_gateway_off};
 use shared::manifest::host::{HOST_LABEL, host_selector, slug};
 use shared::manifest::{COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER};
@@ -27,8 +29,11 @@ use super::{detect, in_use};
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Deletes the objects labelled app.kubernetes.io/managed-by=kubectl-mtls and kubectl-mtls/host=<host>
-in the namespace, and in istio-system unless another namespace still routes the host (they are
-reported as kept); the shared access-log Telemetry goes with the last host.
+in the namespace, and in the egress gateway's namespace unless another namespace still routes the
+host (they are reported as kept); the shared access-log Telemetry goes with the last host. The
+gateway's namespace is --gateway-namespace when given, else the one the host's subset
+DestinationRule routes to (istio-system for istioctl's and Kyma's gateway), else the egress gateway
+found on the cluster.
 The Istio CR's egress gateway setting stays unless --egress-gateway is given.
 
 Examples:
@@ -42,6 +47,9 @@ pub struct DisableArgs {
     /// Also switch the Kyma egress gateway off (spec.components.egressGateway.enabled: false)
     #[arg(long)]
     pub egress_gateway: bool,
+    /// The namespace of the egress gateway pods [default: where the host's objects say]
+    #[arg(long, value_name = "NS")]
+    pub gateway_namespace: Option<String>,
     /// --dry-run=server checks each deletion on the server without deleting; -o for the Istio CR patch.
     #[command(flatten)]
     pub apply: ApplyArgs,
@@ -58,8 +66,8 @@ fn per_host_kinds() -> Vec<ApiResource> {
     ]
 }
 
-/// The kinds `enable` creates per host in istio-system: shared by the host's one client
-/// namespace, so they stay while another namespace still routes the host.
+/// The kinds `enable` creates per host in the egress gateway's namespace: shared by the host's
+/// one client namespace, so they stay while another namespace still routes the host.
 fn per_host_istio_kinds() -> Vec<ApiResource> {
     vec![
         ApiResource::erase::<DestinationRule>(&()),
@@ -94,7 +102,14 @@ pub async fn execute(
     err: &mut dyn Write,
 ) -> Result<(), Error> {
     let dry_run = args.apply.dry_run == DryRun::Server;
-    let lines = delete_host(client, namespace, host, dry_run).await?;
+    let lines = delete_host(
+        client,
+        namespace,
+        host,
+        args.gateway_namespace.as_deref(),
+        dry_run,
+    )
+    .await?;
     if lines.is_empty() {
         writeln!(
             out,
@@ -121,13 +136,15 @@ pub async fn execute(
 }
 
 /// Deletes (with `dry_run`, server-checks the deletion of) what `enable` and `expose` made for
-/// `host` in `namespace`; the host's objects in istio-system too, unless another namespace still
-/// routes the host (then each is reported as kept); and the shared access-log Telemetry when no
-/// other host (or namespace) is left.
+/// `host` in `namespace`; the host's objects in the egress gateway's namespace too (`gateway_ns`
+/// when given, else [`detect::host_gateway_namespace`]), unless another namespace still routes
+/// the host (then each is reported as kept); and the shared access-log Telemetry when no other
+/// host (or namespace) is left.
 pub(crate) async fn delete_host(
     client: &kube::Client,
     namespace: &str,
     host: &DnsName,
+    gateway_ns: Option<&str>,
     dry_run: bool,
 ) -> Result<Vec<String>, Error> {
     let client = client.clone();
@@ -139,6 +156,10 @@ pub(crate) async fn delete_host(
         return Err(Error::State(format!("namespace {namespace} not found")));
     }
     let selector = host_selector(host);
+    // Read before the subset DestinationRule that names the gateway goes.
+    let gateway_ns =
+        detect::host_gateway_namespace(&client, namespace, host, GatewayRole::Egress, gateway_ns)
+            .await?;
     let apirule = detect::apirule_served(&client).await?;
     let mut lines = Vec::new();
     for resource in per_host_kinds() {
@@ -149,25 +170,18 @@ pub(crate) async fn delete_host(
             delete_labelled(&client, &resource, Some(namespace), &selector, dry_run).await?,
         );
     }
-    let kept_for = in_use::other_namespaces_routing(&client, host, namespace).await?;
+    let kept_for = in_use::other_namespaces_routing(&client, host, namespace, &gateway_ns).await?;
     for resource in per_host_istio_kinds() {
         if kept_for.is_empty() {
             lines.extend(
-                delete_labelled(
-                    &client,
-                    &resource,
-                    Some(ISTIO_NAMESPACE),
-                    &selector,
-                    dry_run,
-                )
-                .await?,
+                delete_labelled(&client, &resource, Some(&gateway_ns), &selector, dry_run).await?,
             );
             continue;
         }
         let kept = list_dynamic(
             &client,
             &resource,
-            Some(ISTIO_NAMESPACE),
+            Some(&gateway_ns),
             &ListParams::default().labels(&selector),
         )
         .await?;
@@ -205,7 +219,7 @@ pub(crate) async fn delete_host(
             delete_labelled(
                 &client,
                 &ApiResource::erase::<Telemetry>(&()),
-                Some(ISTIO_NAMESPACE),
+                Some(&gateway_ns),
                 &format!("{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}={ACCESS_LOG_COMPONENT}"),
                 dry_run,
             )

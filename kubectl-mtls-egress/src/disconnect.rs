@@ -19,14 +19,15 @@ use kube::{Client, ResourceExt};
 use shared::cli::{DryRun, GlobalArgs};
 use shared::cluster::{delete_object, list_dynamic};
 use shared::error::Error;
+use shared::gateway::GatewayRole;
 use shared::manifest::secret::Side;
-use shared::manifest::{COMPONENT_LABEL, ISTIO_NAMESPACE, MANAGED_BY_LABEL, MANAGER};
+use shared::manifest::{COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER};
 use shared::names::DnsName;
 
 use super::connect::{
     ClusterRef, Role, cluster_args, cluster_ref, objects, on, reject_single_cluster_flags,
 };
-use super::{disable, in_use};
+use super::{detect, disable, in_use};
 
 /// The number of stages `disconnect` reports progress for.
 const STAGES: usize = 3;
@@ -35,12 +36,14 @@ const STAGES: usize = 3;
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Deletes, on each cluster, what carries app.kubernetes.io/managed-by=kubectl-mtls and
-kubectl-mtls/host=<host>: the credential Secret in istio-system (kept while another DestinationRule
-or Gateway still names it), the objects of expose (target) and of enable (client; the shared
+kubectl-mtls/host=<host>: the credential Secret in the gateway's namespace (kept while another
+DestinationRule or Gateway still names it), the objects of expose (target) and of enable (client; the shared
 access-log Telemetry goes with the last host); with --lockdown also the lockdown NetworkPolicy of
 the client namespace. Every deletion is first checked on both
 API servers (server dry run); then the client is cleaned, then the target. The certificate files
-on this workstation and Kyma's egress gateway setting stay. connect's other flags (--client-name,
+on this workstation and Kyma's egress gateway setting stay. The gateways' namespaces are read from
+the host's objects (istio-system for istioctl's and Kyma's gateways), or given by
+--target-gateway-namespace and --client-gateway-namespace. connect's other flags (--client-name,
 --service, --certs, ...) are accepted and not used, so its command line works unchanged.
 
 Examples:
@@ -65,6 +68,12 @@ pub struct DisconnectArgs {
     /// Also remove the lockdown from the client namespace (kubectl mtls-lockdown remove)
     #[arg(long)]
     pub lockdown: bool,
+    /// The namespace of the target's ingress gateway pods [default: where the host's objects say]
+    #[arg(long, value_name = "NS")]
+    pub target_gateway_namespace: Option<String>,
+    /// The namespace of the client's egress gateway pods [default: where the host's objects say]
+    #[arg(long, value_name = "NS")]
+    pub client_gateway_namespace: Option<String>,
     /// Only check each deletion on the API servers (server); nothing is deleted
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true,
           default_value_t = DryRun::None, default_missing_value = "client")]
@@ -122,6 +131,10 @@ pub struct ConnectOnlyFlags {
     #[arg(long, hide = true)]
     no_probe: bool,
     #[arg(long, hide = true)]
+    target_gateway_selector: Option<String>,
+    #[arg(long, hide = true)]
+    client_gateway_selector: Option<String>,
+    #[arg(long, hide = true)]
     force_conflicts: bool,
 }
 
@@ -138,6 +151,10 @@ pub struct DisconnectRequest {
     pub lockdown: bool,
     /// Only the server dry run.
     pub dry_run: bool,
+    /// `--target-gateway-namespace`.
+    pub target_gateway_namespace: Option<String>,
+    /// `--client-gateway-namespace`.
+    pub client_gateway_namespace: Option<String>,
 }
 
 impl DisconnectArgs {
@@ -166,6 +183,8 @@ impl DisconnectArgs {
             host: DnsName::parse_exact(&self.host)?,
             lockdown: self.lockdown,
             dry_run,
+            target_gateway_namespace: self.target_gateway_namespace.clone(),
+            client_gateway_namespace: self.client_gateway_namespace.clone(),
         })
     }
 }
@@ -293,29 +312,49 @@ async fn remove(
     role: Role,
     dry_run: bool,
 ) -> Result<Vec<String>, Error> {
-    let (namespace, side) = match role {
-        Role::Target => (&request.target.namespace, Side::Target),
-        Role::Client => (&request.client.namespace, Side::Client),
+    let (namespace, side, gateway_role, flag) = match role {
+        Role::Target => (
+            &request.target.namespace,
+            Side::Target,
+            GatewayRole::Ingress,
+            request.target_gateway_namespace.as_deref(),
+        ),
+        Role::Client => (
+            &request.client.namespace,
+            Side::Client,
+            GatewayRole::Egress,
+            request.client_gateway_namespace.as_deref(),
+        ),
     };
     let host = &request.host;
-    // Read before anything goes, so that a run and its dry run decide alike: which objects name
-    // which Secrets, and whether the host's istio-system objects go (not while another
-    // namespace routes the host).
-    let istio_objects_go = in_use::other_namespaces_routing(client, host, namespace)
+    // Read before anything goes, so that a run and its dry run decide alike: where the gateway
+    // (and so the Secret) is, which objects name which Secrets, and whether the host's objects
+    // in the egress gateway's namespace go (not while another namespace routes the host).
+    let secret_ns =
+        detect::host_gateway_namespace(client, namespace, host, gateway_role, flag).await?;
+    let egress_ns = match role {
+        Role::Client => secret_ns.clone(),
+        Role::Target => {
+            detect::host_gateway_namespace(client, namespace, host, GatewayRole::Egress, None)
+                .await?
+        }
+    };
+    let gateway_objects_go = in_use::other_namespaces_routing(client, host, namespace, &egress_ns)
         .await?
         .is_empty();
-    let candidates = in_use::secret_users(client, namespace).await?;
+    let candidates = in_use::secret_users(client, namespace, &secret_ns).await?;
     let removed = |o: &DynamicObject| {
         in_use::ours_for(o, host)
             && match o.namespace().as_deref() {
                 Some(ns) if ns == namespace.as_str() => true,
-                Some(ISTIO_NAMESPACE) => istio_objects_go,
+                Some(ns) if ns == egress_ns => gateway_objects_go,
                 _ => false,
             }
     };
     let named_by_removed = in_use::named_by(&candidates, &removed);
 
-    let mut lines = disable::delete_host(client, namespace, host, dry_run).await?;
+    let mut lines =
+        disable::delete_host(client, namespace, host, Some(&egress_ns), dry_run).await?;
     if role == Role::Client && request.lockdown {
         let mode = if dry_run {
             DryRun::Server
@@ -331,7 +370,7 @@ async fn remove(
     let ours = list_dynamic(
         client,
         &secrets,
-        Some(ISTIO_NAMESPACE),
+        Some(&secret_ns),
         &ListParams::default().labels(&format!(
             "{MANAGED_BY_LABEL}={MANAGER},{COMPONENT_LABEL}={}",
             side.component()
@@ -345,9 +384,7 @@ async fn remove(
         }
         let users = in_use::still_used_by(&name, &candidates, &removed);
         if users.is_empty() {
-            lines.extend(
-                delete_object(client, &secrets, Some(ISTIO_NAMESPACE), &name, dry_run).await?,
-            );
+            lines.extend(delete_object(client, &secrets, Some(&secret_ns), &name, dry_run).await?);
         } else {
             lines.push(format!(
                 "secret/{name} kept: {} still uses it",

@@ -4,10 +4,10 @@ use std::io::Write;
 use std::time::Duration;
 
 use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
-use shared::cluster::detect::{EGRESS_DEPLOYMENT, egress_gateway};
 use shared::cluster::parse_request_timeout;
 use shared::error::Error;
-use shared::manifest::egress::{EnableRequest, Hop, enable_plan, origination_rule};
+use shared::gateway::{GatewayArgs, GatewayRole, GatewayWorkload};
+use shared::manifest::egress::{EnableRequest, Hop, MeshFacts, enable_plan, origination_rule};
 use shared::names::DnsName;
 use shared::precedence::GatewayProxy;
 
@@ -18,13 +18,18 @@ use super::detect;
 #[command(
     after_help = "Creates, for the host: ServiceEntry, egress Gateway, subset DestinationRule and VirtualService in
 the namespace; the origination DestinationRule (MUTUAL, credentialName, sni and subjectAltNames) in
-istio-system; an access-log Telemetry for the egress gateway pods only (envoy, plus the providers
-of the mesh-wide Telemetry or the mesh's defaults, which it would otherwise switch off there; a
-client dry run reads none); the route to the partner drops x-forwarded-client-cert; on Kyma, sets only
-spec.components.egressGateway.enabled on the Istio CR. Refuses when Istio would give the egress
-gateway another DestinationRule instead of the origination rule, e.g. an older one for the exact host
-with the same exportTo in istio-system, or one there with a workloadSelector (--force to go ahead);
-rules in other namespaces and wildcards do not matter to it. Re-running is idempotent.
+the egress gateway's namespace; an access-log Telemetry for the egress gateway pods only (envoy,
+plus the providers of the mesh-wide Telemetry or the mesh's defaults, which it would otherwise
+switch off there; a client dry run reads none); the route to the partner drops
+x-forwarded-client-cert; on Kyma, sets only spec.components.egressGateway.enabled on the Istio CR.
+The egress gateway: on Kyma istio=egressgateway in istio-system; elsewhere the one Deployment of an
+Istio egress gateway found (istioctl's, or Istio's Helm gateway chart, e.g. istio=egress in
+istio-egress; a note says which), or --gateway-namespace/--gateway-selector (with --dry-run=client
+its Service is the selector's app label, else istio-<istio label>). Refuses when Istio would give
+the egress gateway another DestinationRule instead of the origination rule, e.g. an older one for
+the exact host with the same exportTo in the gateway's namespace, or one there with a
+workloadSelector (--force to go ahead); rules in other namespaces and wildcards do not matter to
+it. Re-running is idempotent.
 
 Examples:
   kubectl mtls-egress enable --host httpbin.example.com -n mtls-demo --dry-run=client > egress.yaml
@@ -35,7 +40,7 @@ pub struct EnableArgs {
     /// The target's host name (the server certificate's SAN)
     #[arg(long, value_name = "HOST")]
     pub host: String,
-    /// The client credential Secret in istio-system (from `kubectl mtls-certs secret client`)
+    /// The client credential Secret in the egress gateway's namespace (from `kubectl mtls-certs secret client`)
     #[arg(long, value_name = "NAME", default_value = "client-credential")]
     pub credential: String,
     /// The sidecar -> egress gateway hop: Istio mutual TLS (default) or plain HTTP (the tutorial's)
@@ -66,6 +71,9 @@ pub struct EnableArgs {
     /// How long to wait for the egress gateway
     #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_request_timeout)]
     pub timeout: Duration,
+    /// --gateway-namespace and --gateway-selector: the egress gateway.
+    #[command(flatten)]
+    pub egress: GatewayArgs,
     /// --dry-run, -o and --force-conflicts.
     #[command(flatten)]
     pub apply: ApplyArgs,
@@ -88,6 +96,7 @@ impl EnableArgs {
     /// The plan inputs these flags give, for the client namespace `namespace`.
     pub fn request(&self, namespace: &str) -> Result<EnableRequest, Error> {
         shared::cluster::validate_namespace(namespace)?;
+        self.egress.validate()?;
         Ok(EnableRequest {
             host: DnsName::parse_exact(&self.host)?,
             namespace: namespace.to_string(),
@@ -97,7 +106,10 @@ impl EnableArgs {
             access_log: !self.no_access_log,
             restrict_to_namespace: self.restrict_to_namespace,
             kyma_istio: self.istio_cr.as_deref().map(parse_istio_cr).transpose()?,
-            mesh: Default::default(),
+            mesh: MeshFacts {
+                egress_gateway: self.egress.offline(GatewayRole::Egress),
+                ..Default::default()
+            },
         })
     }
 }
@@ -129,7 +141,7 @@ pub async fn execute(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
-    let (request, mut warnings) = prepare(client, request, args.force).await?;
+    let (request, mut warnings) = prepare(client, request, &args.egress, args.force).await?;
     warnings.extend(super::in_use::origination_switch(client, &request, args.force).await?);
     // Notes (what could not be read) matter only once the plan is applied; a failed apply is
     // then the one line the user reads.
@@ -147,38 +159,50 @@ pub async fn execute(
         return Ok(());
     }
     out.flush()?;
-    detect::wait_ready(client, request.kyma_istio.as_ref(), args.timeout, err).await
+    detect::wait_ready(
+        client,
+        request.kyma_istio.as_ref(),
+        &request.mesh.egress_gateway,
+        args.timeout,
+        err,
+    )
+    .await
 }
 
 /// Reads what the plan depends on, before anything is written: the Kyma Istio CR to patch (unless
-/// the request names one) or else an existing egress gateway, and DestinationRules that would
-/// take the origination rule's place at the gateway (refused unless `force`). Returns the request with the Istio CR
-/// set, and the warnings for the user.
+/// the request names one) or else an existing egress gateway (`gateway` narrows it), and
+/// DestinationRules that would take the origination rule's place at the gateway (refused unless
+/// `force`). Returns the request with the Istio CR and the egress gateway set, and the warnings
+/// for the user (the notes among them start with `note: `).
 pub(crate) async fn prepare(
     client: &kube::Client,
     mut request: EnableRequest,
+    gateway: &GatewayArgs,
     force: bool,
 ) -> Result<(EnableRequest, Vec<String>), Error> {
     let mut warnings = Vec::new();
     let client = client.clone();
     let host = request.host.clone();
     enable_plan(&request)?;
-    super::in_use::refuse_second_namespace(&client, &host, &request.namespace).await?;
     let kyma = match request.kyma_istio.clone() {
         Some(cr) => Some(cr),
         None => detect::kyma_istio(&client).await?,
     };
-    if kyma.is_none() && egress_gateway(&client).await?.is_none() {
-        return Err(Error::State(format!(
-            "no egress gateway: deployment istio-system/{} does not exist and this is not Kyma; install one, e.g. `istioctl install --set components.egressGateways[0].name=istio-egressgateway --set components.egressGateways[0].enabled=true`",
-            EGRESS_DEPLOYMENT
-        )));
-    }
+    let (egress, found) = detect::egress_gateway(&client, gateway, kyma.is_some()).await?;
+    request.mesh.egress_gateway = egress;
+    enable_plan(&request)?;
+    super::in_use::refuse_second_namespace(
+        &client,
+        &host,
+        &request.namespace,
+        &request.mesh.egress_gateway.namespace,
+    )
+    .await?;
     let shadowing = detect::shadowing_rules(
         &client,
         &origination_rule(&request),
         &host,
-        &GatewayProxy::default_egress(),
+        &gateway_proxy(&request.mesh.egress_gateway),
     )
     .await?;
     if !shadowing.is_empty() {
@@ -199,5 +223,17 @@ pub(crate) async fn prepare(
         warnings.extend(notes.into_iter().map(|n| format!("{NOTE}{n}")));
     }
     request.kyma_istio = kyma;
+    warnings.push(found);
     Ok((request, warnings))
+}
+
+/// The egress gateway's pods as Istio's DestinationRule lookup sees them.
+fn gateway_proxy(gateway: &GatewayWorkload) -> GatewayProxy {
+    if gateway.is_default() {
+        return GatewayProxy::default_egress();
+    }
+    GatewayProxy {
+        namespace: gateway.namespace.clone(),
+        labels: gateway.selector.labels().clone(),
+    }
 }

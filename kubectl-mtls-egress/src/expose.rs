@@ -8,7 +8,7 @@ use kube::Client;
 use kube::core::ApiResource;
 use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
 use shared::error::Error;
-use shared::manifest::ISTIO_NAMESPACE;
+use shared::gateway::{GatewayArgs, GatewayRole};
 use shared::manifest::expose::{ExposeRequest, Route, ServiceRef, expose_plan};
 use shared::manifest::host::slug;
 use shared::manifest::secret::Layout;
@@ -42,8 +42,11 @@ impl RouteChoice {
 /// Expose a Service behind mutual TLS on the ingress gateway (target cluster)
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Creates a Gateway (443, tls.mode MUTUAL, credentialName = the server credential in istio-system)
-and an APIRule v2 (Kyma) or a VirtualService bound to it. Warns when the namespace has no sidecar
+    after_help = "Creates a Gateway (443, tls.mode MUTUAL, credentialName = the server credential in the ingress
+gateway's namespace) and an APIRule v2 (Kyma) or a VirtualService bound to it. The Gateway selects
+the ingress gateway's pods: on Kyma istio=ingressgateway in istio-system; elsewhere the one
+Deployment of an Istio ingress gateway found (istioctl's, or Istio's Helm gateway chart, e.g.
+istio=ingress in istio-ingress), or --gateway-namespace/--gateway-selector. Warns when the namespace has no sidecar
 injection, when the server credential Secret is missing or incomplete, and when Kyma's NetworkPolicies
 require a pod label. Refuses to switch the host's existing Gateway to a --credential holding another
 certificate than it presents now (--force to switch).
@@ -59,7 +62,7 @@ pub struct ExposeArgs {
     /// The workload's Service and port, NAME:PORT
     #[arg(long, value_name = "NAME:PORT")]
     pub service: String,
-    /// The server credential Secret in istio-system (from `kubectl mtls-certs secret target`)
+    /// The server credential Secret in the ingress gateway's namespace (from `kubectl mtls-certs secret target`)
     #[arg(long, value_name = "NAME", default_value = "kyma-mtls-certs")]
     pub credential: String,
     /// The Gateway's name (default mtls-<host>)
@@ -82,6 +85,9 @@ pub struct ExposeArgs {
     /// Switch the host's Gateway to a --credential holding another certificate than it presents
     #[arg(long)]
     pub force: bool,
+    /// --gateway-namespace and --gateway-selector: the ingress gateway.
+    #[command(flatten)]
+    pub ingress: GatewayArgs,
     /// --dry-run, -o and --force-conflicts.
     #[command(flatten)]
     pub apply: ApplyArgs,
@@ -101,7 +107,9 @@ impl ExposeArgs {
             route: self.route.planned(),
             methods: self.methods.clone(),
             label_namespace: self.label_namespace,
+            ingress: self.ingress.offline(GatewayRole::Ingress),
         };
+        self.ingress.validate()?;
         expose_plan(&request)?;
         Ok(request)
     }
@@ -131,6 +139,7 @@ pub async fn run(
         args.request(&namespace)?,
         args.route,
         args.force,
+        &args.ingress,
         &args.apply,
         out,
         err,
@@ -138,18 +147,23 @@ pub async fn run(
     .await
 }
 
-/// `expose` against a connected cluster: choose the route, warn (on `err`), apply. An existing
+/// `expose` against a connected cluster: find the ingress gateway (`ingress` narrows it), choose
+/// the route, warn (on `err`), apply, and say which gateway the Gateway selects. An existing
 /// Gateway for the host is not switched to a credential holding another certificate unless
 /// `force`.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute(
     client: &Client,
-    request: ExposeRequest,
+    mut request: ExposeRequest,
     route: RouteChoice,
     force: bool,
+    ingress: &GatewayArgs,
     apply: &ApplyArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
+    let (gateway, note) = detect::ingress_gateway(client, ingress).await?;
+    request.ingress = gateway;
     let (request, mut warnings) = prepare(client, request, route, false).await?;
     let gateway = request
         .gateway
@@ -159,6 +173,7 @@ pub async fn execute(
         resource: ApiResource::erase::<Gateway>(&()),
         namespace: &request.namespace,
         name: &gateway,
+        secret_namespace: &request.ingress.namespace,
     };
     warnings.extend(
         in_use::credential_switch(client, &request.host, presenter, &request.credential, force)
@@ -168,7 +183,9 @@ pub async fn execute(
         writeln!(err, "{warning}")?;
     }
     let plan = expose_plan(&request)?;
-    apply_and_print(client, &plan, apply, out).await
+    apply_and_print(client, &plan, apply, out).await?;
+    writeln!(err, "{note}")?;
+    Ok(())
 }
 
 /// Reads what the plan depends on: decides the route from what the cluster serves (or refuses
@@ -242,12 +259,15 @@ async fn prerequisite_warnings(
         }
         Err(e) => note(format!("warning: cannot check the service: {e}")),
     }
-    // The caller applies the Secret with the plan: nothing to check yet.
+    // The caller applies the Secret with the plan: nothing to check yet. Istio resolves the
+    // Gateway's credentialName in the ingress gateway pods' namespace.
+    let secret_ns = req.ingress.namespace.as_str();
     if !secret_planned {
-        match shared::cluster::get_opt::<Secret>(client, ISTIO_NAMESPACE, &req.credential).await {
+        match shared::cluster::get_opt::<Secret>(client, secret_ns, &req.credential).await {
             Ok(None) => note(format!(
-                "warning: secret {ISTIO_NAMESPACE}/{} does not exist: the Gateway has no certificate until you run `kubectl mtls-certs secret target --dir DIR`",
-                req.credential
+                "warning: secret {secret_ns}/{} does not exist: the Gateway has no certificate until you run `kubectl mtls-certs secret target --dir DIR{}`",
+                req.credential,
+                namespace_flag(secret_ns)
             )),
             Ok(Some(secret)) => {
                 let keys: Vec<String> = secret.data.unwrap_or_default().into_keys().collect();
@@ -256,7 +276,7 @@ async fn prerequisite_warnings(
                     .any(|l| l.keys().iter().all(|k| keys.iter().any(|have| have == k)));
                 if !complete {
                     note(format!(
-                        "warning: secret {ISTIO_NAMESPACE}/{} has keys {keys:?}: a MUTUAL Gateway needs cert/key/cacert (or tls.crt/tls.key/ca.crt)",
+                        "warning: secret {secret_ns}/{} has keys {keys:?}: a MUTUAL Gateway needs cert/key/cacert (or tls.crt/tls.key/ca.crt)",
                         req.credential
                     ));
                 }
@@ -272,4 +292,14 @@ async fn prerequisite_warnings(
         );
     }
     Ok(warnings)
+}
+
+/// ` --namespace NS` for a `kubectl mtls-certs secret` hint, when the Secret belongs elsewhere
+/// than in istio-system (its default).
+pub(crate) fn namespace_flag(namespace: &str) -> String {
+    if namespace == shared::manifest::ISTIO_NAMESPACE {
+        String::new()
+    } else {
+        format!(" --namespace {namespace}")
+    }
 }

@@ -2,12 +2,12 @@
 //! before `disable`/`disconnect` delete, so that one namespace's or one partner's command never
 //! takes away another's.
 //!
-//! - One host, one client namespace. A host's objects in istio-system (the origination
-//!   DestinationRule, the AuthorizationPolicy of `--restrict-to-namespace`) are named by the host
+//! - One host, one client namespace. A host's objects in the egress gateway's namespace
+//!   (istio-system for istioctl's and Kyma's; the origination DestinationRule, the AuthorizationPolicy of `--restrict-to-namespace`) are named by the host
 //!   alone, and two egress Gateways for the same host on 443 make Istio drop the second
 //!   (`pilot/pkg/model/gateway.go`, "duplicate host names"; analyzer IST0145). So
 //!   [`refuse_second_namespace`] stops `enable` for a host another namespace already routes, and
-//!   `disable` in any other namespace leaves the host's istio-system objects alone
+//!   `disable` in any other namespace leaves the host's objects there alone
 //!   ([`other_namespaces_routing`]). Which namespace routes a host is read from its ServiceEntries
 //!   (labelled for the host, component `egress`), or — for a user who may not list them across
 //!   namespaces — from the origination rule's `kubectl-mtls/client-namespace` annotation.
@@ -30,7 +30,7 @@ use shared::error::Error;
 use shared::manifest::egress::{COMPONENT as EGRESS_COMPONENT, EnableRequest};
 use shared::manifest::host::{CLIENT_NAMESPACE_ANNOTATION, HOST_LABEL, host_selector, slug};
 use shared::manifest::secret::{credential_cert, credential_references};
-use shared::manifest::{COMPONENT_LABEL, ISTIO_NAMESPACE, MANAGED_BY_LABEL, MANAGER};
+use shared::manifest::{COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER};
 use shared::names::DnsName;
 use shared::resources::{DestinationRule, Gateway, ServiceEntry};
 
@@ -84,16 +84,20 @@ async fn routing_namespaces(
     }
 }
 
-/// The client namespace the origination rule for `host` says it serves, if it exists, carries
-/// the annotation and may be read.
-async fn annotated_namespace(client: &Client, host: &DnsName) -> Result<Option<String>, Error> {
+/// The client namespace the origination rule for `host` (in the egress gateway's namespace
+/// `gateway_ns`) says it serves, if it exists, carries the annotation and may be read.
+async fn annotated_namespace(
+    client: &Client,
+    host: &DnsName,
+    gateway_ns: &str,
+) -> Result<Option<String>, Error> {
     let selector = format!(
         "{},{COMPONENT_LABEL}={EGRESS_COMPONENT}",
         host_selector(host)
     );
     let resource = ApiResource::erase::<DestinationRule>(&());
     let params = ListParams::default().labels(&selector);
-    match list_dynamic(client, &resource, Some(ISTIO_NAMESPACE), &params).await {
+    match list_dynamic(client, &resource, Some(gateway_ns), &params).await {
         Ok(rules) => Ok(rules
             .iter()
             .find_map(|r| r.annotations().get(CLIENT_NAMESPACE_ANNOTATION).cloned())),
@@ -102,16 +106,18 @@ async fn annotated_namespace(client: &Client, host: &DnsName) -> Result<Option<S
     }
 }
 
-/// The client namespaces other than `namespace` that route `host` through the egress gateway.
+/// The client namespaces other than `namespace` that route `host` through the egress gateway
+/// (whose namespace is `gateway_ns`).
 pub(crate) async fn other_namespaces_routing(
     client: &Client,
     host: &DnsName,
     namespace: &str,
+    gateway_ns: &str,
 ) -> Result<Vec<String>, Error> {
     let listed = routing_namespaces(client, host).await?;
     let annotated = match listed {
         Some(_) => None,
-        None => annotated_namespace(client, host).await?,
+        None => annotated_namespace(client, host, gateway_ns).await?,
     };
     Ok(other_client_namespaces(namespace, listed, annotated))
 }
@@ -121,13 +127,14 @@ pub(crate) async fn refuse_second_namespace(
     client: &Client,
     host: &DnsName,
     namespace: &str,
+    gateway_ns: &str,
 ) -> Result<(), Error> {
-    let others = other_namespaces_routing(client, host, namespace).await?;
+    let others = other_namespaces_routing(client, host, namespace, gateway_ns).await?;
     let Some(first) = others.first() else {
         return Ok(());
     };
     Err(Error::State(format!(
-        "{host} is routed through the egress gateway for namespace {} already, and a host serves one client namespace per cluster (its origination rule and AuthorizationPolicy in {ISTIO_NAMESPACE} are the host's, and Istio drops a second egress Gateway for the same host): call it from {first}, or first run `kubectl mtls-egress disable --host {host} -n {first}`",
+        "{host} is routed through the egress gateway for namespace {} already, and a host serves one client namespace per cluster (its origination rule and AuthorizationPolicy in {gateway_ns} are the host's, and Istio drops a second egress Gateway for the same host): call it from {first}, or first run `kubectl mtls-egress disable --host {host} -n {first}`",
         others.join(", ")
     )))
 }
@@ -182,11 +189,12 @@ pub(crate) fn ours_for(object: &DynamicObject, host: &DnsName) -> bool {
 }
 
 /// Every DestinationRule and Gateway that may name a credential Secret: across namespaces, or —
-/// for a user who may not list them there — in istio-system and `namespace`. Each with its kind
-/// as kubectl prints it.
+/// for a user who may not list them there — in the gateway's namespace `gateway_ns` and
+/// `namespace`. Each with its kind as kubectl prints it.
 pub(crate) async fn secret_users(
     client: &Client,
     namespace: &str,
+    gateway_ns: &str,
 ) -> Result<Vec<(String, DynamicObject)>, Error> {
     let mut found = Vec::new();
     for resource in [
@@ -197,9 +205,8 @@ pub(crate) async fn secret_users(
         let objects = match list_dynamic(client, &resource, None, &all).await {
             Ok(objects) => objects,
             Err(ClusterError::Forbidden { .. }) => {
-                let mut objects =
-                    list_dynamic(client, &resource, Some(ISTIO_NAMESPACE), &all).await?;
-                if namespace != ISTIO_NAMESPACE {
+                let mut objects = list_dynamic(client, &resource, Some(gateway_ns), &all).await?;
+                if namespace != gateway_ns {
                     objects.extend(list_dynamic(client, &resource, Some(namespace), &all).await?);
                 }
                 objects
@@ -220,6 +227,8 @@ pub(crate) struct Presenter<'a> {
     pub namespace: &'a str,
     /// Its name.
     pub name: &'a str,
+    /// The namespace of the gateway pods, where the Secrets it names are.
+    pub secret_namespace: &'a str,
 }
 
 /// Re-running `expose`/`enable` for `host` with `--credential new`: when the host's object
@@ -253,7 +262,7 @@ pub(crate) async fn credential_switch(
     }
     let cert_of = |name: String| async move {
         Ok::<_, Error>(
-            get_opt::<Secret>(client, ISTIO_NAMESPACE, &name)
+            get_opt::<Secret>(client, presenter.secret_namespace, &name)
                 .await?
                 .as_ref()
                 .and_then(credential_cert),
@@ -270,10 +279,11 @@ pub(crate) async fn credential_switch(
             continue;
         }
         let facts = format!(
-            "{} {}/{} presents secret {ISTIO_NAMESPACE}/{old} ({old_cert}) for {host}, and --credential {new} holds another certificate ({new_cert})",
+            "{} {}/{} presents secret {}/{old} ({old_cert}) for {host}, and --credential {new} holds another certificate ({new_cert})",
             display_kind(&presenter.resource),
             presenter.namespace,
-            presenter.name
+            presenter.name,
+            presenter.secret_namespace
         );
         if force {
             return Ok(Some(format!("warning: --force: switching: {facts}")));
@@ -292,10 +302,12 @@ pub(crate) async fn origination_switch(
     force: bool,
 ) -> Result<Option<String>, Error> {
     let name = format!("mtls-originate-{}", slug(&request.host));
+    let gateway_ns = request.mesh.egress_gateway.namespace.as_str();
     let presenter = Presenter {
         resource: ApiResource::erase::<DestinationRule>(&()),
-        namespace: ISTIO_NAMESPACE,
+        namespace: gateway_ns,
         name: &name,
+        secret_namespace: gateway_ns,
     };
     credential_switch(client, &request.host, presenter, &request.credential, force).await
 }

@@ -8,12 +8,14 @@ use kube::ResourceExt;
 use kube::api::ListParams;
 use serde::Serialize;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use shared::cli::{GlobalArgs, OutputFormat, Table, write_output};
-use shared::cluster::detect::{deployment_available, egress_gateway};
-use shared::cluster::{get_opt, list};
+use shared::cluster::detect::{deployment_available, gateway_deployment};
+use shared::cluster::{ClusterError, get_opt, list};
 use shared::error::Error;
+use shared::gateway::{GatewayRole, GatewaySelector, GatewayWorkload};
 use shared::manifest::ISTIO_NAMESPACE;
-use shared::manifest::host::{HOST_ANNOTATION, HOST_LABEL};
+use shared::manifest::host::{CLIENT_NAMESPACE_ANNOTATION, HOST_ANNOTATION, HOST_LABEL};
 use shared::manifest::{COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER};
 use shared::resources::{APIRule, DestinationRule, Gateway, ServiceEntry, VirtualService};
 
@@ -51,10 +53,47 @@ pub struct HostStatus {
     /// The credential Secret named by the origination rule or Gateway.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
-    /// Whether that Secret exists in istio-system.
+    /// Whether that Secret exists in the gateway's namespace.
     pub credential_present: bool,
     /// What is missing for the host to work (empty when ready).
     pub problems: Vec<String>,
+    /// The namespace of the gateway pods, where the credential Secret must be.
+    #[serde(skip)]
+    secret_namespace: String,
+}
+
+/// The namespace of the ingress gateway pods a target Gateway selects: istio-system for
+/// istioctl's and Kyma's labels, else that of the Deployment whose pods carry them (`None` when
+/// none is found, or the Deployments may not be listed).
+async fn ingress_namespace(
+    client: &kube::Client,
+    selector: &BTreeMap<String, String>,
+    deployments: &mut Option<Vec<Deployment>>,
+) -> Result<Option<String>, Error> {
+    let default = GatewayWorkload::default_ingress();
+    if selector == default.selector.labels() {
+        return Ok(Some(default.namespace));
+    }
+    if deployments.is_none() {
+        *deployments = Some(
+            match list::<Deployment>(client, None, &ListParams::default()).await {
+                Ok(d) => d,
+                Err(ClusterError::Forbidden { .. }) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            },
+        );
+    }
+    let selector =
+        GatewaySelector::from_pairs(selector.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    Ok(deployments.iter().flatten().find_map(|d| {
+        let labels = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        selector.matches(&labels).then(|| d.namespace()).flatten()
+    }))
 }
 
 /// Runs `status`.
@@ -134,10 +173,13 @@ pub async fn collect(client: &kube::Client, scope: Option<&str>) -> Result<Vec<H
         }
     }
     let subset_rules = list::<DestinationRule>(&client, scope, &ours).await?;
-    for dr in subset_rules
-        .iter()
-        .filter(|d| d.namespace().as_deref() != Some(ISTIO_NAMESPACE))
-    {
+    // Origination rules (annotated with the client namespace they serve) belong to the client
+    // rows, not to rows of the gateway's namespace.
+    let is_origination = |d: &DestinationRule| {
+        d.namespace().as_deref() == Some(ISTIO_NAMESPACE)
+            || d.annotations().contains_key(CLIENT_NAMESPACE_ANNOTATION)
+    };
+    for dr in subset_rules.iter().filter(|d| !is_origination(d)) {
         add(
             dr.labels(),
             dr.annotations(),
@@ -145,22 +187,41 @@ pub async fn collect(client: &kube::Client, scope: Option<&str>) -> Result<Vec<H
             format!("destinationrule/{}", dr.name_any()),
         );
     }
-    // Origination rules live in istio-system; attach them to the host's client entries.
-    let originations = list::<DestinationRule>(&client, Some(ISTIO_NAMESPACE), &ours).await?;
-    let egress_ready = egress_gateway(&client)
-        .await?
-        .as_ref()
-        .is_some_and(deployment_available);
+    // Origination rules live in the egress gateway's namespace, which the subset rule's host
+    // (the gateway's Service) names; attach them to the host's client entries.
+    let mut originations: BTreeMap<String, Vec<DestinationRule>> = BTreeMap::new();
+    let mut ready: BTreeMap<(String, String), bool> = BTreeMap::new();
+    let mut deployments: Option<Vec<Deployment>> = None;
     let mut rows: Vec<HostStatus> = hosts.into_values().collect();
     for row in &mut rows {
         if row.side == "client" {
-            let origination = originations
+            let gateway = subset_rules
+                .iter()
+                .filter(|d| !is_origination(d))
+                .find(|d| {
+                    d.namespace().as_deref() == Some(&row.namespace)
+                        && d.annotations().get(HOST_ANNOTATION) == Some(&row.host)
+                })
+                .and_then(|d| {
+                    GatewayWorkload::from_service_host(
+                        GatewayRole::Egress,
+                        &d.spec.host,
+                        GatewayWorkload::default_egress().selector,
+                    )
+                })
+                .unwrap_or_else(GatewayWorkload::default_egress);
+            let gateway_ns = gateway.namespace.clone();
+            if !originations.contains_key(&gateway_ns) {
+                let found = list::<DestinationRule>(&client, Some(&gateway_ns), &ours).await?;
+                originations.insert(gateway_ns.clone(), found);
+            }
+            let origination = originations[&gateway_ns]
                 .iter()
                 .find(|d| d.annotations().get(HOST_ANNOTATION) == Some(&row.host));
             match origination {
                 Some(dr) => {
                     row.objects
-                        .push(format!("destinationrule/{} (istio-system)", dr.name_any()));
+                        .push(format!("destinationrule/{} ({gateway_ns})", dr.name_any()));
                     row.credential = dr
                         .spec
                         .traffic_policy
@@ -171,7 +232,7 @@ pub async fn collect(client: &kube::Client, scope: Option<&str>) -> Result<Vec<H
                 }
                 None => row
                     .problems
-                    .push("no origination DestinationRule in istio-system".into()),
+                    .push(format!("no origination DestinationRule in {gateway_ns}")),
             }
             row.hop = gateways
                 .iter()
@@ -185,27 +246,50 @@ pub async fn collect(client: &kube::Client, scope: Option<&str>) -> Result<Vec<H
                         _ => "plain".to_string(),
                     },
                 );
-            if !egress_ready {
+            let key = (gateway.namespace.clone(), gateway.name.clone());
+            if !ready.contains_key(&key) {
+                let available = gateway_deployment(&client, &gateway)
+                    .await?
+                    .as_ref()
+                    .is_some_and(deployment_available);
+                ready.insert(key.clone(), available);
+            }
+            if !ready[&key] {
                 row.problems.push("egress gateway not Available".into());
             }
+            row.secret_namespace = gateway_ns;
         } else {
-            row.credential = gateways
-                .iter()
-                .find(|g| {
-                    g.namespace().as_deref() == Some(&row.namespace)
-                        && g.annotations().get(HOST_ANNOTATION) == Some(&row.host)
-                })
+            let gateway = gateways.iter().find(|g| {
+                g.namespace().as_deref() == Some(&row.namespace)
+                    && g.annotations().get(HOST_ANNOTATION) == Some(&row.host)
+            });
+            row.credential = gateway
                 .and_then(|g| g.spec.servers.first())
                 .and_then(|s| s.tls.as_ref())
                 .and_then(|t| t.credential_name.clone());
+            if let Some(g) = gateway {
+                match ingress_namespace(&client, &g.spec.selector, &mut deployments).await? {
+                    Some(ns) => row.secret_namespace = ns,
+                    None => {
+                        let selector = GatewaySelector::from_pairs(
+                            g.spec
+                                .selector
+                                .iter()
+                                .map(|(k, v)| (k.as_str(), v.as_str())),
+                        );
+                        row.problems.push(format!(
+                            "no ingress gateway Deployment runs pods labelled {selector}"
+                        ));
+                        continue;
+                    }
+                }
+            }
         }
         if let Some(name) = &row.credential {
-            row.credential_present = get_opt::<Secret>(&client, ISTIO_NAMESPACE, name)
-                .await?
-                .is_some();
+            let ns = row.secret_namespace.clone();
+            row.credential_present = get_opt::<Secret>(&client, &ns, name).await?.is_some();
             if !row.credential_present {
-                row.problems
-                    .push(format!("secret {ISTIO_NAMESPACE}/{name} missing"));
+                row.problems.push(format!("secret {ns}/{name} missing"));
             }
         }
     }

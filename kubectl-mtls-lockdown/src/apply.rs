@@ -10,8 +10,10 @@ use kube::api::ListParams;
 
 use kube::ResourceExt;
 use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
+use shared::cluster::detect::find_gateway;
 use shared::cluster::{list, served};
 use shared::error::Error;
+use shared::gateway::{GatewayArgs, GatewayRole};
 use shared::manifest::lockdown::{
     DEFAULT_EGRESS_GATEWAY_PORTS, KYMA_EGRESS_POD_LABEL, LockdownInputs, SIDECAR_NAME,
     kyma_egress_pod_label, network_policy, registry_only_sidecar,
@@ -26,8 +28,10 @@ use super::detect;
 #[command(
     after_help = "The NetworkPolicy mtls-lockdown (all pods, Egress) allows only: DNS on UDP and TCP 53 to the
 kube-dns ClusterIP, to node-local DNS (169.254.20.10) when it runs, and to the CoreDNS pods on 53
-and 8053; istiod (istio=pilot) on TCP 15012; the egress gateway pods (istio=egressgateway) on the
-target ports of the istio-egressgateway Service (8080 and 8443 when there is none).
+and 8053; istiod (istio=pilot) on TCP 15012; the egress gateway pods (istio=egressgateway in
+istio-system, or the egress gateway found elsewhere, e.g. istio=egress in istio-egress, or
+--gateway-namespace/--gateway-selector) on the target ports of its Service (8080 and 8443 when
+there is none).
 With --dry-run=client and --dns-ip nothing is read from the cluster.
 
 Examples:
@@ -57,6 +61,9 @@ pub struct ApplyCmdArgs {
     /// Egress gateway pod port (repeatable; default: from its Service, else 8080 and 8443)
     #[arg(long = "egress-gateway-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub egress_gateway_ports: Vec<u16>,
+    /// --gateway-namespace and --gateway-selector: the egress gateway.
+    #[command(flatten)]
+    pub egress_gateway: GatewayArgs,
     /// --dry-run, -o and --force-conflicts.
     #[command(flatten)]
     pub apply: ApplyArgs,
@@ -79,6 +86,9 @@ pub struct LockdownOptions {
     pub egress_gateway_ports: Vec<u16>,
     /// Find the namespace's Deployments, to give their pod templates Kyma's egress label.
     pub label_pods: bool,
+    /// The egress gateway, as `--gateway-namespace` / `--gateway-selector` narrow it (detected
+    /// when connected).
+    pub egress_gateway: GatewayArgs,
 }
 
 impl ApplyCmdArgs {
@@ -91,6 +101,7 @@ impl ApplyCmdArgs {
             node_local_dns: self.node_local_dns,
             egress_gateway_ports: self.egress_gateway_ports.clone(),
             label_pods: self.label_pods,
+            egress_gateway: self.egress_gateway.clone(),
         }
     }
 }
@@ -135,6 +146,7 @@ pub fn inputs(
                 .map(|p| IntOrString::Int(i32::from(*p)))
                 .collect()
         },
+        egress_gateway: options.egress_gateway.offline(GatewayRole::Egress),
         namespace_wide: options.namespace_wide,
         allow_same_namespace: options.allow_same_namespace,
     }
@@ -248,6 +260,7 @@ pub async fn detect_inputs(
     options: &LockdownOptions,
 ) -> Result<Detected, Error> {
     let mut notes = Vec::new();
+    options.egress_gateway.validate()?;
     detect::require_namespace(client, namespace).await?;
     let (dns_ip, dns_ports) = match (options.dns_ip, detect::kube_dns(client).await?) {
         (Some(ip), detected) => (ip, detected.map(|(_, p)| p).unwrap_or_default()),
@@ -263,12 +276,33 @@ pub async fn detect_inputs(
     if !inputs.node_local_dns && detect::node_local_dns(client).await? {
         inputs.node_local_dns = true;
     }
+    let kyma = detect::kyma_network_policies(client).await?;
+    match find_gateway(
+        client,
+        GatewayRole::Egress,
+        &options.egress_gateway,
+        kyma.is_some(),
+    )
+    .await
+    {
+        Ok((gateway, found)) => {
+            if !gateway.is_default() {
+                notes.push(found.trim_start_matches("note: ").to_string());
+            }
+            inputs.egress_gateway = gateway;
+        }
+        // Not installed yet (Kyma's appears with `enable`): istioctl's labels, with the note below.
+        Err(Error::State(m)) if m.starts_with("no egress gateway found") => {}
+        Err(e) => return Err(e),
+    }
     if options.egress_gateway_ports.is_empty() {
-        match detect::egress_gateway_ports(client).await? {
+        let gateway = &inputs.egress_gateway;
+        match detect::egress_gateway_ports(client, gateway).await? {
             Some(ports) if !ports.is_empty() => inputs.egress_gateway_ports = ports,
-            _ => notes.push(
-                "Service istio-system/istio-egressgateway not found: allowing the egress gateway's default pod ports 8080 and 8443 (enable it with `kubectl mtls-egress enable`)".to_string(),
-            ),
+            _ => notes.push(format!(
+                "Service {}/{} not found: allowing the egress gateway's default pod ports 8080 and 8443 (enable it with `kubectl mtls-egress enable`)",
+                gateway.namespace, gateway.name
+            )),
         }
     }
     let (label_key, label_value) = KYMA_EGRESS_POD_LABEL;
@@ -282,7 +316,7 @@ pub async fn detect_inputs(
         if deployments.is_empty() {
             notes.push(format!("no Deployments in namespace {namespace} to label"));
         }
-    } else if detect::kyma_network_policies(client).await? == Some(true) {
+    } else if kyma == Some(true) {
         notes.push(format!(
             "Kyma's Istio CR has networkPoliciesEnabled: the egress gateway accepts only pods labelled {label_key}={label_value}; add --label-pods to label the pod templates of the Deployments in {namespace}"
         ));

@@ -14,7 +14,7 @@ use kube::core::ApiResource;
 use shared::cluster::detect::kyma_istio_crs;
 use shared::cluster::{ClusterError, Operation, get_opt};
 use shared::error::Error;
-use shared::manifest::ISTIO_NAMESPACE;
+use shared::gateway::GatewayWorkload;
 use shared::manifest::lockdown::DNS_NAMESPACE;
 
 /// Fails with one line when `namespace` does not exist.
@@ -71,10 +71,12 @@ pub async fn node_local_dns(client: &Client) -> Result<bool, Error> {
     )
 }
 
-/// The target ports of the `istio-egressgateway` Service, or `None` when it does not exist.
-pub async fn egress_gateway_ports(client: &Client) -> Result<Option<Vec<IntOrString>>, Error> {
-    let Some(svc) = get_opt::<Service>(client, ISTIO_NAMESPACE, "istio-egressgateway").await?
-    else {
+/// The target ports of the egress gateway's Service, or `None` when it does not exist.
+pub async fn egress_gateway_ports(
+    client: &Client,
+    gateway: &GatewayWorkload,
+) -> Result<Option<Vec<IntOrString>>, Error> {
+    let Some(svc) = get_opt::<Service>(client, &gateway.namespace, &gateway.name).await? else {
         return Ok(None);
     };
     let mut ports: Vec<IntOrString> = Vec::new();

@@ -16,8 +16,8 @@ use kubectl_mtls_probe::report;
 use shared::cli::{ApplyArgs, DryRun, GlobalArgs, OutputFormat, write_output};
 use shared::cluster::{Applied, ApplyMode, apply_as};
 use shared::error::Error;
-use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::egress::EnableRequest;
+use shared::manifest::expose::ExposeRequest;
 use shared::manifest::lockdown::LockdownInputs;
 use shared::plan::Plan;
 
@@ -211,7 +211,7 @@ pub async fn execute(
         (request.route, None)
     };
     let (expose, client_side) = tokio::join!(
-        expose::prepare(target, request.expose.clone(), route, true),
+        read_target(target, request, route),
         read_client(client, request),
     );
     let (expose, mut target_warnings) = expose.map_err(|e| on(target_ref, e))?;
@@ -231,6 +231,8 @@ pub async fn execute(
         writeln!(progress, "      {}: {line}", cluster.role)?;
     }
     let kyma = enable.kyma_istio.clone();
+    let egress_gateway = enable.mesh.egress_gateway.clone();
+    let target_secret_ns = expose.ingress.namespace.clone();
     let plans = connect_plans(&ConnectInputs {
         expose,
         enable,
@@ -302,7 +304,7 @@ pub async fn execute(
         progress,
         3,
         format!(
-            "{target_ref}: applying {} (namespace {}, secret in {ISTIO_NAMESPACE})",
+            "{target_ref}: applying {} (namespace {}, secret in {target_secret_ns})",
             objects(plans.target.objects().len()),
             target_ref.namespace
         ),
@@ -321,9 +323,10 @@ pub async fn execute(
         progress,
         4,
         format!(
-            "{client_ref}: applying {} (namespace {}, secret in {ISTIO_NAMESPACE})",
+            "{client_ref}: applying {} (namespace {}, secret in {})",
             objects(plans.client.objects().len()),
-            client_ref.namespace
+            client_ref.namespace,
+            egress_gateway.namespace
         ),
     )?;
     let written_client = write_in_order(
@@ -344,7 +347,7 @@ pub async fn execute(
     }
     if let Some(timeout) = request.wait {
         out.flush()?;
-        detect::wait_ready(client, kyma.as_ref(), timeout, progress)
+        detect::wait_ready(client, kyma.as_ref(), &egress_gateway, timeout, progress)
             .await
             .map_err(|e| {
                 on(
@@ -374,6 +377,7 @@ pub async fn execute(
                 port: request.enable.port,
                 certs: request.bundle.dir.clone(),
                 namespace: client_ref.namespace.clone(),
+                egress_gateway: egress_gateway.clone(),
             },
             progress,
         )
@@ -422,20 +426,40 @@ pub async fn execute(
     Ok(())
 }
 
-/// Reads what the client plan depends on: `enable`'s checks, and the lockdown's inputs.
+/// Reads what the target plan depends on: the ingress gateway, then `expose`'s checks.
+async fn read_target(
+    target: &Client,
+    request: &ConnectRequest,
+    route: RouteChoice,
+) -> Result<(ExposeRequest, Vec<String>), Error> {
+    let (ingress, note) = detect::ingress_gateway(target, &request.target_gateway).await?;
+    let mut expose = request.expose.clone();
+    expose.ingress = ingress;
+    let (expose, mut warnings) = expose::prepare(target, expose, route, true).await?;
+    warnings.push(note);
+    Ok((expose, warnings))
+}
+
+/// Reads what the client plan depends on: `enable`'s checks (the egress gateway among them),
+/// and the lockdown's inputs.
 async fn read_client(
     client: &Client,
     request: &ConnectRequest,
 ) -> Result<(EnableRequest, Option<LockdownInputs>, Vec<String>), Error> {
-    let (enable, mut notes) =
-        enable::prepare(client, request.enable.clone(), request.force).await?;
+    let (enable, mut notes) = enable::prepare(
+        client,
+        request.enable.clone(),
+        &request.client_gateway,
+        request.force,
+    )
+    .await?;
     if !request.lockdown {
         return Ok((enable, None, notes));
     }
     let detected = detect_inputs(
         client,
         &request.client.namespace,
-        &lockdown_options(request.dns_ip),
+        &lockdown_options(request.dns_ip, &enable.mesh.egress_gateway),
     )
     .await?;
     notes.extend(detected.notes.into_iter().map(|n| format!("note: {n}")));

@@ -12,6 +12,7 @@ use kubectl_mtls_probe::check::{self, CheckRequest};
 use kubectl_mtls_probe::direct::{self, DirectRequest};
 use kubectl_mtls_probe::report::{self, Check};
 use shared::error::Error;
+use shared::gateway::GatewayWorkload;
 use shared::names::DnsName;
 use shared::pki::CredentialFiles;
 
@@ -38,6 +39,8 @@ pub struct ProbeInputs {
     pub certs: PathBuf,
     /// The client namespace, where `check` runs its request from.
     pub namespace: String,
+    /// The client cluster's egress gateway, whose replicas' logs `check` reads.
+    pub egress_gateway: GatewayWorkload,
 }
 
 /// The outcome of one probe.
@@ -147,6 +150,8 @@ async fn run_check(
         .with_client_cert(&inputs.certs.join("client.crt"))?;
     let request = CheckRequest {
         port: inputs.port,
+        gateway_namespace: inputs.egress_gateway.namespace.clone(),
+        gateway_selector: inputs.egress_gateway.selector.to_string(),
         ..request
     };
     let mut attempt = 1;

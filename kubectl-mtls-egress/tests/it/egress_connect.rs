@@ -49,6 +49,7 @@ fn inputs(kyma: bool, lockdown: bool) -> ConnectInputs {
             },
             methods: vec!["GET".into()],
             label_namespace: false,
+            ingress: shared::gateway::GatewayWorkload::default_ingress(),
         },
         enable: EnableRequest {
             host,
@@ -70,6 +71,7 @@ fn inputs(kyma: bool, lockdown: bool) -> ConnectInputs {
             egress_gateway_ports: vec![
                 k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8443),
             ],
+            egress_gateway: shared::gateway::GatewayWorkload::default_egress(),
             namespace_wide: false,
             allow_same_namespace: false,
         }),

@@ -712,6 +712,7 @@ async fn expose_and_enable_do_not_switch_a_host_to_another_certificate_without_f
                 args.request(PARTNER_NS).unwrap(),
                 args.route,
                 args.force,
+                &args.ingress,
                 &args.apply,
                 &mut out,
                 &mut err,

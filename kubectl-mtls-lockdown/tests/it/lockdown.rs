@@ -16,6 +16,7 @@ fn inputs() -> LockdownInputs {
         node_local_dns: false,
         extra_dns_pod_ports: vec![],
         egress_gateway_ports: vec![IntOrString::Int(8080), IntOrString::Int(8443)],
+        egress_gateway: shared::gateway::GatewayWorkload::default_egress(),
         namespace_wide: false,
         allow_same_namespace: false,
     }

@@ -3,8 +3,9 @@
 //! else leaves.
 //!
 //! One run:
-//! 1. find the egress gateway replicas (`istio=egressgateway` in istio-system) and our lockdown
-//!    NetworkPolicy (if any) in the namespace;
+//! 1. find the egress gateway replicas (`istio=egressgateway` in istio-system on Kyma and for
+//!    istioctl; elsewhere the egress gateway found as `enable` finds it, or `--gateway-namespace` /
+//!    `--gateway-selector`) and our lockdown NetworkPolicy (if any) in the namespace;
 //! 2. start a sidecar-injected probe pod (pinned curl image), or use `--pod`; with a lockdown also
 //!    a pod *without* a sidecar — both carry the lockdown selector's labels so the policy covers
 //!    them ([`pod`] explains why that is safe);
@@ -47,9 +48,10 @@ use super::xfcc::{ClientIdentity, XfccElement};
 use curl::Reach;
 use pod::{PodState, ProbePod};
 use shared::cli::{GlobalArgs, OutputFormat, write_output};
-use shared::cluster::detect::kyma_istio_crs;
+use shared::cluster::detect::{find_gateway, kyma_istio_crs};
 use shared::cluster::{self, ClusterError, ExecOutput};
 use shared::error::{Error, one_line};
+use shared::gateway::{GatewayArgs, GatewayRole};
 use shared::manifest::lockdown::{
     COMPONENT as LOCKDOWN_COMPONENT, KYMA_EGRESS_POD_LABEL, POLICY_NAME,
 };
@@ -110,12 +112,9 @@ pub(crate) struct CheckArgs {
     /// How long each curl may take, e.g. 10s (whole seconds; a plain number means seconds)
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cluster::parse_request_timeout)]
     pub curl_timeout: Duration,
-    /// The egress gateway's namespace
-    #[arg(long, value_name = "NS", default_value = ISTIO_NAMESPACE)]
-    pub gateway_namespace: String,
-    /// The egress gateway pods' label selector
-    #[arg(long, value_name = "SELECTOR", default_value = DEFAULT_GATEWAY_SELECTOR)]
-    pub gateway_selector: String,
+    /// --gateway-namespace and --gateway-selector: the egress gateway.
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
     /// Output format (yaml is json's structure in YAML)
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -288,8 +287,8 @@ pub(crate) fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<Che
     if let Some(p) = &args.pod {
         shared::manifest::check_object_name(p).map_err(|e| Error::Usage(format!("--pod: {e}")))?;
     }
-    cluster::validate_namespace(&args.gateway_namespace)
-        .map_err(|e| Error::Usage(format!("--gateway-namespace: {e}")))?;
+    args.gateway.validate()?;
+    let gateway = args.gateway.offline(GatewayRole::Egress);
     let source = match &args.pod {
         Some(pod) => Source::Existing {
             pod: pod.clone(),
@@ -308,8 +307,8 @@ pub(crate) fn request_from_args(args: &CheckArgs, namespace: &str) -> Result<Che
         keep: args.keep,
         start_timeout: args.start_timeout,
         curl_timeout: args.curl_timeout.as_secs(),
-        gateway_namespace: args.gateway_namespace.clone(),
-        gateway_selector: args.gateway_selector.clone(),
+        gateway_namespace: gateway.namespace,
+        gateway_selector: gateway.selector.to_string(),
         ..CheckRequest::new(host, namespace)
     };
     match &args.client_cert {
@@ -329,6 +328,18 @@ pub(crate) async fn run(
     let mut request = request_from_args(args, "")?;
     let (client, namespace) = global.kube.connect().await?;
     request.namespace = namespace;
+    // The egress gateway as `enable` finds it; when none (or several) is found, the check's own
+    // `egress-gateway` step reports what the flags and defaults select.
+    let kyma = matches!(kyma_istio_crs(&client).await, Ok(Some(_)));
+    if let Ok((gateway, note)) =
+        find_gateway(&client, GatewayRole::Egress, &args.gateway, kyma).await
+    {
+        if !gateway.is_default() {
+            writeln!(progress, "{note}")?;
+        }
+        request.gateway_namespace = gateway.namespace;
+        request.gateway_selector = gateway.selector.to_string();
+    }
     let report = execute(&client, &request, progress).await?;
     write_output(out, args.output, &report, |out| {
         Ok(write!(out, "{}", report::table(&report.checks))?)

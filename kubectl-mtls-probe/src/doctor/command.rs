@@ -10,9 +10,10 @@ use kube::api::ListParams;
 
 use super::{Finding, Scope, Severity, Snapshot, diagnose};
 use shared::cli::{GlobalArgs, OutputFormat, Table, read_manifests, write_output};
-use shared::cluster::detect::{egress_gateway, kyma_istio_crs};
+use shared::cluster::detect::{find_gateway, gateway_deployment, kyma_istio_crs};
 use shared::cluster::{ClusterError, KubeArgs, list, served};
 use shared::error::Error;
+use shared::gateway::{GatewayArgs, GatewayRole, GatewayWorkload};
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::names::DnsName;
 use shared::resources::{
@@ -77,34 +78,70 @@ pub async fn gather(
     progress: &mut dyn Write,
 ) -> Result<(), Error> {
     let all = ListParams::default();
-    if let Some(secrets) = allowed(
-        list::<Secret>(client, Some(ISTIO_NAMESPACE), &all).await,
-        "credential checks skipped",
-        progress,
-    )? {
-        snapshot.secrets.extend(secrets);
-        snapshot.secrets_supplied = true;
-    }
-    if let Some(Some(crs)) = allowed(
+    let kyma_crs = allowed(
         kyma_istio_crs(client).await,
         "Istio CR checks skipped",
         progress,
-    )? {
+    )?;
+    let kyma = matches!(kyma_crs, Some(Some(_)));
+    if let Some(Some(crs)) = kyma_crs {
         snapshot.istios.extend(crs);
     }
-    if let Some(Some(d)) = allowed(
-        egress_gateway(client).await,
-        "egress gateway checks skipped",
-        progress,
-    )? {
-        snapshot.deployments.push(d);
+    // The gateways, as `expose` and `enable` find them (istio-system on Kyma); a cluster where
+    // none or several are found is judged with istioctl's defaults, and says so.
+    let mut gateway_namespaces = vec![ISTIO_NAMESPACE.to_string()];
+    for role in [GatewayRole::Egress, GatewayRole::Ingress] {
+        let gateway = match find_gateway(client, role, &GatewayArgs::default(), kyma).await {
+            Ok((gateway, note)) => {
+                if !gateway.is_default() {
+                    writeln!(progress, "{note}")?;
+                }
+                gateway
+            }
+            Err(Error::State(why)) if !why.starts_with("no ") => {
+                writeln!(
+                    progress,
+                    "note: {why}; the {role} gateway checks assume istio-system"
+                )?;
+                GatewayWorkload::default_for(role)
+            }
+            Err(Error::State(_)) => GatewayWorkload::default_for(role),
+            Err(e) => return Err(e),
+        };
+        if !gateway_namespaces.contains(&gateway.namespace) {
+            gateway_namespaces.push(gateway.namespace.clone());
+        }
+        if role == GatewayRole::Egress
+            && let Some(Some(d)) = allowed(
+                gateway_deployment(client, &gateway).await,
+                "egress gateway checks skipped",
+                progress,
+            )?
+        {
+            snapshot.deployments.push(d);
+        }
+        match role {
+            GatewayRole::Egress => snapshot.egress_gateway = Some(gateway),
+            GatewayRole::Ingress => snapshot.ingress_gateway = Some(gateway),
+        }
+    }
+    for ns in &gateway_namespaces {
+        if let Some(secrets) = allowed(
+            list::<Secret>(client, Some(ns), &all).await,
+            "credential checks skipped",
+            progress,
+        )? {
+            snapshot.secrets.extend(secrets);
+            snapshot.secrets_supplied = true;
+        }
     }
     if served::<ServiceEntry>(client).await? {
         let routing = match routing(client, &[None]).await {
             Err(ClusterError::Forbidden {
                 verb, operation, ..
             }) => {
-                let visible = [Some(namespace), Some(ISTIO_NAMESPACE)];
+                let mut visible = vec![Some(namespace)];
+                visible.extend(gateway_namespaces.iter().map(|ns| Some(ns.as_str())));
                 let fallback = allowed(
                     routing(client, &visible).await,
                     "routing checks skipped",
@@ -113,8 +150,9 @@ pub async fn gather(
                 if fallback.is_some() {
                     writeln!(
                         progress,
-                        "note: not allowed to {verb} {} cluster-wide: routing checks read only namespaces {namespace} and {ISTIO_NAMESPACE}",
-                        operation.resource
+                        "note: not allowed to {verb} {} cluster-wide: routing checks read only namespaces {namespace} and {}",
+                        operation.resource,
+                        gateway_namespaces.join(", ")
                     )?;
                 }
                 fallback
@@ -131,14 +169,16 @@ pub async fn gather(
             None => snapshot.routing_unread = true,
         }
     }
-    if served::<Telemetry>(client).await?
-        && let Some(telemetries) = allowed(
-            list::<Telemetry>(client, Some(ISTIO_NAMESPACE), &all).await,
-            "Telemetry checks skipped",
-            progress,
-        )?
-    {
-        snapshot.telemetries.extend(telemetries);
+    if served::<Telemetry>(client).await? {
+        for ns in &gateway_namespaces {
+            if let Some(telemetries) = allowed(
+                list::<Telemetry>(client, Some(ns), &all).await,
+                "Telemetry checks skipped",
+                progress,
+            )? {
+                snapshot.telemetries.extend(telemetries);
+            }
+        }
     }
     if served::<Sidecar>(client).await?
         && let Some(sidecars) = allowed(
@@ -250,6 +290,8 @@ pub(crate) async fn run(
             snapshot.routing_unread |= other.routing_unread;
             snapshot.gateways.extend(other.gateways);
             snapshot.virtual_services.extend(other.virtual_services);
+            // The target's Gateways are served by its ingress gateway.
+            snapshot.ingress_gateway = other.ingress_gateway;
         }
         snapshot
     } else {

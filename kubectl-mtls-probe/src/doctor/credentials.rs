@@ -8,6 +8,7 @@ use kube::ResourceExt;
 use time::OffsetDateTime;
 
 use super::{Finding, RuleId, Severity, Snapshot};
+use shared::gateway::GatewayRole;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::secret::Layout;
 use shared::names::DnsName;
@@ -17,6 +18,8 @@ use shared::pki::{Certificate, PrivateKey, summarize};
 #[derive(Debug, Clone)]
 struct Reference {
     secret: String,
+    /// Where Istio looks for it: the namespace of the gateway pods that use it.
+    namespace: String,
     server: bool,
     hosts: Vec<String>,
     by: String,
@@ -24,13 +27,29 @@ struct Reference {
 
 fn references(s: &Snapshot) -> Vec<Reference> {
     let mut refs = Vec::new();
+    let egress = s.gateway(GatewayRole::Egress);
+    let ingress = s.gateway(GatewayRole::Ingress);
     for gw in &s.gateways {
+        // A Gateway's credential is read by the pods it selects: the egress gateway's when its
+        // selector is (part of) theirs, else the ingress gateway's.
+        let selects_egress = !gw.spec.selector.is_empty()
+            && gw
+                .spec
+                .selector
+                .iter()
+                .all(|(k, v)| egress.selector.get(k) == Some(v.as_str()));
+        let namespace = if selects_egress {
+            egress.namespace.clone()
+        } else {
+            ingress.namespace.clone()
+        };
         for server in &gw.spec.servers {
             if let Some(tls) = &server.tls
                 && let Some(name) = &tls.credential_name
             {
                 refs.push(Reference {
                     secret: name.clone(),
+                    namespace: namespace.clone(),
                     server: true,
                     hosts: server.hosts.clone(),
                     by: format!(
@@ -56,6 +75,7 @@ fn references(s: &Snapshot) -> Vec<Reference> {
             if let Some(name) = &tls.credential_name {
                 refs.push(Reference {
                     secret: name.clone(),
+                    namespace: egress.namespace.clone(),
                     server: false,
                     hosts: vec![dr.spec.host.clone()],
                     by: format!(
@@ -139,7 +159,8 @@ pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
     let mut clients: Vec<(Vec<String>, Credential)> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for r in references(s) {
-        let object = format!("secret {ISTIO_NAMESPACE}/{}", r.secret);
+        let ns = r.namespace.as_str();
+        let object = format!("secret {ns}/{}", r.secret);
         if r.secret.ends_with("-cacert") {
             findings.push(Finding::new(
                 RuleId::CredentialCacertName,
@@ -152,13 +173,18 @@ pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
         if !s.secrets_supplied {
             continue;
         }
-        let Some(secret) = s.secret(ISTIO_NAMESPACE, &r.secret) else {
+        let Some(secret) = s.secret(ns, &r.secret) else {
             findings.push(Finding::new(
                 RuleId::CredentialMissing,
                 Severity::Error,
                 &r.by,
-                format!("names credential {:?}, which is not in {ISTIO_NAMESPACE} (Istio resolves credentialName in the gateway pods' namespace)", r.secret),
-                format!("create it: kubectl mtls-certs secret {} --dir DIR --name {}", if r.server { "target" } else { "client" }, r.secret),
+                format!("names credential {:?}, which is not in {ns} (Istio resolves credentialName in the gateway pods' namespace)", r.secret),
+                format!(
+                    "create it: kubectl mtls-certs secret {} --dir DIR --name {}{}",
+                    if r.server { "target" } else { "client" },
+                    r.secret,
+                    if ns == ISTIO_NAMESPACE { String::new() } else { format!(" -n {ns}") }
+                ),
             ));
             continue;
         };

@@ -7,7 +7,8 @@
 use kube::ResourceExt;
 
 use super::{Finding, RuleId, Severity, Snapshot};
-use shared::cluster::detect::{EGRESS_DEPLOYMENT, deployment_available};
+use shared::cluster::detect::deployment_available;
+use shared::gateway::GatewayRole;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::egress::kept_access_logging;
 
@@ -81,17 +82,19 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
             ));
         }
     }
+    let egress = s.gateway(GatewayRole::Egress);
+    let (gateway_ns, gateway_name) = (egress.namespace.as_str(), egress.name.as_str());
     for d in &s.deployments {
-        if d.namespace().as_deref() == Some(ISTIO_NAMESPACE)
-            && d.name_any() == EGRESS_DEPLOYMENT
+        if d.namespace().as_deref() == Some(gateway_ns)
+            && d.name_any() == gateway_name
             && !deployment_available(d)
         {
             findings.push(Finding::new(
                 RuleId::EgressGatewayUnavailable,
                 Severity::Error,
-                format!("deployment {ISTIO_NAMESPACE}/{EGRESS_DEPLOYMENT}"),
+                format!("deployment {gateway_ns}/{gateway_name}"),
                 "not Available: no egress gateway pod is ready to originate mTLS",
-                format!("kubectl -n {ISTIO_NAMESPACE} describe deployment {EGRESS_DEPLOYMENT}"),
+                format!("kubectl -n {gateway_ns} describe deployment {gateway_name}"),
             ));
         }
     }
@@ -117,14 +120,14 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
         .flat_map(|e| e.providers.iter().map(|p| p.name.clone()))
         .collect();
     for t in s.telemetries.iter().filter(|t| {
-        t.namespace().as_deref() == Some(ISTIO_NAMESPACE)
+        t.namespace().as_deref() == Some(gateway_ns)
             && !t.spec.access_logging.is_empty()
             && t.spec.selector.as_ref().is_some_and(|sel| {
                 !sel.match_labels.is_empty()
                     && sel
                         .match_labels
-                        .get("istio")
-                        .is_some_and(|v| v == "egressgateway")
+                        .iter()
+                        .all(|(k, v)| egress.selector.get(k) == Some(v.as_str()))
             })
     }) {
         let named: Vec<&str> = t
@@ -142,7 +145,7 @@ pub fn check(s: &Snapshot) -> Vec<Finding> {
             findings.push(Finding::new(
                 RuleId::TelemetryProvidersDropped,
                 Severity::Warning,
-                format!("telemetry {ISTIO_NAMESPACE}/{}", t.name_any()),
+                format!("telemetry {gateway_ns}/{}", t.name_any()),
                 format!("it selects the egress gateway and names its own access-log providers, which replace the mesh-wide ones there: {} no longer get(s) the gateway's logs", dropped.join(", ")),
                 "list the mesh-wide providers in it too (kubectl mtls-egress enable does)",
             ));

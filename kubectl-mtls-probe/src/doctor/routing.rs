@@ -7,8 +7,8 @@
 use kube::ResourceExt;
 
 use super::{Finding, RuleId, Severity, Snapshot};
-use shared::manifest::ISTIO_NAMESPACE;
-use shared::manifest::egress::{EGRESS_GATEWAY_HOST, XFCC_HEADER};
+use shared::gateway::{GatewayRole, GatewayWorkload};
+use shared::manifest::egress::XFCC_HEADER;
 use shared::names::DnsName;
 use shared::precedence::{GatewayProxy, effective_origination};
 use shared::resources::destination_rule::ClientTls;
@@ -24,18 +24,23 @@ fn covers(pattern: &str, host: &DnsName) -> bool {
     pattern == "*" || DnsName::parse(pattern).is_ok_and(|p| p.covers(host.as_str()))
 }
 
-/// Whether `export_to` lets a proxy in istio-system see an object from `namespace`.
-fn visible_to_istio_system(export_to: &[String], namespace: &str) -> bool {
+/// Whether `export_to` lets a proxy in `gateway_ns` (the egress gateway's) see an object from
+/// `namespace`.
+fn visible_to(export_to: &[String], namespace: &str, gateway_ns: &str) -> bool {
     export_to.is_empty()
-        || export_to.iter().any(|e| e == "*" || e == ISTIO_NAMESPACE)
-        || (namespace == ISTIO_NAMESPACE && export_to.iter().any(|e| e == "."))
+        || export_to.iter().any(|e| e == "*" || e == gateway_ns)
+        || (namespace == gateway_ns && export_to.iter().any(|e| e == "."))
 }
 
-fn is_egress_gateway(gw: &Gateway) -> bool {
-    gw.spec
-        .selector
-        .get("istio")
-        .is_some_and(|v| v == "egressgateway")
+/// Whether a Gateway selects the egress gateway's pods (its selector is the gateway's, or one of
+/// its labels).
+fn is_egress_gateway(gw: &Gateway, egress: &GatewayWorkload) -> bool {
+    !gw.spec.selector.is_empty()
+        && gw
+            .spec
+            .selector
+            .iter()
+            .all(|(k, v)| egress.selector.get(k) == Some(v.as_str()))
 }
 
 fn mutual(dr: &DestinationRule) -> Option<&ClientTls> {
@@ -52,18 +57,20 @@ fn mutual(dr: &DestinationRule) -> Option<&ClientTls> {
         .find(|t| t.mode == "MUTUAL")
 }
 
-/// The hosts the snapshot configures for egress mTLS: origination rules in istio-system and
-/// hosts of egress Gateways.
+/// The hosts the snapshot configures for egress mTLS: origination rules in the egress gateway's
+/// namespace and hosts of egress Gateways.
 pub fn hosts(s: &Snapshot) -> Vec<DnsName> {
+    let egress = s.gateway(GatewayRole::Egress);
+    let gateway_ns = egress.namespace.as_str();
     let mut hosts: Vec<DnsName> = s
         .destination_rules
         .iter()
-        .filter(|dr| dr.namespace().as_deref() == Some(ISTIO_NAMESPACE) && mutual(dr).is_some())
+        .filter(|dr| dr.namespace().as_deref() == Some(gateway_ns) && mutual(dr).is_some())
         .filter_map(|dr| DnsName::parse_exact(&dr.spec.host).ok())
         .chain(
             s.gateways
                 .iter()
-                .filter(|g| is_egress_gateway(g))
+                .filter(|g| is_egress_gateway(g, &egress))
                 .flat_map(|g| g.spec.servers.iter().flat_map(|srv| srv.hosts.iter()))
                 .filter_map(|h| DnsName::parse_exact(bare(h)).ok()),
         )
@@ -81,6 +88,9 @@ fn id(kind: &str, namespace: Option<String>, name: String) -> String {
 pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
     let mut findings = Vec::new();
     let h = host.as_str();
+    let egress = s.gateway(GatewayRole::Egress);
+    let gateway_ns = egress.namespace.as_str();
+    let gateway_host = egress.service_host();
 
     let entries: Vec<_> = s
         .service_entries
@@ -98,16 +108,16 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
     }
     for se in &entries {
         let ns = se.namespace().unwrap_or_default();
-        if !visible_to_istio_system(&se.spec.export_to, &ns) {
+        if !visible_to(&se.spec.export_to, &ns, gateway_ns) {
             findings.push(Finding::new(
                 RuleId::ServiceentryExport,
                 Severity::Error,
                 id("serviceentry", se.namespace(), se.name_any()),
                 format!(
-                    "exportTo {:?} hides it from the egress gateway in {ISTIO_NAMESPACE}",
+                    "exportTo {:?} hides it from the egress gateway in {gateway_ns}",
                     se.spec.export_to
                 ),
-                format!("set exportTo: [\".\", \"{ISTIO_NAMESPACE}\"]"),
+                format!("set exportTo: [\".\", \"{gateway_ns}\"]"),
             ));
         }
     }
@@ -115,7 +125,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
     let egress_servers: Vec<_> = s
         .gateways
         .iter()
-        .filter(|g| is_egress_gateway(g))
+        .filter(|g| is_egress_gateway(g, &egress))
         .flat_map(|g| g.spec.servers.iter().map(move |srv| (g, srv)))
         .filter(|(_, srv)| srv.hosts.iter().any(|x| covers(x, host)))
         .collect();
@@ -124,7 +134,16 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
             RuleId::EgressGatewayRouteMissing,
             Severity::Error,
             format!("host {h}"),
-            "no Gateway with selector istio: egressgateway lists the host: the egress gateway has no listener for it",
+            format!(
+                "no Gateway with selector {} lists the host: the egress gateway has no listener for it",
+                egress
+                    .selector
+                    .labels()
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             format!("kubectl mtls-egress enable --host {h} -n NAMESPACE"),
         ));
     }
@@ -146,13 +165,13 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
     for vs in &services {
         let ns = vs.namespace().unwrap_or_default();
         let object = id("virtualservice", vs.namespace(), vs.name_any());
-        if !visible_to_istio_system(&vs.spec.export_to, &ns) {
+        if !visible_to(&vs.spec.export_to, &ns, gateway_ns) {
             findings.push(Finding::new(
                 RuleId::VirtualserviceExport,
                 Severity::Error,
                 &object,
                 format!("exportTo {:?} hides it from the egress gateway: requests get 404 NR route_not_found there", vs.spec.export_to),
-                format!("set exportTo: [\".\", \"{ISTIO_NAMESPACE}\"]"),
+                format!("set exportTo: [\".\", \"{gateway_ns}\"]"),
             ));
         }
         for route in &vs.spec.http {
@@ -161,15 +180,15 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
                 .iter()
                 .any(|m| m.gateways.iter().any(|g| g == "mesh"));
             for dest in route.route.iter().map(|r| &r.destination) {
-                if !from_mesh || dest.host != EGRESS_GATEWAY_HOST {
+                if !from_mesh || dest.host != gateway_host {
                     continue;
                 }
                 let Some(subset) = &dest.subset else { continue };
                 let rule = s.destination_rules.iter().find(|dr| {
-                    dr.spec.host == EGRESS_GATEWAY_HOST
+                    dr.spec.host == gateway_host
                         && dr.spec.subsets.iter().any(|sub| &sub.name == subset)
                         && (dr.namespace().as_deref() == Some(ns.as_str())
-                            || dr.namespace().as_deref() == Some(ISTIO_NAMESPACE))
+                            || dr.namespace().as_deref() == Some(gateway_ns))
                 });
                 let Some(rule) = rule else {
                     {
@@ -178,7 +197,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
                             Severity::Error,
                             &object,
                             format!("routes the mesh to subset {subset:?} of the egress gateway, which no DestinationRule in {ns} defines: 503 NC cluster_not_found"),
-                            format!("add a DestinationRule for {EGRESS_GATEWAY_HOST} with subset {subset} in {ns}"),
+                            format!("add a DestinationRule for {gateway_host} with subset {subset} in {ns}"),
                         ));
                     }
                     continue;
@@ -263,7 +282,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
         .destination_rules
         .iter()
         .filter(|dr| {
-            dr.namespace().as_deref() == Some(ISTIO_NAMESPACE)
+            dr.namespace().as_deref() == Some(gateway_ns)
                 && dr.spec.host == h
                 && mutual(dr).is_some()
         })
@@ -273,7 +292,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
             RuleId::OriginationMissing,
             Severity::Error,
             format!("host {h}"),
-            format!("no DestinationRule in {ISTIO_NAMESPACE} originates MUTUAL TLS for the host: the egress gateway sends it without the client certificate"),
+            format!("no DestinationRule in {gateway_ns} originates MUTUAL TLS for the host: the egress gateway sends it without the client certificate"),
             format!("kubectl mtls-egress enable --host {h} -n NAMESPACE"),
         ));
     }
@@ -315,7 +334,7 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
                 .cloned()
                 .collect();
             let created = o.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            effective_origination(o, created, &others, host, &GatewayProxy::default_egress())
+            effective_origination(o, created, &others, host, &gateway_proxy(&egress))
         })
         .collect();
     if !results.iter().any(Result::is_ok)
@@ -335,4 +354,15 @@ pub fn check(s: &Snapshot, host: &DnsName) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// The egress gateway's pods as Istio's DestinationRule lookup sees them.
+fn gateway_proxy(egress: &GatewayWorkload) -> GatewayProxy {
+    if egress.is_default() {
+        return GatewayProxy::default_egress();
+    }
+    GatewayProxy {
+        namespace: egress.namespace.clone(),
+        labels: egress.selector.labels().clone(),
+    }
 }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use shared::documents;
+use shared::gateway::{GatewayArgs, GatewayRole, GatewayWorkload, choose_gateway};
 use shared::netpol::Inventory;
 use shared::resources::{
     DestinationRule, Gateway, Istio, ServiceEntry, Sidecar, Telemetry, VirtualService,
@@ -18,7 +19,7 @@ use shared::resources::{
 /// The objects of one or two clusters.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Secrets (credential Secrets live in istio-system).
+    /// Secrets (credential Secrets live in the gateways' namespaces).
     pub secrets: Vec<Secret>,
     /// Kyma Istio CRs.
     pub istios: Vec<Istio>,
@@ -44,6 +45,10 @@ pub struct Snapshot {
     /// Whether the routing objects could not be read (RBAC): the per-host routing rules then say
     /// nothing, instead of reporting as missing what was not looked at.
     pub routing_unread: bool,
+    /// The egress gateway as found on the cluster (`None`: from the Deployments, else the default).
+    pub egress_gateway: Option<GatewayWorkload>,
+    /// The ingress gateway as found on the cluster (`None`: from the Deployments, else the default).
+    pub ingress_gateway: Option<GatewayWorkload>,
 }
 
 fn parse<K: DeserializeOwned>(doc: Value, kind: &str) -> Result<K, String> {
@@ -51,6 +56,20 @@ fn parse<K: DeserializeOwned>(doc: Value, kind: &str) -> Result<K, String> {
 }
 
 impl Snapshot {
+    /// The `role` gateway the rules judge: the one found on the cluster; else the one Istio
+    /// gateway of that role among the Deployments (files); else istioctl's and Kyma's in
+    /// istio-system.
+    pub fn gateway(&self, role: GatewayRole) -> GatewayWorkload {
+        let found = match role {
+            GatewayRole::Egress => &self.egress_gateway,
+            GatewayRole::Ingress => &self.ingress_gateway,
+        };
+        found.clone().unwrap_or_else(|| {
+            choose_gateway(role, &self.deployments, &[], &GatewayArgs::default())
+                .unwrap_or_else(|_| GatewayWorkload::default_for(role))
+        })
+    }
+
     /// Adds one document (or a `List` or typed list); kinds doctor does not read are skipped.
     /// Pods, workloads (as the pod their template describes), Namespaces, Services and
     /// NetworkPolicies go to the inventory the lockdown rules judge.

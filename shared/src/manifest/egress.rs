@@ -1,24 +1,32 @@
 //! Stage 3, client cluster: route the mesh's calls to the host through the egress gateway, which
 //! originates mutual TLS with the client credential (`kubectl mtls-egress enable`).
 //!
+//! The egress gateway is [`MeshFacts::egress_gateway`]: istioctl's and Kyma's
+//! `istio-egressgateway` in istio-system (`istio: egressgateway`) unless `enable` found another
+//! ([`crate::gateway`]); "the gateway's namespace" below is istio-system for it.
+//!
 //! The objects, per host (names from [`slug`]):
 //! - `ServiceEntry mtls-<slug>` (namespace): the host, ports 80/HTTP and `--port`/HTTPS,
-//!   `exportTo: [".", "istio-system"]` — the egress gateway must see it to build `outbound|443||HOST`.
-//! - `Gateway mtls-egress-<slug>` (namespace): the egress gateway's listener for the hop from the
+//!   `exportTo: [".", <gateway namespace>]` — the egress gateway must see it to build `outbound|443||HOST`.
+//! - `Gateway mtls-egress-<slug>` (namespace, selecting the gateway's pods): the egress gateway's listener for the hop from the
 //!   sidecars — `443/HTTPS ISTIO_MUTUAL` (default, Istio's recipe) or `80/HTTP` (`--hop plain`, the tutorial's).
 //! - `DestinationRule mtls-egress-<slug>` (namespace, `exportTo: ["."]`): subset `<slug>` of the egress
-//!   gateway service, with `ISTIO_MUTUAL` + `sni` for the hop when the hop is Istio mTLS.
-//! - `VirtualService mtls-<slug>` (namespace, `exportTo: [".", "istio-system"]`; `"."` alone hides it
+//!   gateway's Service (`NAME.NS.svc.cluster.local`, which also records where the gateway runs), with `ISTIO_MUTUAL` + `sni` for the hop when the hop is Istio mTLS.
+//! - `VirtualService mtls-<slug>` (namespace, `exportTo: [".", <gateway namespace>]`; `"."` alone hides it
 //!   from the gateway → 404 NR): `mesh:80` → egress subset, gateway → `HOST:--port` with
 //!   `x-forwarded-client-cert` removed: on the Istio-mTLS hop the gateway would otherwise forward
 //!   the caller's SPIFFE identity and certificate to the partner (its connection manager uses
 //!   `SANITIZE_SET`: istio/istio `pilot/pkg/networking/core/gateway.go`).
-//! - `DestinationRule mtls-originate-<slug>` (istio-system, `exportTo: ["."]`): `MUTUAL` with
-//!   `credentialName`, `sni` **and** `subjectAltNames` (sni alone turns Istio's SAN check off);
-//!   annotated with the client namespace it serves (one per host).
-//! - optional `AuthorizationPolicy mtls-restrict-<slug>` (istio-system): DENY requests for the host from
-//!   other namespaces, so no other workload borrows the client identity (needs the Istio-mTLS hop).
-//! - optional `Telemetry mtls-egressgateway-access-log` (istio-system, selector `istio: egressgateway`):
+//! - `DestinationRule mtls-originate-<slug>` (the gateway's namespace, `exportTo: ["."]`): `MUTUAL` with
+//!   `credentialName` (a Secret in the gateway's namespace), `sni` **and** `subjectAltNames` (sni
+//!   alone turns Istio's SAN check off); annotated with the client namespace it serves (one per
+//!   host). A gateway outside the root namespace sees it first too: Istio indexes a rule exported
+//!   to `.` under its own namespace, where a proxy of that namespace looks first (istio/istio
+//!   1.30.3 `pilot/pkg/model/push_context.go`, `setDestinationRules` and `destinationRule`).
+//! - optional `AuthorizationPolicy mtls-restrict-<slug>` (the gateway's namespace, selecting its pods):
+//!   DENY requests for the host from other namespaces, so no other workload borrows the client
+//!   identity (needs the Istio-mTLS hop).
+//! - optional `Telemetry mtls-egressgateway-access-log` (the gateway's namespace, selecting its pods):
 //!   access logs for the egress gateway only, never replacing a mesh-wide Telemetry; shared by all
 //!   hosts. It names `envoy` and repeats the mesh-wide providers ([`kept_access_logging`]), which
 //!   a workload-scoped Telemetry would otherwise switch off for the gateway.
@@ -28,6 +36,7 @@ use kube::api::ObjectMeta;
 
 use super::host::{host_annotations, host_labels, serving_namespace, slug};
 use super::{ISTIO_NAMESPACE, ManifestError, check_object_name, labels};
+use crate::gateway::GatewayWorkload;
 use crate::names::DnsName;
 use crate::plan::{Plan, PlanError};
 use crate::resources::authorization_policy::{From, Operation, Rule, Source, To};
@@ -46,7 +55,7 @@ use crate::resources::{
     VirtualService, VirtualServiceSpec,
 };
 
-/// The egress gateway's Service, as routes name it.
+/// The default egress gateway's Service (istioctl's and Kyma's), as routes name it.
 pub const EGRESS_GATEWAY_HOST: &str = "istio-egressgateway.istio-system.svc.cluster.local";
 /// The header in which the egress gateway forwards the calling workload's identity (its SPIFFE ID
 /// and certificate from the Istio-mTLS hop), removed on the route to the partner.
@@ -76,7 +85,7 @@ pub struct EnableRequest {
     pub host: DnsName,
     /// The client namespace (where the workloads calling the host run).
     pub namespace: String,
-    /// The client credential Secret in istio-system.
+    /// The client credential Secret in the egress gateway's namespace.
     pub credential: String,
     /// The sidecar → egress gateway hop.
     pub hop: Hop,
@@ -93,12 +102,24 @@ pub struct EnableRequest {
 }
 
 /// What `enable` read from the cluster that shapes its plan. The default — what
-/// `--dry-run=client` plans with, reading nothing — keeps no mesh-wide access logging.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `--dry-run=client` plans with, reading nothing — keeps no mesh-wide access logging and routes
+/// through istioctl's and Kyma's egress gateway in istio-system.
+#[derive(Debug, Clone, PartialEq)]
 pub struct MeshFacts {
     /// The mesh-wide access logging the egress gateway keeps next to `envoy`
     /// ([`kept_access_logging`]).
     pub access_logging: Vec<AccessLogging>,
+    /// The egress gateway: its namespace, pod labels and Service.
+    pub egress_gateway: GatewayWorkload,
+}
+
+impl Default for MeshFacts {
+    fn default() -> Self {
+        Self {
+            access_logging: Vec::new(),
+            egress_gateway: GatewayWorkload::default_egress(),
+        }
+    }
 }
 
 /// Everything that can make an enable or expose plan fail.
@@ -133,9 +154,9 @@ pub(crate) struct EgressNames {
     pub route: String,
     /// Egress Gateway and subset DestinationRule (namespace); also the subset's name is the slug.
     pub egress: String,
-    /// Origination DestinationRule (istio-system).
+    /// Origination DestinationRule (the gateway's namespace).
     pub originate: String,
-    /// AuthorizationPolicy (istio-system).
+    /// AuthorizationPolicy (the gateway's namespace).
     pub restrict: String,
     /// The subset name.
     pub subset: String,
@@ -173,6 +194,11 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
     let ns = req.namespace.as_str();
     let names = EgressNames::for_host(host);
     let port = u32::from(req.port);
+    let gateway = &req.mesh.egress_gateway;
+    check_object_name(&gateway.namespace)?;
+    check_object_name(&gateway.name)?;
+    let gateway_ns = gateway.namespace.as_str();
+    let gateway_host = gateway.service_host();
     let mut plan = Plan::new();
 
     if let Some((istio_ns, istio_name)) = &req.kyma_istio {
@@ -199,7 +225,7 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
         metadata: meta(names.route.clone(), ns, host, COMPONENT),
         spec: ServiceEntrySpec {
             hosts: vec![h.clone()],
-            export_to: strings([".", ISTIO_NAMESPACE]),
+            export_to: strings([".", gateway_ns]),
             location: Some("MESH_EXTERNAL".into()),
             resolution: Some("DNS".into()),
             ports: vec![
@@ -249,7 +275,7 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
     plan.push(&Gateway {
         metadata: meta(names.egress.clone(), ns, host, COMPONENT),
         spec: GatewaySpec {
-            selector: [("istio".to_string(), "egressgateway".to_string())].into(),
+            selector: gateway.selector.labels().clone(),
             servers: vec![hop_server],
         },
     })?;
@@ -271,7 +297,7 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
     plan.push(&DestinationRule {
         metadata: meta(names.egress.clone(), ns, host, COMPONENT),
         spec: DestinationRuleSpec {
-            host: EGRESS_GATEWAY_HOST.into(),
+            host: gateway_host.clone(),
             export_to: strings(["."]),
             traffic_policy: None,
             subsets: vec![Subset {
@@ -286,7 +312,7 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
         metadata: meta(names.route.clone(), ns, host, COMPONENT),
         spec: VirtualServiceSpec {
             hosts: vec![h.clone()],
-            export_to: strings([".", ISTIO_NAMESPACE]),
+            export_to: strings([".", gateway_ns]),
             gateways: vec![names.egress.clone(), "mesh".into()],
             http: vec![
                 HttpRoute {
@@ -296,7 +322,7 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
                     }],
                     route: vec![RouteDestination {
                         destination: Destination {
-                            host: EGRESS_GATEWAY_HOST.into(),
+                            host: gateway_host.clone(),
                             subset: Some(names.subset.clone()),
                             port: Some(PortSelector { number: hop_port }),
                         },
@@ -334,11 +360,11 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
     if req.restrict_to_namespace {
         plan.push(&AuthorizationPolicy {
             metadata: serving_namespace(
-                meta(names.restrict.clone(), ISTIO_NAMESPACE, host, COMPONENT),
+                meta(names.restrict.clone(), gateway_ns, host, COMPONENT),
                 ns,
             ),
             spec: AuthorizationPolicySpec {
-                selector: Some(egress_gateway_selector()),
+                selector: Some(egress_gateway_selector(gateway)),
                 action: Some("DENY".into()),
                 rules: vec![Rule {
                     from: vec![From {
@@ -357,13 +383,14 @@ pub fn enable_plan(req: &EnableRequest) -> Result<Plan, EgressPlanError> {
     }
 
     if req.access_log {
-        plan.push(&access_log_telemetry(&req.mesh.access_logging))?;
+        plan.push(&access_log_telemetry(&req.mesh.access_logging, gateway))?;
     }
     Ok(plan)
 }
 
 /// The origination DestinationRule of `enable` for the request's host: `MUTUAL` with the client
-/// credential, `sni` and `subjectAltNames`, exported to its own namespace only.
+/// credential, `sni` and `subjectAltNames`, in the egress gateway's namespace and exported to it
+/// only.
 pub fn origination_rule(req: &EnableRequest) -> DestinationRule {
     let host = &req.host;
     let h = host.to_string();
@@ -371,7 +398,12 @@ pub fn origination_rule(req: &EnableRequest) -> DestinationRule {
     let port = u32::from(req.port);
     DestinationRule {
         metadata: serving_namespace(
-            meta(names.originate.clone(), ISTIO_NAMESPACE, host, COMPONENT),
+            meta(
+                names.originate.clone(),
+                &req.mesh.egress_gateway.namespace,
+                host,
+                COMPONENT,
+            ),
             &req.namespace,
         ),
         spec: DestinationRuleSpec {
@@ -395,16 +427,17 @@ pub fn origination_rule(req: &EnableRequest) -> DestinationRule {
     }
 }
 
-fn egress_gateway_selector() -> WorkloadSelector {
+fn egress_gateway_selector(gateway: &GatewayWorkload) -> WorkloadSelector {
     WorkloadSelector {
-        match_labels: [("istio".to_string(), "egressgateway".to_string())].into(),
+        match_labels: gateway.selector.labels().clone(),
     }
 }
 
-/// The access-log Telemetry for the egress gateway pods (shared by every host): the mesh-wide
+/// The access-log Telemetry for the egress gateway pods, in their namespace (shared by every
+/// host): the mesh-wide
 /// logging in `kept`, then `envoy` for every request (last, so no filter of the mesh's applies
 /// to it: Istio keeps the last filter it sees per provider).
-pub(crate) fn access_log_telemetry(kept: &[AccessLogging]) -> Telemetry {
+pub(crate) fn access_log_telemetry(kept: &[AccessLogging], gateway: &GatewayWorkload) -> Telemetry {
     let mut access_logging = kept.to_vec();
     access_logging.push(AccessLogging {
         providers: vec![ProviderRef {
@@ -415,12 +448,12 @@ pub(crate) fn access_log_telemetry(kept: &[AccessLogging]) -> Telemetry {
     Telemetry {
         metadata: ObjectMeta {
             name: Some(ACCESS_LOG_TELEMETRY.into()),
-            namespace: Some(ISTIO_NAMESPACE.into()),
+            namespace: Some(gateway.namespace.clone()),
             labels: Some(labels(ACCESS_LOG_COMPONENT)),
             ..Default::default()
         },
         spec: TelemetrySpec {
-            selector: Some(egress_gateway_selector()),
+            selector: Some(egress_gateway_selector(gateway)),
             access_logging,
         },
     }

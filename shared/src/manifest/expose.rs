@@ -1,9 +1,11 @@
 //! Stage 2, target cluster: expose a workload behind mutual TLS on the ingress gateway
 //! (`kubectl mtls-egress expose`).
 //!
-//! - `Gateway mtls-<slug>` (or `--gateway`) in the workload's namespace: `443/HTTPS`, `tls.mode: MUTUAL`,
-//!   `credentialName` = the server credential, which Istio resolves in istio-system, where the
-//!   ingress gateway pods run (not in the Gateway's namespace).
+//! - `Gateway mtls-<slug>` (or `--gateway`) in the workload's namespace, selecting the ingress
+//!   gateway's pods ([`ExposeRequest::ingress`]: istioctl's and Kyma's `app: istio-ingressgateway`,
+//!   `istio: ingressgateway` unless `expose` found another): `443/HTTPS`, `tls.mode: MUTUAL`,
+//!   `credentialName` = the server credential, which Istio resolves in the namespace of the
+//!   ingress gateway pods (istio-system for the default), not in the Gateway's namespace.
 //! - `APIRule mtls-<slug>` (`gateway.kyma-project.io/v2`, path `/*`, `noAuth`, methods GET unless
 //!   `--methods` widens them) when Kyma's API Gateway is installed, else `VirtualService mtls-<slug>`
 //!   bound to the Gateway and routing to the Service.
@@ -16,6 +18,7 @@ use kube::api::ObjectMeta;
 use super::egress::EgressPlanError;
 use super::host::{host_annotations, host_labels, slug};
 use super::{ManifestError, check_object_name};
+use crate::gateway::GatewayWorkload;
 use crate::names::DnsName;
 use crate::plan::Plan;
 use crate::resources::apirule::{ApiRuleRule, ApiRuleService};
@@ -89,7 +92,7 @@ pub struct ExposeRequest {
     pub namespace: String,
     /// The workload's Service.
     pub service: ServiceRef,
-    /// The server credential Secret in istio-system.
+    /// The server credential Secret in the ingress gateway's namespace.
     pub credential: String,
     /// The Gateway's name (default `mtls-<slug>`).
     pub gateway: Option<String>,
@@ -99,6 +102,8 @@ pub struct ExposeRequest {
     pub methods: Vec<String>,
     /// Whether to label the namespace for sidecar injection.
     pub label_namespace: bool,
+    /// The ingress gateway whose pods the Gateway selects.
+    pub ingress: GatewayWorkload,
 }
 
 /// The plan of `expose`: pure, in apply order.
@@ -142,11 +147,7 @@ pub fn expose_plan(req: &ExposeRequest) -> Result<Plan, EgressPlanError> {
     plan.push(&Gateway {
         metadata: meta(&gateway),
         spec: GatewaySpec {
-            selector: [
-                ("app".to_string(), "istio-ingressgateway".to_string()),
-                ("istio".to_string(), "ingressgateway".to_string()),
-            ]
-            .into(),
+            selector: req.ingress.selector.labels().clone(),
             servers: vec![Server {
                 port: ServerPort {
                     number: 443,

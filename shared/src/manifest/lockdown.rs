@@ -8,7 +8,8 @@
 //! own address (169.254.20.10) when it runs, and to the CoreDNS pods on 53 and 8053 (Gardener's
 //! CoreDNS listens on 8053 behind Service port 53: gardener/gardener
 //! `pkg/component/networking/coredns/constants/constants.go`). istio-system is narrowed to istiod
-//! (15012, without which a sidecar never becomes ready) and the egress gateway pods' ports unless
+//! (15012, without which a sidecar never becomes ready), and the egress gateway to its pods (by
+//! their labels, in their namespace: [`LockdownInputs::egress_gateway`]) on their ports, unless
 //! `namespace_wide`.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use super::{ISTIO_NAMESPACE, ManifestError, check_object_name, labels};
+use crate::gateway::GatewayWorkload;
 use crate::resources::{OutboundTrafficPolicy, Sidecar, SidecarSpec};
 
 /// The NetworkPolicy's name.
@@ -47,7 +49,7 @@ pub const DNS_NAMESPACE: &str = "kube-system";
 pub(crate) const DNS_POD_LABEL: (&str, &str) = ("k8s-app", "kube-dns");
 /// The label of istiod pods.
 pub(crate) const ISTIOD_POD_LABEL: (&str, &str) = ("istio", "pilot");
-/// The label of egress gateway pods.
+/// The label of istioctl's and Kyma's egress gateway pods.
 pub(crate) const EGRESS_GATEWAY_POD_LABEL: (&str, &str) = ("istio", "egressgateway");
 /// The pod label Kyma's `networkPoliciesEnabled` policies require to reach the egress gateway.
 pub const KYMA_EGRESS_POD_LABEL: (&str, &str) =
@@ -66,8 +68,10 @@ pub struct LockdownInputs {
     pub extra_dns_pod_ports: Vec<u16>,
     /// The egress gateway pods' ports (numbers, or container port names).
     pub egress_gateway_ports: Vec<IntOrString>,
-    /// Allow all of istio-system on every port, as the tutorial does, instead of istiod and the
-    /// egress gateway on their ports.
+    /// The egress gateway: the namespace and labels of its pods.
+    pub egress_gateway: GatewayWorkload,
+    /// Allow all of istio-system (and the egress gateway's namespace) on every port, as the
+    /// tutorial does, instead of istiod and the egress gateway on their ports.
     pub namespace_wide: bool,
     /// Also allow traffic to every pod of the namespace itself.
     pub allow_same_namespace: bool,
@@ -97,6 +101,24 @@ fn pods_in(namespace: &str, label: (&str, &str)) -> NetworkPolicyPeer {
     }
 }
 
+/// The egress gateway's pods: istioctl's and Kyma's label in istio-system, else its own.
+fn gateway_pods(gateway: &GatewayWorkload) -> NetworkPolicyPeer {
+    if gateway.is_default() {
+        return pods_in(ISTIO_NAMESPACE, EGRESS_GATEWAY_POD_LABEL);
+    }
+    let labels: Vec<(&str, &str)> = gateway
+        .selector
+        .labels()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    NetworkPolicyPeer {
+        namespace_selector: Some(namespace_selector(&gateway.namespace)),
+        pod_selector: Some(selector(&labels)),
+        ip_block: None,
+    }
+}
+
 fn ip_block(ip: IpAddr) -> NetworkPolicyPeer {
     let prefix = if ip.is_ipv4() { 32 } else { 128 };
     NetworkPolicyPeer {
@@ -120,6 +142,7 @@ fn port(protocol: &str, port: IntOrString) -> NetworkPolicyPort {
 /// to istiod and to the egress gateway (or, with `namespace_wide`, anywhere in istio-system).
 pub fn network_policy(inputs: &LockdownInputs) -> Result<NetworkPolicy, ManifestError> {
     check_object_name(&inputs.namespace)?;
+    check_object_name(&inputs.egress_gateway.namespace)?;
     let mut dns_ports: Vec<u16> = DNS_POD_PORTS.to_vec();
     for p in &inputs.extra_dns_pod_ports {
         if !dns_ports.contains(p) {
@@ -145,11 +168,20 @@ pub fn network_policy(inputs: &LockdownInputs) -> Result<NetworkPolicy, Manifest
         ),
     }];
     if inputs.namespace_wide {
+        let mut namespaces = vec![ISTIO_NAMESPACE];
+        if inputs.egress_gateway.namespace != ISTIO_NAMESPACE {
+            namespaces.push(&inputs.egress_gateway.namespace);
+        }
         rules.push(NetworkPolicyEgressRule {
-            to: Some(vec![NetworkPolicyPeer {
-                namespace_selector: Some(namespace_selector(ISTIO_NAMESPACE)),
-                ..Default::default()
-            }]),
+            to: Some(
+                namespaces
+                    .into_iter()
+                    .map(|ns| NetworkPolicyPeer {
+                        namespace_selector: Some(namespace_selector(ns)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
             ports: None,
         });
     } else {
@@ -158,7 +190,7 @@ pub fn network_policy(inputs: &LockdownInputs) -> Result<NetworkPolicy, Manifest
             ports: Some(vec![port("TCP", IntOrString::Int(i32::from(ISTIOD_PORT)))]),
         });
         rules.push(NetworkPolicyEgressRule {
-            to: Some(vec![pods_in(ISTIO_NAMESPACE, EGRESS_GATEWAY_POD_LABEL)]),
+            to: Some(vec![gateway_pods(&inputs.egress_gateway)]),
             ports: Some(
                 inputs
                     .egress_gateway_ports

@@ -33,6 +33,7 @@ fn expose(route: Route, label_namespace: bool) -> Plan {
         route,
         methods: vec!["GET".into()],
         label_namespace,
+        ingress: shared::gateway::GatewayWorkload::default_ingress(),
     })
     .unwrap()
 }
@@ -297,6 +298,7 @@ fn bad_inputs_are_refused_before_any_plan() {
         route: Route::Apirule,
         methods: vec!["FETCH".into()],
         label_namespace: false,
+        ingress: shared::gateway::GatewayWorkload::default_ingress(),
     };
     assert!(
         expose_plan(&methods)
@@ -401,6 +403,7 @@ fn the_gateway_telemetry_keeps_the_mesh_wide_providers() {
         kyma_istio: None,
         mesh: MeshFacts {
             access_logging: kept,
+            ..Default::default()
         },
     })
     .unwrap();
