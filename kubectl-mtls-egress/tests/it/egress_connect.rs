@@ -1148,3 +1148,89 @@ fn cluster_refs_read_like_the_progress_lines() {
     let err = connect::on(&target, Error::CheckFailed("no".into()));
     assert_eq!(err.exit_code(), 1);
 }
+
+/// Both clusters installed with Istio's Helm `gateway` chart (`istio: ingress` in
+/// `istio-ingress` on the target, `istio: egress` in `istio-egress` on the client, plain Istio):
+/// each credential Secret goes where its gateway's pods resolve `credentialName` (their own
+/// namespace: istio/istio 1.30.3 `pilot/pkg/model/credentials/resource.go`), the egress side's
+/// shared objects and the lockdown follow the egress gateway, and `disconnect` finds all of it
+/// there again.
+#[tokio::test]
+async fn connect_and_disconnect_follow_helm_gateways_into_their_namespaces() {
+    use super::helm_gateways::helm_gateway;
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("mtls");
+    let (target, target_state) = fake_server(|s| {
+        target_cluster(s);
+        helm_gateway(s, "istio-ingress", "istio-ingress");
+    });
+    let (client, client_state) = fake_server(|s| {
+        serve_istio(s);
+        namespace(s, CLIENT_NS);
+        helm_gateway(s, "istio-egress", "istio-egress");
+    });
+    let run = run_connect(
+        &target,
+        &client,
+        &flow_request(&certs, &["--timeout", "5s"]),
+    )
+    .await;
+    run.result.unwrap();
+    assert!(
+        run.progress
+            .contains("target: note: ingress gateway: deployment istio-ingress/istio-ingress (pods istio=ingress)")
+            && run.progress.contains(
+                "client: note: egress gateway: deployment istio-egress/istio-egress (pods istio=egress)"
+            ),
+        "{}",
+        run.progress
+    );
+    assert!(
+        run.progress
+            .contains("applying 3 objects (namespace partner, secret in istio-ingress)"),
+        "{}",
+        run.progress
+    );
+    let has = |state: &Shared, path: &str| state.lock().unwrap().objects.contains_key(path);
+    assert!(has(
+        &target_state,
+        "/api/v1/namespaces/istio-ingress/secrets/mtls-server-httpbin-example-com"
+    ));
+    assert!(has(
+        &client_state,
+        "/api/v1/namespaces/istio-egress/secrets/mtls-client-httpbin-example-com"
+    ));
+    assert!(has(
+        &client_state,
+        "/apis/networking.istio.io/v1/namespaces/istio-egress/destinationrules/mtls-originate-httpbin-example-com"
+    ));
+    let policy = client_state.lock().unwrap().objects[&format!(
+        "/apis/networking.k8s.io/v1/namespaces/{CLIENT_NS}/networkpolicies/mtls-lockdown"
+    )]
+        .clone();
+    assert_eq!(
+        policy["spec"]["egress"][2]["to"][0]["podSelector"]["matchLabels"],
+        json!({"istio": "egress"})
+    );
+    assert!(
+        ours(&client_state)
+            .iter()
+            .chain(ours(&target_state).iter())
+            .all(|p| !p.contains("/namespaces/istio-system/")),
+        "nothing in istio-system"
+    );
+
+    let run = run_disconnect(&target, &client, &disconnect_request(&["--lockdown"])).await;
+    run.result.unwrap();
+    assert!(
+        run.out
+            .contains("client: secret/mtls-client-httpbin-example-com deleted")
+            && run
+                .out
+                .contains("target: secret/mtls-server-httpbin-example-com deleted"),
+        "{}",
+        run.out
+    );
+    assert!(ours(&client_state).is_empty(), "{:?}", ours(&client_state));
+    assert!(ours(&target_state).is_empty(), "{:?}", ours(&target_state));
+}

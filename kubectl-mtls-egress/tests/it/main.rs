@@ -10,4 +10,5 @@ mod e2e;
 mod e2e_apiserver;
 mod egress_commands;
 mod egress_connect;
+mod helm_gateways;
 mod partners;

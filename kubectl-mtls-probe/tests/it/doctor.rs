@@ -603,3 +603,80 @@ fn only_rules_that_take_the_origination_rules_place_are_reported() {
         assert_eq!(found[0].object, "destinationrule istio-system/selected");
     }
 }
+
+/// The recommended manifests moved to gateways installed by Istio's Helm `gateway` chart:
+/// `istio: ingress` in `istio-ingress` and `istio: egress` in `istio-egress` (istio/istio 1.30.3
+/// `manifests/charts/gateway/templates/_helpers.tpl`), with the chart's Deployments in the
+/// files. doctor judges them against those gateways: clean as they are; the client Secret left in
+/// istio-system is missing where the egress gateway resolves it; routes still exported to
+/// istio-system are hidden from it.
+#[test]
+fn manifests_for_helm_gateways_are_judged_against_those_gateways() {
+    let b = bundle();
+    let Some(base) = recommended(&b) else { return };
+    let text = serde_json::to_string(&base)
+        .unwrap()
+        .replace(
+            "istio-egressgateway.istio-system.svc.cluster.local",
+            "istio-egress.istio-egress.svc.cluster.local",
+        )
+        .replace("\"istio\":\"egressgateway\"", "\"istio\":\"egress\"")
+        .replace("\"istio\":\"ingressgateway\"", "\"istio\":\"ingress\"")
+        .replace(
+            "\"app\":\"istio-ingressgateway\"",
+            "\"app\":\"istio-ingress\"",
+        );
+    let mut docs: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let move_to = |docs: &mut Vec<Value>, kind: &str, name: &str, ns: &str| {
+        find(docs, kind, name)["metadata"]["namespace"] = json!(ns);
+    };
+    move_to(&mut docs, "Secret", "kyma-mtls-certs", "istio-ingress");
+    for (kind, name) in [
+        ("Secret", "client-credential"),
+        ("Telemetry", "egressgateway-access-log"),
+        ("DestinationRule", "originate-mtls-for-httpbin"),
+        ("AuthorizationPolicy", "egress-httpbin-only-from-mtls-demo"),
+    ] {
+        move_to(&mut docs, kind, name, "istio-egress");
+    }
+    for (kind, name) in [
+        ("ServiceEntry", "httpbin-ext"),
+        ("VirtualService", "direct-httpbin-through-egress-gateway"),
+    ] {
+        find(&mut docs, kind, name)["spec"]["exportTo"] = json!([".", "istio-egress"]);
+    }
+    // The Kyma Istio CR has no say here: this is plain Istio.
+    docs.retain(|d| d["kind"] != "Istio");
+    for (ns, release) in [
+        ("istio-ingress", "istio-ingress"),
+        ("istio-egress", "istio-egress"),
+    ] {
+        let istio = release.trim_start_matches("istio-");
+        docs.push(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": release, "namespace": ns},
+            "spec": {"selector": {"matchLabels": {"app": release, "istio": istio}},
+                "template": {"metadata": {
+                    "annotations": {"inject.istio.io/templates": "gateway"},
+                    "labels": {"app": release, "istio": istio, "sidecar.istio.io/inject": "true"}},
+                  "spec": {"containers": [{"name": "istio-proxy", "image": "auto"}]}}},
+            "status": {"conditions": [{"type": "Available", "status": "True"}]}}));
+    }
+    assert_eq!(ids(&docs), Vec::<&str>::new());
+
+    let mut left_behind = docs.clone();
+    move_to(
+        &mut left_behind,
+        "Secret",
+        "client-credential",
+        "istio-system",
+    );
+    assert_eq!(ids(&left_behind), ["credential-missing"]);
+
+    let mut hidden = docs.clone();
+    find(
+        &mut hidden,
+        "VirtualService",
+        "direct-httpbin-through-egress-gateway",
+    )["spec"]["exportTo"] = json!([".", "istio-system"]);
+    assert_eq!(ids(&hidden), ["virtualservice-export"]);
+}

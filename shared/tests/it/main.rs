@@ -6,6 +6,7 @@
 mod cluster_mock;
 mod crd_schema;
 mod egress_plans;
+mod helm_gateways;
 mod netpol;
 mod netpol_properties;
 mod rustls_handshake;
