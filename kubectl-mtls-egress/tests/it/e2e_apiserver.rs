@@ -1315,3 +1315,205 @@ fn single_cluster_connect_with_kyma_apirule_routes_by_virtualservice() {
         assert!(labelled(&client, &host).await.is_empty());
     });
 }
+
+/// The Deployment and Service Istio's Helm `gateway` chart renders for release `release` in
+/// `ns`, with `istio: <istio>` (istio/istio 1.30.3 `manifests/charts/gateway/templates/
+/// {_helpers.tpl,deployment.yaml,service.yaml}`, the pod annotation from `values.yaml`). No
+/// kubelet runs them: the commands find them by the Deployment's pod template and the Service.
+fn helm_gateway_objects(ns: &str, release: &str, istio: &str) -> [Value; 2] {
+    let selector = json!({"app": release, "istio": istio});
+    [
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": release, "namespace": ns},
+               "spec": {"selector": {"matchLabels": selector},
+                        "template": {"metadata": {
+                            "annotations": {"inject.istio.io/templates": "gateway",
+                                            "sidecar.istio.io/inject": "true"},
+                            "labels": {"app": release, "istio": istio,
+                                       "sidecar.istio.io/inject": "true"}},
+                          "spec": {"containers": [{"name": "istio-proxy", "image": "auto"}]}}}}),
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": release, "namespace": ns},
+               "spec": {"type": "ClusterIP", "selector": selector,
+                        "ports": [{"name": "http2", "port": 80, "targetPort": 80},
+                                  {"name": "https", "port": 443, "targetPort": 443}]}}),
+    ]
+}
+
+/// Item 6 of issue 13 on a real API server: gateways installed by Istio's Helm chart in their
+/// own namespaces, named by `--gateway-selector` alone (this shared cluster is Kyma, whose
+/// defaults apply without a flag), found from their Deployments and Services. `enable` puts the
+/// host's gateway-side objects into the egress gateway's namespace and `disable` finds them
+/// there without a flag; `expose` binds its Gateway to the ingress gateway's pods and looks for
+/// the server credential in their namespace.
+#[test]
+fn enable_disable_and_expose_with_gateways_outside_istio_system() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (Helm gateways outside istio-system)")
+    else {
+        return;
+    };
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let suffix = unique_suffix();
+    let host = format!("helm-{suffix}.e2e.example.com");
+    let (egress_label, ingress_label) = (format!("egress-{suffix}"), format!("ingress-{suffix}"));
+    let (client_ns, egress_ns, ingress_ns, target_ns) = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        ensure_istio_cr(&client).await;
+        let client_ns = scratch.namespace(&client, "helm-client").await;
+        let egress_ns = scratch.namespace(&client, "helm-egress").await;
+        let ingress_ns = scratch.namespace(&client, "helm-ingress").await;
+        let target_ns = scratch.namespace(&client, "helm-target").await;
+        for object in helm_gateway_objects(&egress_ns, "istio-egress", &egress_label)
+            .iter()
+            .chain(helm_gateway_objects(&ingress_ns, "istio-ingress", &ingress_label).iter())
+        {
+            scratch.create(&client, object).await;
+        }
+        (client_ns, egress_ns, ingress_ns, target_ns)
+    });
+    let selector = format!("istio={egress_label}");
+    let ran = egress(
+        &kubeconfig,
+        &[
+            "enable",
+            "--host",
+            &host,
+            "-n",
+            &client_ns,
+            "--gateway-selector",
+            &selector,
+            "--restrict-to-namespace",
+            "--no-wait",
+        ],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(&format!(
+            "note: egress gateway: deployment {egress_ns}/istio-egress (pods {selector})"
+        )),
+        "{}",
+        ran.stderr
+    );
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let dr = dynamic(
+            &client,
+            ("networking.istio.io", "v1", "DestinationRule"),
+            "destinationrules",
+            Some(&egress_ns),
+        );
+        assert!(
+            dr.get_opt(&format!("mtls-originate-{}", slug(&host)))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let subset = dynamic(
+            &client,
+            ("networking.istio.io", "v1", "DestinationRule"),
+            "destinationrules",
+            Some(&client_ns),
+        )
+        .get(&format!("mtls-egress-{}", slug(&host)))
+        .await
+        .unwrap();
+        assert_eq!(
+            subset.data["spec"]["host"],
+            format!("istio-egress.{egress_ns}.svc.cluster.local")
+        );
+        let ap = dynamic(
+            &client,
+            ("security.istio.io", "v1", "AuthorizationPolicy"),
+            "authorizationpolicies",
+            Some(&egress_ns),
+        )
+        .get(&format!("mtls-restrict-{}", slug(&host)))
+        .await
+        .unwrap();
+        assert_eq!(
+            ap.data["spec"]["selector"]["matchLabels"],
+            json!({"istio": egress_label})
+        );
+    });
+    let ran = egress(&kubeconfig, &["status", "-n", &client_ns]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("egress gateway not Available")
+            && ran
+                .stdout
+                .contains(&format!("secret {egress_ns}/client-credential missing")),
+        "{}",
+        ran.stdout
+    );
+    let ran = egress(&kubeconfig, &["disable", "--host", &host, "-n", &client_ns]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    for line in [
+        format!(
+            "destinationrule.networking.istio.io/mtls-originate-{} deleted",
+            slug(&host)
+        ),
+        format!(
+            "authorizationpolicy.security.istio.io/mtls-restrict-{} deleted",
+            slug(&host)
+        ),
+    ] {
+        assert!(ran.stdout.contains(&line), "{line}\n{}", ran.stdout);
+    }
+    assert_eq!(
+        rt.block_on(async { labelled(&client(&kubeconfig).await, &host).await }),
+        Vec::<String>::new()
+    );
+
+    let selector = format!("istio={ingress_label}");
+    let ran = egress(
+        &kubeconfig,
+        &[
+            "expose",
+            "--host",
+            &host,
+            "--service",
+            "httpbin:8000",
+            "--route",
+            "virtualservice",
+            "-n",
+            &target_ns,
+            "--gateway-selector",
+            &selector,
+        ],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(&format!(
+            "warning: secret {ingress_ns}/kyma-mtls-certs does not exist"
+        )) && ran.stderr.contains(&format!(
+            "note: ingress gateway: deployment {ingress_ns}/istio-ingress"
+        )),
+        "{}",
+        ran.stderr
+    );
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let gateway = dynamic(
+            &client,
+            ("networking.istio.io", "v1", "Gateway"),
+            "gateways",
+            Some(&target_ns),
+        )
+        .get(&format!("mtls-{}", slug(&host)))
+        .await
+        .unwrap();
+        assert_eq!(
+            gateway.data["spec"]["selector"],
+            json!({"istio": ingress_label})
+        );
+    });
+    let ran = egress(&kubeconfig, &["disable", "--host", &host, "-n", &target_ns]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("gateway.networking.istio.io/"),
+        "{}",
+        ran.stdout
+    );
+}

@@ -46,8 +46,8 @@ pub async fn gateway_deployment(
     get_opt::<Deployment>(client, &gateway.namespace, &gateway.name).await
 }
 
-/// Finds the `role` gateway ([`choose_gateway`]). On Kyma (`kyma`) nothing is read: its gateways
-/// are istioctl's in istio-system, and the flags replace what they name. Elsewhere the
+/// Finds the `role` gateway ([`choose_gateway`]). On Kyma (`kyma`) without flags nothing is
+/// read: its gateways are istioctl's in istio-system. Elsewhere, or with a flag, the
 /// Deployments are listed — in `--gateway-namespace` when given, else across namespaces, else
 /// (for a user who may not list them there) in istio-system, else the default Deployment is
 /// read by name — and the Services of the chosen one's namespace. With both flags and no
@@ -60,7 +60,7 @@ pub async fn find_gateway(
     kyma: bool,
 ) -> Result<(GatewayWorkload, String), Error> {
     flags.validate()?;
-    if kyma {
+    if kyma && flags.is_empty() {
         let gateway = flags.offline(role);
         let note = format!("note: {role} gateway: {} (Kyma)", gateway.describe());
         return Ok((gateway, note));
