@@ -386,7 +386,7 @@ impl ConnectArgs {
         };
         for (flag, gateway) in [("--target", &target_gateway), ("--client", &client_gateway)] {
             gateway.validate().map_err(|e| {
-                Error::Usage(format!("{flag}{}", e.to_string().trim_start_matches("--")))
+                Error::Usage(format!("{flag}-{}", e.to_string().trim_start_matches("--")))
             })?;
         }
         let expose = ExposeRequest {

@@ -113,8 +113,11 @@ pub(crate) async fn host_gateway_namespace(
     flag: Option<&str>,
 ) -> Result<String, Error> {
     if let Some(ns) = flag {
-        shared::cluster::validate_namespace(ns)
-            .map_err(|e| Error::Usage(format!("--gateway-namespace: {e}")))?;
+        GatewayArgs {
+            gateway_namespace: Some(ns.to_string()),
+            gateway_selector: None,
+        }
+        .validate()?;
         return Ok(ns.to_string());
     }
     let params = ListParams::default().labels(&host_selector(host));

@@ -188,9 +188,13 @@ fn parse_selector(s: &str) -> Result<GatewaySelector, String> {
 impl GatewayArgs {
     /// Checks `--gateway-namespace` (the selector is checked as it parses).
     pub fn validate(&self) -> Result<(), crate::Error> {
-        if let Some(ns) = &self.gateway_namespace {
-            crate::cluster::validate_namespace(ns)
-                .map_err(|e| crate::Error::Usage(format!("--gateway-namespace: {e}")))?;
+        if let Some(ns) = &self.gateway_namespace
+            && crate::cluster::validate_namespace(ns).is_err()
+        {
+            return Err(crate::Error::Usage(format!(
+                "--gateway-namespace {:?} is not a namespace name: give the namespace of the gateway pods, a lowercase RFC 1123 label (a-z, 0-9 and '-', at most 63 characters), e.g. istio-egress",
+                crate::error::one_line(ns, 80)
+            )));
         }
         Ok(())
     }

@@ -1234,3 +1234,19 @@ async fn connect_and_disconnect_follow_helm_gateways_into_their_namespaces() {
     assert!(ours(&client_state).is_empty(), "{:?}", ours(&client_state));
     assert!(ours(&target_state).is_empty(), "{:?}", ours(&target_state));
 }
+
+#[test]
+fn a_bad_gateway_namespace_names_its_side_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("mtls");
+    for flag in ["--client-gateway-namespace", "--target-gateway-namespace"] {
+        let err = connect_request(&certs, &[flag, "Not_A_Namespace"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().starts_with(&format!(
+                "{flag} \"Not_A_Namespace\" is not a namespace name"
+            )),
+            "{err}"
+        );
+    }
+}
