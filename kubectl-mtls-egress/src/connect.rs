@@ -293,8 +293,10 @@ pub struct ConnectRequest {
     pub wait: Option<Duration>,
     /// Whether to run stage 4.
     pub probe: bool,
-    /// `--dry-run`, `-o`, `--force-conflicts`.
+    /// `--dry-run`, `-o`, `--force-conflicts`, `--field-manager`.
     pub apply: ApplyArgs,
+    /// `-o`: connect prints two clusters' objects or a report, never bare names.
+    pub output: Option<OutputFormat>,
     /// Whether target and client are one cluster (the same context, or contexts naming the same
     /// API server): then the target's route must not be an APIRule ([`route_on_one_cluster`]).
     pub same_cluster: bool,
@@ -362,6 +364,14 @@ impl ConnectArgs {
         let target = cluster_ref(Role::Target, &self.target_context, target_namespace)?;
         let client = cluster_ref(Role::Client, &self.client_context, client_namespace)?;
         reject_single_cluster_flags(kube)?;
+        let output = match self.apply.output {
+            None => None,
+            Some(o) => Some(o.format().ok_or_else(|| {
+                Error::Usage(
+                    "-o name lists the objects of one cluster, and connect writes to two: use -o yaml or json (one stream per cluster) or table".into(),
+                )
+            })?),
+        };
         if target.context == client.context && target.namespace == client.namespace {
             return Err(Error::Usage(format!(
                 "--target-context and --client-context are both {:?} and both sides would use namespace {}: give each cluster its own context, or (one cluster standing in for two) a --target-namespace other than -n",
@@ -454,6 +464,7 @@ impl ConnectArgs {
             wait: (!self.no_wait).then_some(self.timeout),
             probe: !self.no_probe,
             apply: self.apply.clone(),
+            output,
             same_cluster,
         };
         request.check_one_cluster()?;

@@ -165,12 +165,7 @@ pub fn dry_run_client(
     write!(
         out,
         "{}",
-        render_dry_run(
-            &plans,
-            &request.target,
-            &request.client,
-            request.apply.output
-        )
+        render_dry_run(&plans, &request.target, &request.client, request.output)
     )?;
     Ok(())
 }
@@ -191,7 +186,7 @@ pub async fn execute(
     };
     let force_conflicts = request.apply.force_conflicts;
     let manager = request.apply.field_manager.as_str();
-    let table = matches!(request.apply.output, None | Some(OutputFormat::Table));
+    let table = matches!(request.output, None | Some(OutputFormat::Table));
     let (target_ref, client_ref) = (&request.target, &request.client);
 
     let (credentials, source) = bundle::obtain(&request.bundle, !server_dry_run)?;
@@ -297,7 +292,7 @@ pub async fn execute(
                 objects: results.iter().map(ObjectResult::from_applied).collect(),
             });
         }
-        return render_report(&report, request.apply.output, out);
+        return render_report(&report, request.output, out);
     }
 
     stage(
@@ -393,7 +388,7 @@ pub async fn execute(
             ),
         )?;
     }
-    render_report(&report, request.apply.output, out)?;
+    render_report(&report, request.output, out)?;
     let failed: Vec<String> = report
         .probes
         .iter()

@@ -456,3 +456,38 @@ fn a_field_manager_the_api_server_would_refuse_is_refused_here() {
         );
     }
 }
+
+#[test]
+fn o_name_prints_kind_group_name_of_every_planned_object_and_connect_refuses_it() {
+    let names = dry_run(&[
+        "enable",
+        "--host",
+        "h.example.com",
+        "-n",
+        "shop",
+        "-o",
+        "name",
+    ]);
+    let yaml = dry_run(&["enable", "--host", "h.example.com", "-n", "shop"]);
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml).unwrap();
+    let expected: Vec<String> = docs
+        .iter()
+        .filter(|d| !d.is_null())
+        .map(|d| {
+            let kind = d["kind"].as_str().unwrap().to_ascii_lowercase();
+            let name = d["metadata"]["name"].as_str().unwrap();
+            match d["apiVersion"].as_str().unwrap().split_once('/') {
+                Some((group, _)) => format!("{kind}.{group}/{name}"),
+                None => format!("{kind}/{name}"),
+            }
+        })
+        .collect();
+    assert!(expected.len() >= 5, "{yaml}");
+    assert_eq!(names.lines().collect::<Vec<_>>(), expected);
+
+    let tmp = tempfile::tempdir().unwrap();
+    fails_with(
+        &mut connect(tmp.path(), &["--dry-run=client", "-o", "name"]),
+        "-o name lists the objects of one cluster",
+    );
+}

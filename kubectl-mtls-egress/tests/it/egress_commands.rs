@@ -564,3 +564,22 @@ async fn enable_keeps_the_mesh_wide_access_log_providers() {
         json!([{"providers": [{"name": "otel"}]}])
     );
 }
+
+#[tokio::test]
+async fn applied_with_o_name_prints_one_name_per_object() {
+    let (client, _state) = fake_server(kyma);
+    let table = run_enable(&client, &enable_args(&["--no-wait"]))
+        .await
+        .unwrap();
+    let (client, _state) = fake_server(kyma);
+    let names = run_enable(&client, &enable_args(&["--no-wait", "-o", "name"]))
+        .await
+        .unwrap();
+    // The result lines are `NAME created|configured`; -o name keeps the NAME only, in order.
+    let expected: Vec<&str> = table
+        .lines()
+        .map(|l| l.rsplit_once(' ').unwrap().0)
+        .collect();
+    assert!(expected.len() >= 5, "{table}");
+    assert_eq!(names.lines().collect::<Vec<_>>(), expected);
+}

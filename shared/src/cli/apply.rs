@@ -3,24 +3,29 @@
 
 use std::io::Write;
 
-use super::{ApplyArgs, DryRun, OutputFormat};
+use super::{ApplyArgs, ApplyOutput, DryRun};
 use crate::cluster::{ApplyMode, apply_as};
 use crate::error::Error;
 use crate::plan::{Plan, render_json_list, render_yaml};
 
 /// Prints a plan for `--dry-run=client`: YAML by default (a stream `kubectl apply -f -` reads),
-/// a JSON `List` with `-o json`, result lines with `-o table`.
+/// a JSON `List` with `-o json`, result lines with `-o table`, names with `-o name`.
 pub fn print_plan(
     plan: &Plan,
-    output: Option<OutputFormat>,
+    output: Option<ApplyOutput>,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    match output.unwrap_or(OutputFormat::Yaml) {
-        OutputFormat::Json => write!(out, "{}", plan.to_json())?,
-        OutputFormat::Yaml => write!(out, "{}", plan.to_yaml())?,
-        OutputFormat::Table => {
+    match output.unwrap_or(ApplyOutput::Yaml) {
+        ApplyOutput::Json => write!(out, "{}", plan.to_json())?,
+        ApplyOutput::Yaml => write!(out, "{}", plan.to_yaml())?,
+        ApplyOutput::Table => {
             for o in plan.objects() {
                 writeln!(out, "{} created (dry run)", o.display_name())?;
+            }
+        }
+        ApplyOutput::Name => {
+            for o in plan.objects() {
+                writeln!(out, "{}", o.display_name())?;
             }
         }
     }
@@ -28,7 +33,8 @@ pub fn print_plan(
 }
 
 /// Sends a plan by server-side apply (`--dry-run=server` only validates) and prints one line per
-/// object, or the returned objects with `-o yaml|json` (without `managedFields`).
+/// object, the returned objects with `-o yaml|json` (without `managedFields`), or their names with
+/// `-o name`.
 pub async fn apply_and_print(
     client: &kube::Client,
     plan: &Plan,
@@ -43,9 +49,14 @@ pub async fn apply_and_print(
     let applied = apply_as(client, plan, mode, &flags.field_manager).await?;
     let objects: Vec<_> = applied.iter().map(|a| a.object_for_output()).collect();
     match flags.output {
-        Some(OutputFormat::Yaml) => write!(out, "{}", render_yaml(&objects))?,
-        Some(OutputFormat::Json) => write!(out, "{}", render_json_list(&objects))?,
-        Some(OutputFormat::Table) | None => {
+        Some(ApplyOutput::Yaml) => write!(out, "{}", render_yaml(&objects))?,
+        Some(ApplyOutput::Json) => write!(out, "{}", render_json_list(&objects))?,
+        Some(ApplyOutput::Name) => {
+            for a in &applied {
+                writeln!(out, "{}", a.display_name)?;
+            }
+        }
+        Some(ApplyOutput::Table) | None => {
             for a in &applied {
                 writeln!(out, "{a}")?;
             }

@@ -49,6 +49,31 @@ pub enum OutputFormat {
     Json,
 }
 
+/// `-o/--output` of a command that applies objects: [`OutputFormat`]'s, and kubectl's `name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApplyOutput {
+    /// One result line per object.
+    Table,
+    /// The objects, as YAML (a multi-document stream).
+    Yaml,
+    /// The objects, as a JSON `List`.
+    Json,
+    /// One `kind.group/name` per object, as `kubectl apply -o name` prints them.
+    Name,
+}
+
+impl ApplyOutput {
+    /// The format of output that is not a list of objects (a report); `None` for `name`.
+    pub fn format(self) -> Option<OutputFormat> {
+        match self {
+            ApplyOutput::Table => Some(OutputFormat::Table),
+            ApplyOutput::Yaml => Some(OutputFormat::Yaml),
+            ApplyOutput::Json => Some(OutputFormat::Json),
+            ApplyOutput::Name => None,
+        }
+    }
+}
+
 /// `--dry-run` modes, as kubectl spells them; a bare `--dry-run` means `client`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum DryRun {
@@ -68,9 +93,10 @@ pub struct ApplyArgs {
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true,
           default_value_t = DryRun::None, default_missing_value = "client")]
     pub dry_run: DryRun,
-    /// Output format: yaml (default with --dry-run=client) or json prints the objects, table the result lines.
+    /// Output format: yaml (default with --dry-run=client) or json prints the objects, name their
+    /// names (kind.group/name), table the result lines.
     #[arg(short = 'o', long, value_enum)]
-    pub output: Option<OutputFormat>,
+    pub output: Option<ApplyOutput>,
     /// Take over fields another field manager owns (server-side apply --force-conflicts).
     #[arg(long)]
     pub force_conflicts: bool,
