@@ -26,6 +26,8 @@ pub const BIN_NAME: &str = "kubectl-mtls_certs";
 #[command(
     name = BIN_NAME,
     bin_name = "kubectl mtls-certs",
+    // Like kubectl's help, never wrapped: examples stay whole lines to copy and paste.
+    term_width = 0,
     version,
     about = "Certificates for mutual TLS through an Istio egress gateway: generate, issue, inspect, verify, and turn them into the Secrets Istio reads",
     after_help = "Examples:

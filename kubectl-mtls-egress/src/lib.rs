@@ -30,6 +30,8 @@ pub const BIN_NAME: &str = "kubectl-mtls_egress";
 #[command(
     name = BIN_NAME,
     bin_name = "kubectl mtls-egress",
+    // Like kubectl's help, never wrapped: examples stay whole lines to copy and paste.
+    term_width = 0,
     version,
     about = "Expose a workload behind mutual TLS on the target cluster, and route the client cluster's calls through the Istio egress gateway with mTLS origination",
     after_help = "Examples:

@@ -28,6 +28,8 @@ pub const BIN_NAME: &str = "kubectl-mtls_lockdown";
 #[command(
     name = BIN_NAME,
     bin_name = "kubectl mtls-lockdown",
+    // Like kubectl's help, never wrapped: examples stay whole lines to copy and paste.
+    term_width = 0,
     version,
     about = "Let a namespace leave the cluster only through the Istio egress gateway (plus DNS and istiod), and explain which NetworkPolicy rule allows or denies a pod's traffic",
     after_help = "Examples:

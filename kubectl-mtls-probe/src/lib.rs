@@ -30,6 +30,8 @@ pub const BIN_NAME: &str = "kubectl-mtls_probe";
 #[command(
     name = BIN_NAME,
     bin_name = "kubectl mtls-probe",
+    // Like kubectl's help, never wrapped: examples stay whole lines to copy and paste.
+    term_width = 0,
     version,
     about = "Prove the mTLS path through the egress gateway works end to end, and diagnose it when it does not",
     after_help = "Examples:

@@ -491,3 +491,22 @@ fn o_name_prints_kind_group_name_of_every_planned_object_and_connect_refuses_it(
         "-o name lists the objects of one cluster",
     );
 }
+
+#[test]
+fn help_examples_stay_whole_lines_in_a_narrow_terminal() {
+    // The longest example of connect's help: wrapped, it would break when pasted.
+    let example =
+        "  kubectl mtls-egress connect --target-context kind-demo --client-context kind-demo \\";
+    for columns in ["40", "80", "200"] {
+        let out = egress()
+            .env("COLUMNS", columns)
+            .args(["connect", "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            help.lines().any(|l| l == example),
+            "COLUMNS={columns}: {help}"
+        );
+    }
+}
