@@ -609,3 +609,61 @@ fn kubectl_discovers_and_runs_the_plugin() {
         format!("kubectl-mtls_certs {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn completion_kubectl_links_the_completer_beside_the_plugin_and_kubectl_uses_it() {
+    let kubectl = test_support::require_tool("kubectl");
+    let bin = tempfile::tempdir().unwrap();
+    let plugin = bin.path().join("kubectl-mtls_certs");
+    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("kubectl-mtls_certs"), &plugin)
+        .unwrap();
+    let link = bin.path().join("kubectl_complete-mtls_certs");
+    // Twice: the second run finds its own link and keeps it.
+    for _ in 0..2 {
+        let out = Process::new(&plugin)
+            .args(["completion", "kubectl"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            Path::new("kubectl-mtls_certs"),
+            "relative, so it follows the plugin link"
+        );
+    }
+    // kubectl (1.26+) finds the completer on PATH and asks it.
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Process::new(kubectl)
+        .env("PATH", path)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .args(["__complete", "mtls-certs", ""])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8(out.stdout).unwrap();
+    let words: Vec<&str> = answer
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    for sub in ["gen", "issue", "inspect", "verify", "secret"] {
+        assert!(words.contains(&sub), "{sub} not in {answer}");
+    }
+    // A file of that name that is not our link is left alone, with one error line.
+    std::fs::remove_file(&link).unwrap();
+    std::fs::write(&link, "not a link").unwrap();
+    let out = Process::new(&plugin)
+        .args(["completion", "kubectl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("exists and is not a link"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&link).unwrap(), "not a link");
+}
