@@ -2,6 +2,7 @@
 //! the missing client credential, is satisfied once a valid one exists, and stays silent about
 //! Secrets it may not list (instead of calling them missing).
 
+use super::common::EnableCli;
 use clap::Parser;
 use kubectl_mtls_egress::enable;
 use kubectl_mtls_probe::doctor::command::gather;
@@ -12,12 +13,6 @@ use shared::pki::{Bundle, BundleRequest, KeyType};
 use test_support::fake_api::{Inject, State, fake_server, status};
 
 const NS: &str = "mtls-demo";
-
-#[derive(Parser)]
-struct EnableCli {
-    #[command(flatten)]
-    args: enable::EnableArgs,
-}
 
 fn cluster(state: &mut State) {
     for (plural, kind) in [

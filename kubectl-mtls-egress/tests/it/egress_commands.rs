@@ -3,30 +3,13 @@
 //! that store nothing, the Kyma Istio CR patched in one field only, and disable removing exactly
 //! what enable made.
 
+use super::common::{DisableCli, EnableCli, ExposeCli, serve_istio_kinds};
 use clap::Parser;
 use kubectl_mtls_egress::{disable, enable, expose, status as host_status};
 use serde_json::{Value, json};
 use shared::error::Error;
 use shared::names::DnsName;
 use test_support::fake_api::{Inject, Shared, State, fake_server, seen, status, summaries};
-
-#[derive(Parser)]
-struct EnableCli {
-    #[command(flatten)]
-    args: enable::EnableArgs,
-}
-
-#[derive(Parser)]
-struct ExposeCli {
-    #[command(flatten)]
-    args: expose::ExposeArgs,
-}
-
-#[derive(Parser)]
-struct DisableCli {
-    #[command(flatten)]
-    args: disable::DisableArgs,
-}
 
 fn enable_args(extra: &[&str]) -> enable::EnableArgs {
     let mut argv = vec!["enable", "--host", "httpbin.example.com", "--timeout", "5s"];
@@ -37,20 +20,7 @@ fn enable_args(extra: &[&str]) -> enable::EnableArgs {
 const NS: &str = "mtls-demo";
 
 fn serve_istio(state: &mut State) {
-    for (plural, kind) in [
-        ("serviceentries", "ServiceEntry"),
-        ("gateways", "Gateway"),
-        ("destinationrules", "DestinationRule"),
-        ("virtualservices", "VirtualService"),
-    ] {
-        state.serve("networking.istio.io/v1", plural, kind);
-    }
-    state.serve("telemetry.istio.io/v1", "telemetries", "Telemetry");
-    state.serve(
-        "security.istio.io/v1",
-        "authorizationpolicies",
-        "AuthorizationPolicy",
-    );
+    serve_istio_kinds(state);
     state.serve("apps/v1", "deployments", "Deployment");
     for ns in [NS, "istio-system", "kyma-system"] {
         state.namespaces.insert(ns.into());

@@ -6,17 +6,17 @@
 
 use std::path::Path;
 
+use super::common::{ConnectCli, DisconnectCli, serve_istio_kinds};
 use clap::Parser;
 use kubectl_mtls_egress::connect::bundle::{
     self, BundleSpec, DirState, Source, check_dir, dir_state, obtain,
 };
 use kubectl_mtls_egress::connect::{
-    self, ClusterRef, ConnectArgs, ConnectInputs, ConnectRequest, Role, connect_plans,
-    render_dry_run,
+    self, ClusterRef, ConnectInputs, ConnectRequest, Role, connect_plans, render_dry_run,
 };
-use kubectl_mtls_egress::disconnect::{self, DisconnectArgs};
+use kubectl_mtls_egress::disconnect;
 use serde_json::{Value, json};
-use shared::cli::{DryRun, GlobalArgs, OutputFormat};
+use shared::cli::{DryRun, OutputFormat};
 use shared::error::Error;
 use shared::manifest::egress::{EnableRequest, Hop};
 use shared::manifest::expose::{ExposeRequest, Route};
@@ -285,22 +285,6 @@ fn the_dry_run_prints_one_labelled_stream_per_cluster() {
 // ---------------------------------------------------------------------------------------------
 // Flags
 
-#[derive(Parser)]
-struct ConnectCli {
-    #[command(flatten)]
-    args: ConnectArgs,
-    #[command(flatten)]
-    global: GlobalArgs,
-}
-
-#[derive(Parser)]
-struct DisconnectCli {
-    #[command(flatten)]
-    args: DisconnectArgs,
-    #[command(flatten)]
-    global: GlobalArgs,
-}
-
 /// `connect` with the base flags of these tests; `extra` flags replace a base flag of the same
 /// name (clap refuses an option given twice) or are added.
 fn connect_argv(certs: &str, extra: &[&str]) -> Vec<String> {
@@ -526,20 +510,7 @@ fn namespace(state: &mut State, ns: &str) {
 }
 
 fn serve_istio(state: &mut State) {
-    for (plural, kind) in [
-        ("serviceentries", "ServiceEntry"),
-        ("gateways", "Gateway"),
-        ("destinationrules", "DestinationRule"),
-        ("virtualservices", "VirtualService"),
-    ] {
-        state.serve("networking.istio.io/v1", plural, kind);
-    }
-    state.serve("telemetry.istio.io/v1", "telemetries", "Telemetry");
-    state.serve(
-        "security.istio.io/v1",
-        "authorizationpolicies",
-        "AuthorizationPolicy",
-    );
+    serve_istio_kinds(state);
     namespace(state, "istio-system");
 }
 

@@ -7,6 +7,7 @@
 //! `inject.istio.io/templates: gateway` pod annotation of its `values.yaml`); no pod runs, as on a
 //! cluster without a kubelet: detection reads the Deployments' pod templates and the Services.
 
+use super::common::{DisableCli, EnableCli, ExposeCli, serve_istio_kinds};
 use clap::Parser;
 use kubectl_mtls_egress::{disable, enable, expose, status as host_status};
 use serde_json::{Value, json};
@@ -16,24 +17,6 @@ use test_support::fake_api::{Shared, State, fake_server, seen};
 
 const NS: &str = "mtls-demo";
 const HOST: &str = "httpbin.example.com";
-
-#[derive(Parser)]
-struct EnableCli {
-    #[command(flatten)]
-    args: enable::EnableArgs,
-}
-
-#[derive(Parser)]
-struct ExposeCli {
-    #[command(flatten)]
-    args: expose::ExposeArgs,
-}
-
-#[derive(Parser)]
-struct DisableCli {
-    #[command(flatten)]
-    args: disable::DisableArgs,
-}
 
 /// The chart's Deployment (available) and Service for release `release` in `ns`.
 pub(crate) fn helm_gateway(state: &mut State, ns: &str, release: &str) {
@@ -70,20 +53,7 @@ pub(crate) fn helm_gateway(state: &mut State, ns: &str, release: &str) {
 }
 
 fn serve_istio(state: &mut State) {
-    for (plural, kind) in [
-        ("serviceentries", "ServiceEntry"),
-        ("gateways", "Gateway"),
-        ("destinationrules", "DestinationRule"),
-        ("virtualservices", "VirtualService"),
-    ] {
-        state.serve("networking.istio.io/v1", plural, kind);
-    }
-    state.serve("telemetry.istio.io/v1", "telemetries", "Telemetry");
-    state.serve(
-        "security.istio.io/v1",
-        "authorizationpolicies",
-        "AuthorizationPolicy",
-    );
+    serve_istio_kinds(state);
     state.serve("apps/v1", "deployments", "Deployment");
     for ns in [NS, "partner", "istio-system"] {
         state.namespaces.insert(ns.into());

@@ -5,6 +5,7 @@
 //! One test binary for the crate (one link instead of one per file); each module is one area.
 
 mod cli;
+mod common;
 mod doctor_live;
 mod e2e;
 mod e2e_apiserver;

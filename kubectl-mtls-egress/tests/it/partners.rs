@@ -7,13 +7,15 @@
 
 use std::path::Path;
 
+use super::common::{
+    ConnectCli, DisableCli, DisconnectCli, EnableCli, ExposeCli, serve_istio_kinds,
+};
 use clap::Parser;
-use kubectl_mtls_egress::connect::{self, ConnectArgs, ConnectRequest};
-use kubectl_mtls_egress::disconnect::{self, DisconnectArgs};
+use kubectl_mtls_egress::connect::{self, ConnectRequest};
+use kubectl_mtls_egress::disconnect;
 use kubectl_mtls_egress::expose::RouteChoice;
 use kubectl_mtls_egress::{disable, enable, expose};
 use serde_json::{Value, json};
-use shared::cli::GlobalArgs;
 use shared::error::Error;
 use shared::manifest::secret::Side;
 use shared::names::DnsName;
@@ -26,40 +28,6 @@ const B: &str = "b.partners.example.com";
 const PARTNER_NS: &str = "partner";
 const CALLER_NS: &str = "caller";
 
-#[derive(Parser)]
-struct ConnectCli {
-    #[command(flatten)]
-    args: ConnectArgs,
-    #[command(flatten)]
-    global: GlobalArgs,
-}
-
-#[derive(Parser)]
-struct DisconnectCli {
-    #[command(flatten)]
-    args: DisconnectArgs,
-    #[command(flatten)]
-    global: GlobalArgs,
-}
-
-#[derive(Parser)]
-struct EnableCli {
-    #[command(flatten)]
-    args: enable::EnableArgs,
-}
-
-#[derive(Parser)]
-struct ExposeCli {
-    #[command(flatten)]
-    args: expose::ExposeArgs,
-}
-
-#[derive(Parser)]
-struct DisableCli {
-    #[command(flatten)]
-    args: disable::DisableArgs,
-}
-
 fn namespace(state: &mut State, ns: &str) {
     state.namespaces.insert(ns.into());
     state.put(
@@ -71,20 +39,7 @@ fn namespace(state: &mut State, ns: &str) {
 
 /// Kyma with Istio's kinds, a Ready Istio CR, an Available egress gateway, and the namespaces.
 fn cluster(state: &mut State, namespaces: &[&str]) {
-    for (plural, kind) in [
-        ("serviceentries", "ServiceEntry"),
-        ("gateways", "Gateway"),
-        ("destinationrules", "DestinationRule"),
-        ("virtualservices", "VirtualService"),
-    ] {
-        state.serve("networking.istio.io/v1", plural, kind);
-    }
-    state.serve("telemetry.istio.io/v1", "telemetries", "Telemetry");
-    state.serve(
-        "security.istio.io/v1",
-        "authorizationpolicies",
-        "AuthorizationPolicy",
-    );
+    serve_istio_kinds(state);
     state.serve("apps/v1", "deployments", "Deployment");
     state.serve("operator.kyma-project.io/v1alpha2", "istios", "Istio");
     for ns in ["istio-system", "kyma-system"].iter().chain(namespaces) {
