@@ -117,6 +117,47 @@ fn secret_applies_idempotently_to_a_live_cluster() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "secret/client-credential created");
 
+    // Request logging: `-v` logs each request (never a body: this one is a Secret), RUST_LOG
+    // takes `target=level` directives instead, and a RUST_LOG of `error` silences them.
+    let logged = |verbose: Option<&str>, rust_log: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-mtls_certs"));
+        cmd.args(["secret", "client", "--dry-run=server", "--dir"])
+            .arg(dir)
+            .args(["--kubeconfig", &kubeconfig, "-n", &namespace])
+            .args(verbose)
+            .env_remove("RUST_LOG");
+        if let Some(directives) = rust_log {
+            cmd.env("RUST_LOG", directives);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let key = std::fs::read_to_string(dir.join("client.key")).unwrap();
+    let key_line = key.lines().nth(1).unwrap();
+    for (verbose, rust_log, logs) in [
+        (None, None, false),
+        (Some("-v"), None, true),
+        (Some("--v=9"), None, true),
+        (None, Some("warn,shared::cluster=debug"), true),
+        (Some("-v"), Some("error"), false),
+    ] {
+        let err = logged(verbose, rust_log);
+        assert_eq!(
+            err.contains("PATCH (server-side apply)"),
+            logs,
+            "{verbose:?} RUST_LOG={rust_log:?}: {err}"
+        );
+        assert!(
+            !err.contains("PRIVATE KEY") && !err.contains(key_line),
+            "{err}"
+        );
+    }
+
     let stored = rt.block_on(async {
         let api: Api<Secret> = Api::namespaced(client(&kubeconfig).await, &namespace);
         api.get("client-credential").await.unwrap()

@@ -211,12 +211,22 @@ fn init_logging(verbose: u8) {
         2 => "info,kube_client=error,shared=trace",
         _ => "trace,kube_client=error",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_target(false)
+    // RUST_LOG takes `target=level` directives (tracing-subscriber's `Targets`, without
+    // EnvFilter's span and field matching and the regex engine it would add to the binary).
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter: Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse().ok())
+        .unwrap_or_else(|| level.parse().expect("the built-in directives parse"));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(io::stderr)
+                .with_target(false),
+        )
+        .with(filter)
         .try_init();
 }
 
