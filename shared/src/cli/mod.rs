@@ -10,6 +10,7 @@
 mod apply;
 pub mod complete;
 mod files;
+mod log;
 mod table;
 
 use std::future::Future;
@@ -211,23 +212,13 @@ fn init_logging(verbose: u8) {
         2 => "info,kube_client=error,shared=trace",
         _ => "trace,kube_client=error",
     };
-    // RUST_LOG takes `target=level` directives (tracing-subscriber's `Targets`, without
-    // EnvFilter's span and field matching and the regex engine it would add to the binary).
-    use tracing_subscriber::filter::Targets;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter: Targets = std::env::var("RUST_LOG")
+    // RUST_LOG takes `target=level` directives; one that does not parse is ignored.
+    let directives = std::env::var("RUST_LOG")
         .ok()
-        .and_then(|directives| directives.parse().ok())
-        .unwrap_or_else(|| level.parse().expect("the built-in directives parse"));
-    let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(io::stderr)
-                .with_target(false),
-        )
-        .with(filter)
-        .try_init();
+        .and_then(|text| log::Directives::parse(&text))
+        .or_else(|| log::Directives::parse(level))
+        .expect("the built-in directives parse");
+    log::init(directives);
 }
 
 /// Print the version: version, git commit, build date (the commit's), target
