@@ -6,7 +6,9 @@
 //! - [`egress`]: the client side: egress routing and mTLS origination (`kubectl mtls-egress enable`).
 //! - [`lockdown`]: the lockdown NetworkPolicy and REGISTRY_ONLY Sidecar (`kubectl mtls-lockdown`).
 //! - [`secret`]: the Istio credential Secrets of stages 2 and 3 (`kubectl mtls-certs secret`).
+//! - [`credential_state`]: what a credential Secret on a cluster holds now (expiry, trust bundle).
 
+pub mod credential_state;
 pub mod egress;
 pub mod expose;
 pub mod host;

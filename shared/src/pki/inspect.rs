@@ -121,7 +121,7 @@ pub fn summarize(cert: &Certificate, now: OffsetDateTime) -> CertSummary {
         version: x.version().0 + 1,
         not_before: format_time(not_before),
         not_after: format_time(not_after),
-        days_left: (not_after - now).whole_days(),
+        days_left: super::expiry::days_left(not_after, now),
         key: describe_spki(x.public_key().raw),
         is_ca: x.is_ca(),
         key_usage,

@@ -10,6 +10,7 @@
 
 mod cert;
 mod credential;
+mod expiry;
 mod files;
 mod inspect;
 mod issue;
@@ -21,7 +22,11 @@ use std::path::PathBuf;
 
 pub use cert::{Certificate, check_chain_order};
 pub use credential::{CredentialFiles, CredentialPem, load_credential};
+pub use expiry::{
+    DEFAULT_EXPIRY_WARNING, Expiry, days_left, describe_days_left, parse_expiry_warning,
+};
 pub use files::{BUNDLE_FILES, OutputFile, bundle_files, read_file, write_files};
+pub(crate) use inspect::format_time;
 pub use inspect::{CertSummary, describe_spki, sha256_hex, summarize};
 pub use issue::{Authority, Bundle, BundleRequest, Issued, MAX_DAYS, Usage, check_days};
 pub use key::{KeyType, PrivateKey};
