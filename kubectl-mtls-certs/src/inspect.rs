@@ -9,7 +9,7 @@ use kube::Api;
 use kube::core::ApiResource;
 use serde::Serialize;
 
-use shared::cli::{GlobalArgs, OutputFormat, write_output};
+use shared::cli::{ExpiryArgs, GlobalArgs, OutputFormat, write_output};
 use shared::cluster::{ClusterError, Operation};
 use shared::error::Error;
 use shared::manifest::secret::Layout;
@@ -17,21 +17,36 @@ use shared::pki::{CertSummary, Certificate, PkiError, PrivateKey, summarize};
 
 use shared::manifest::ISTIO_NAMESPACE;
 
-/// Describe certificates and keys in a file, a directory, or a Secret (secret/NAME)
+/// Describe certificates and keys in a file, a directory, or a Secret (secret/NAME); or every credential Secret we manage (--managed)
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "For a Secret, both Istio layouts are understood (cert/key/cacert and tls.crt/tls.key/ca.crt), and
 the output says which gateway it serves and which CA it must hold. -n defaults to istio-system.
 
+--managed lists every credential Secret kubectl-mtls manages (label app.kubernetes.io/managed-by=kubectl-mtls)
+in the namespace (-n, default istio-system, where the gateways read them) or all namespaces (-A): side, hosts,
+subject, expiry, days left, and each CA its trust bundle holds (several during a CA rotation). Certificates
+that expire within --expiry-warning are named on stderr (warning), expired ones too (error).
+
 Examples:
   kubectl mtls-certs inspect ./mtls
   kubectl mtls-certs inspect ./mtls/server.crt -o json
-  kubectl mtls-certs inspect secret/kyma-mtls-certs --context target"
+  kubectl mtls-certs inspect secret/kyma-mtls-certs --context target
+  kubectl mtls-certs inspect --managed -A --expiry-warning 60d"
 )]
 pub(crate) struct InspectArgs {
     /// A PEM file, a directory of .crt/.pem/.key files, or secret/NAME on the cluster
-    #[arg(value_name = "PATH|DIR|secret/NAME", value_hint = clap::ValueHint::AnyPath)]
-    pub target: String,
+    #[arg(value_name = "PATH|DIR|secret/NAME", value_hint = clap::ValueHint::AnyPath,
+          required_unless_present = "managed", conflicts_with = "managed")]
+    pub target: Option<String>,
+    /// Every credential Secret kubectl-mtls manages on the cluster, with expiry and trust bundle CAs
+    #[arg(long)]
+    pub managed: bool,
+    /// With --managed: all namespaces
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    #[command(flatten)]
+    pub expiry: ExpiryArgs,
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -70,14 +85,23 @@ pub(crate) async fn run(
     args: &InspectArgs,
     global: &GlobalArgs,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(), Error> {
-    let report = match args
-        .target
+    if args.all_namespaces && !args.managed {
+        return Err(Error::Usage(
+            "-A lists the managed credential Secrets of all namespaces: use it with --managed"
+                .into(),
+        ));
+    }
+    let Some(target) = args.target.as_deref().filter(|_| !args.managed) else {
+        return super::managed::run(args, global, out, err).await;
+    };
+    let report = match target
         .strip_prefix("secret/")
-        .or_else(|| args.target.strip_prefix("secrets/"))
+        .or_else(|| target.strip_prefix("secrets/"))
     {
         Some(name) => inspect_secret(name, global).await?,
-        None => inspect_path(Path::new(&args.target))?,
+        None => inspect_path(Path::new(target))?,
     };
     write_output(out, args.output, &report, |out| Ok(render(&report, out)?))
 }
@@ -236,6 +260,7 @@ fn report_for_secret(secret: &Secret) -> Result<Report, Error> {
 }
 
 fn render(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    let now = super::now();
     writeln!(out, "{}", report.target)?;
     if let Some(layout) = &report.layout {
         writeln!(out, "  Layout:         {layout}")?;
@@ -274,12 +299,7 @@ fn render(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             )?;
             writeln!(out, "  Serial:         {}", c.serial)?;
             writeln!(out, "  Valid:          {} to {}", c.not_before, c.not_after)?;
-            let days = if c.days_left < 0 {
-                format!("EXPIRED {} days ago", -c.days_left)
-            } else {
-                c.days_left.to_string()
-            };
-            writeln!(out, "  Days left:      {days}")?;
+            writeln!(out, "  Days left:      {}", c.days_left_cell(now))?;
             writeln!(out, "  Key:            {}", c.key)?;
             writeln!(
                 out,

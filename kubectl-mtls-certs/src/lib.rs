@@ -2,12 +2,14 @@
 //!
 //! Each subcommand has its own module: `generate` (`gen`) writes a CA + server + client bundle,
 //! `issue` signs more leaves, `inspect` describes certificates in files, directories and
-//! Secrets, `verify` runs a TLS peer's checks, and `secret` turns a bundle into the Secret
-//! each gateway reads.
+//! Secrets (`managed`: `inspect --managed`, every credential Secret we manage, with expiry),
+//! `verify` runs a TLS peer's checks, and `secret` turns a bundle into the Secret each gateway
+//! reads.
 
 mod generate;
 mod inspect;
 mod issue;
+mod managed;
 mod secret;
 mod verify;
 
@@ -40,7 +42,10 @@ pub const BIN_NAME: &str = "kubectl-mtls_certs";
 
   # What is in a file, a directory, or a Secret on the cluster
   kubectl mtls-certs inspect ./mtls
-  kubectl mtls-certs inspect secret/client-credential -n istio-system"
+  kubectl mtls-certs inspect secret/client-credential -n istio-system
+
+  # Every credential Secret we manage, with days left and the CAs each trusts
+  kubectl mtls-certs inspect --managed -A"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -68,11 +73,11 @@ impl Plugin for Cli {
         &self.global
     }
 
-    async fn run(self, out: &mut dyn Write, _err: &mut dyn Write) -> Result<(), Error> {
+    async fn run(self, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
         match self.command {
             Command::Gen(args) => generate::run(&args, out),
             Command::Issue(args) => issue::run(&args, out),
-            Command::Inspect(args) => inspect::run(&args, &self.global, out).await,
+            Command::Inspect(args) => inspect::run(&args, &self.global, out, err).await,
             Command::Verify(args) => verify::run(&args, out),
             Command::Secret(args) => secret::run(&args, &self.global, out).await,
             Command::Version(args) => args.run(out),

@@ -107,6 +107,16 @@ pub struct ApplyArgs {
     pub field_manager: String,
 }
 
+/// `--expiry-warning`: the threshold below which a certificate in use is reported as expiring
+/// (`inspect --managed`, `status`, `doctor`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExpiryArgs {
+    /// Warn about certificates in use that expire within this time: days (30d, or 30) or hours (720h)
+    #[arg(long, value_name = "DURATION", default_value = "30d",
+          value_parser = crate::pki::parse_expiry_warning)]
+    pub expiry_warning: time::Duration,
+}
+
 /// Checks `--field-manager` as the API server does (1 to 128 printable characters).
 fn parse_field_manager(value: &str) -> Result<String, String> {
     if value.is_empty() || value.chars().count() > 128 || value.chars().any(char::is_control) {

@@ -13,7 +13,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::secret::{Layout, Side};
 use super::{COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER};
-use crate::pki::{Certificate, Expiry, days_left, sha256_hex};
+use crate::pki::{Certificate, Expiry, days_left, describe_days_left, sha256_hex};
 
 /// The label selector of every Secret we manage (credential Secrets carry it with a component
 /// label saying their side).
@@ -58,6 +58,11 @@ impl CertState {
     /// How close it is to its end, as of `now`, with the `--expiry-warning` threshold `warning`.
     pub fn expiry(&self, now: OffsetDateTime, warning: Duration) -> Expiry {
         Expiry::of(self.expires, now, warning)
+    }
+
+    /// The days-left cell as of `now`: `12`, or `EXPIRED 3 days ago`.
+    pub fn days_left_cell(&self, now: OffsetDateTime) -> String {
+        describe_days_left(self.expires, now)
     }
 }
 
@@ -184,13 +189,17 @@ impl CredentialState {
             .map(|c| (c, format!("CA {} in {key}", c.subject)));
         leaf.chain(cas)
             .filter_map(|(c, what)| {
-                let when = match c.expiry(now, warning) {
+                let expired = match c.expiry(now, warning) {
                     Expiry::Valid => return None,
-                    Expiry::Soon => format!("expires in {} days", c.days_left),
-                    Expiry::Expired => format!("EXPIRED {} days ago", -c.days_left),
+                    Expiry::Soon => false,
+                    Expiry::Expired => true,
+                };
+                let when = match expired {
+                    false => format!("expires in {} days", c.days_left),
+                    true => c.days_left_cell(now),
                 };
                 Some(ExpiryNotice {
-                    expired: c.expiry(now, warning) == Expiry::Expired,
+                    expired,
                     message: format!("secret {}: {what} {when} ({})", self.id(), c.not_after),
                 })
             })

@@ -39,6 +39,20 @@ pub struct CertSummary {
     pub extended_key_usage: Vec<String>,
     /// SHA-256 of the DER certificate, lowercase hex (the XFCC `Hash=` value).
     pub sha256: String,
+    #[serde(skip)]
+    expires: OffsetDateTime,
+}
+
+impl CertSummary {
+    /// How close it is to its end as of `now`, with the `--expiry-warning` threshold `warning`.
+    pub fn expiry(&self, now: OffsetDateTime, warning: ::time::Duration) -> super::Expiry {
+        super::Expiry::of(self.expires, now, warning)
+    }
+
+    /// The days-left cell as of `now`: `12`, or `EXPIRED 3 days ago`.
+    pub fn days_left_cell(&self, now: OffsetDateTime) -> String {
+        super::describe_days_left(self.expires, now)
+    }
 }
 
 /// Formats a time as RFC 3339 in UTC, second precision.
@@ -127,6 +141,7 @@ pub fn summarize(cert: &Certificate, now: OffsetDateTime) -> CertSummary {
         key_usage,
         extended_key_usage,
         sha256: sha256_hex(cert.der()),
+        expires: not_after,
     }
 }
 
