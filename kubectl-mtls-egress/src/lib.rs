@@ -7,6 +7,7 @@
 //! them, and reports.
 
 pub mod connect;
+mod credential_expiry;
 mod detect;
 pub mod disable;
 pub mod disconnect;
@@ -81,7 +82,7 @@ impl Plugin for Cli {
             Command::Expose(args) => expose::run(&args, &self.global, out, err).await,
             Command::Enable(args) => enable::run(&args, &self.global, out, err).await,
             Command::Disable(args) => disable::run(&args, &self.global, out, err).await,
-            Command::Status(args) => status::run(&args, &self.global, out).await,
+            Command::Status(args) => status::run(&args, &self.global, out, err).await,
             Command::Connect(args) => connect::run(&args, &self.global, out, err).await,
             Command::Disconnect(args) => disconnect::run(&args, &self.global, out, err).await,
             Command::Version(args) => args.run(out),

@@ -9,27 +9,34 @@ use kube::api::ListParams;
 use serde::Serialize;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use shared::cli::{GlobalArgs, OutputFormat, Table, write_output};
+use shared::cli::{ExpiryArgs, GlobalArgs, OutputFormat, Table, write_output};
 use shared::cluster::detect::{deployment_available, gateway_deployment};
 use shared::cluster::{ClusterError, get_opt, list};
 use shared::error::Error;
 use shared::gateway::{GatewayRole, GatewaySelector, GatewayWorkload};
 use shared::manifest::ISTIO_NAMESPACE;
+use shared::manifest::credential_state::CredentialState;
 use shared::manifest::host::{CLIENT_NAMESPACE_ANNOTATION, HOST_ANNOTATION, HOST_LABEL};
 use shared::manifest::{COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER};
 use shared::resources::{APIRule, DestinationRule, Gateway, ServiceEntry, VirtualService};
 
-use super::detect;
+use super::{credential_expiry, detect};
 
 /// List the hosts kubectl-mtls manages, their objects and readiness
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   kubectl mtls-egress status -n mtls-demo
-  kubectl mtls-egress status -A -o json")]
+  kubectl mtls-egress status -A -o json
+  kubectl mtls-egress status -A --expiry-warning 60d
+
+A credential certificate that expires within --expiry-warning (default 30d) is named on stderr
+(warning); an expired one makes its host not ready (error).")]
 pub(crate) struct StatusArgs {
     /// All namespaces
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
+    #[command(flatten)]
+    pub expiry: ExpiryArgs,
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -55,6 +62,9 @@ pub struct HostStatus {
     pub credential: Option<String>,
     /// Whether that Secret exists in the gateway's namespace.
     pub credential_present: bool,
+    /// What that Secret holds: the leaf's subject, hosts and expiry, its trust bundle's CAs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_secret: Option<CredentialState>,
     /// What is missing for the host to work (empty when ready).
     pub problems: Vec<String>,
     /// The namespace of the gateway pods, where the credential Secret must be.
@@ -101,11 +111,19 @@ pub(crate) async fn run(
     args: &StatusArgs,
     global: &GlobalArgs,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(), Error> {
     let (client, namespace) = global.kube.connect().await?;
     let scope = (!args.all_namespaces).then_some(namespace.as_str());
     let rows = collect(&client, scope).await?;
-    render(&rows, scope, args.output, out)
+    render(&rows, scope, args.output, out)?;
+    let now = time::OffsetDateTime::now_utc();
+    Ok(credential_expiry::warn(
+        &rows,
+        now,
+        args.expiry.expiry_warning,
+        err,
+    )?)
 }
 
 /// Reads every managed host in `scope` (a namespace, or all for `None`).
@@ -285,9 +303,13 @@ pub async fn collect(client: &kube::Client, scope: Option<&str>) -> Result<Vec<H
                 }
             }
         }
-        if let Some(name) = &row.credential {
+        if let Some(name) = row.credential.clone() {
             let ns = row.secret_namespace.clone();
-            row.credential_present = get_opt::<Secret>(&client, &ns, name).await?.is_some();
+            let secret = get_opt::<Secret>(&client, &ns, &name).await?;
+            row.credential_present = secret.is_some();
+            if let Some(secret) = &secret {
+                credential_expiry::record(row, secret, time::OffsetDateTime::now_utc());
+            }
             if !row.credential_present {
                 row.problems.push(format!("secret {ns}/{name} missing"));
             }
