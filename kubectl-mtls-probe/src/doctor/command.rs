@@ -9,7 +9,7 @@ use kube::Client;
 use kube::api::ListParams;
 
 use super::{Finding, Scope, Severity, Snapshot, diagnose};
-use shared::cli::{GlobalArgs, OutputFormat, Table, read_manifests, write_output};
+use shared::cli::{ExpiryArgs, GlobalArgs, OutputFormat, Table, read_manifests, write_output};
 use shared::cluster::detect::{find_gateway, gateway_deployment, kyma_istio_crs};
 use shared::cluster::{ClusterError, KubeArgs, list, served};
 use shared::error::Error;
@@ -29,7 +29,8 @@ use shared::resources::{
 Examples:
   kubectl mtls-probe doctor --context client --target-context target
   kubectl mtls-probe doctor --host httpbin.example.com -n mtls-demo
-  kubectl mtls-probe doctor -f ./gitops/client -f ./gitops/target -o json"
+  kubectl mtls-probe doctor -f ./gitops/client -f ./gitops/target -o json
+  kubectl mtls-probe doctor --context client --expiry-warning 60d"
 )]
 pub(crate) struct DoctorArgs {
     /// Only this host (default: every host the objects configure)
@@ -44,6 +45,8 @@ pub(crate) struct DoctorArgs {
     /// The target cluster's kubeconfig context, to check both CA directions
     #[arg(long, value_name = "CONTEXT")]
     pub target_context: Option<String>,
+    #[command(flatten)]
+    pub expiry: ExpiryArgs,
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -302,7 +305,11 @@ pub(crate) async fn run(
         }
         snapshot_from_files(&args.files, args.recursive, progress)?
     };
-    let findings = diagnose(&snapshot, &Scope { host }, time::OffsetDateTime::now_utc());
+    let scope = Scope {
+        host,
+        expiry_warning: args.expiry.expiry_warning,
+    };
+    let findings = diagnose(&snapshot, &scope, time::OffsetDateTime::now_utc());
     render(&findings, args.output, out)?;
     let errors = findings
         .iter()

@@ -1,18 +1,19 @@
 //! The credential Secrets that Gateways (server side, ingress) and origination DestinationRules
-//! (client side, egress) name: present, readable, key matches, not expiring, right EKU, SAN covers
+//! (client side, egress) name: present, readable, key matches, neither the certificate nor a CA of
+//! the trust bundle expiring within `--expiry-warning`, right EKU, SAN covers
 //! the host, and — when both clusters are in the snapshot — each side's CA signed the other side's
 //! certificate (the two trust directions the tutorial hides by using one CA for both).
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::{Finding, RuleId, Severity, Snapshot};
 use shared::gateway::GatewayRole;
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::secret::Layout;
 use shared::names::DnsName;
-use shared::pki::{Certificate, PrivateKey, summarize};
+use shared::pki::{Certificate, Expiry, PrivateKey, summarize};
 
 /// A credential named by a Gateway (server) or a DestinationRule (client).
 #[derive(Debug, Clone)]
@@ -153,7 +154,7 @@ fn read(secret: &Secret, object: &str, findings: &mut Vec<Finding>) -> Option<Cr
 }
 
 /// Runs the credential rules.
-pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
+pub fn check(s: &Snapshot, now: OffsetDateTime, warning: Duration) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut servers: Vec<(Vec<String>, Credential)> = Vec::new();
     let mut clients: Vec<(Vec<String>, Credential)> = Vec::new();
@@ -195,28 +196,40 @@ pub fn check(s: &Snapshot, now: OffsetDateTime) -> Vec<Finding> {
             continue;
         };
         let leaf = summarize(&cred.chain[0], now);
-        for cert in cred.chain.iter().chain(&cred.ca) {
+        let bundle = cred.ca.iter().map(|c| (c, RuleId::TrustBundleExpiry));
+        for (cert, rule) in cred
+            .chain
+            .iter()
+            .map(|c| (c, RuleId::CredentialExpiry))
+            .chain(bundle)
+        {
             let sum = summarize(cert, now);
-            if sum.days_left < 0 {
-                findings.push(Finding::new(
-                    RuleId::CredentialExpiry,
-                    Severity::Error,
-                    &object,
-                    format!("{} expired on {}", sum.subject, sum.not_after),
-                    "issue a new certificate (kubectl mtls-certs issue) and update the Secret",
-                ));
-            } else if sum.days_left < 30 {
-                findings.push(Finding::new(
-                    RuleId::CredentialExpiry,
+            let what = match rule {
+                RuleId::TrustBundleExpiry => format!("the CA {} in its trust bundle", sum.subject),
+                _ => sum.subject.clone(),
+            };
+            let (severity, problem) = match sum.expiry(now, warning) {
+                Expiry::Valid => continue,
+                Expiry::Soon => (
                     Severity::Warning,
-                    &object,
                     format!(
-                        "{} expires in {} days ({})",
-                        sum.subject, sum.days_left, sum.not_after
+                        "{what} expires in {} days ({})",
+                        sum.days_left, sum.not_after
                     ),
-                    "renew it before it expires (kubectl mtls-certs issue)",
-                ));
-            }
+                ),
+                Expiry::Expired => (
+                    Severity::Error,
+                    format!("{what} expired on {}", sum.not_after),
+                ),
+            };
+            let fix = match (rule, severity) {
+                (RuleId::TrustBundleExpiry, _) => rule.rule().fix,
+                (_, Severity::Error) => {
+                    "issue a new certificate (kubectl mtls-certs issue) and update the Secret"
+                }
+                _ => "renew it before it expires (kubectl mtls-certs issue)",
+            };
+            findings.push(Finding::new(rule, severity, &object, problem, fix));
         }
         let (want, role) = if r.server {
             ("serverAuth", "server")

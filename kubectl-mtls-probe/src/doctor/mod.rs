@@ -121,8 +121,11 @@ rules! {
         "a credential's private key does not belong to its certificate",
         "put the key generated with that certificate into the Secret";
     CredentialExpiry => "credential-expiry",
-        "a credential certificate is expired or expires within 30 days",
+        "a credential's certificate is expired or expires within --expiry-warning (default 30 days)",
         "issue a new certificate (`kubectl mtls-certs issue`) and update the Secret";
+    TrustBundleExpiry => "trust-bundle-expiry",
+        "a CA in a credential's trust bundle (cacert, ca.crt) is expired or expires within --expiry-warning: the gateway then refuses every peer certificate that CA signed",
+        "move both sides to a new CA with an overlap: the new CA next to the old one in both trust bundles first, then certificates from it, then the old CA out";
     CredentialEku => "credential-eku",
         "a server credential without serverAuth, or a client credential without clientAuth",
         "issue a certificate for its side: `kubectl mtls-certs issue server|client --name HOST --ca-dir DIR`";
@@ -215,16 +218,27 @@ const fn rule_pairs() -> [(&'static str, &'static str); RULE_TABLE.len()] {
 }
 
 /// What to diagnose.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Scope {
     /// Only this host (default: every host the snapshot configures).
     pub host: Option<DnsName>,
+    /// A certificate in use that ends within this time is a warning (`--expiry-warning`).
+    pub expiry_warning: time::Duration,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Self {
+            host: None,
+            expiry_warning: shared::pki::DEFAULT_EXPIRY_WARNING,
+        }
+    }
 }
 
 /// Runs every rule over the snapshot; findings sorted by severity, then rule id, then object.
 pub fn diagnose(snapshot: &Snapshot, scope: &Scope, now: time::OffsetDateTime) -> Vec<Finding> {
     let mut findings = Vec::new();
-    findings.extend(credentials::check(snapshot, now));
+    findings.extend(credentials::check(snapshot, now, scope.expiry_warning));
     findings.extend(mesh::check(snapshot));
     findings.extend(lockdown::check(snapshot));
     let hosts = match &scope.host {

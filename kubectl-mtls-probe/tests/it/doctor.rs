@@ -200,6 +200,21 @@ fn each_defect_is_found_by_its_rule_and_only_by_it() {
                 sd["tls.key"] = json!(key);
             })
         }),
+        ("trust-bundle-expiry", {
+            // During a rotation: the next CA next to the current one, and the next one ends in
+            // 10 days.
+            let next = Authority::create(
+                "Next CA",
+                10,
+                PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+                now(),
+            )
+            .unwrap();
+            let bundle = format!("{}{}", b.ca.cert.to_pem(), next.cert.to_pem());
+            Box::new(move |d: &mut Vec<Value>| {
+                find(d, "Secret", client_secret)["stringData"]["ca.crt"] = json!(bundle)
+            })
+        }),
         ("credential-eku", {
             let (cert, key) = (b.server.cert.to_pem(), b.server.key.to_pem());
             Box::new(move |d: &mut Vec<Value>| {
@@ -434,6 +449,86 @@ fn each_defect_is_found_by_its_rule_and_only_by_it() {
 }
 
 #[test]
+fn expiry_warning_sets_the_threshold_of_the_expiry_rules() {
+    let b = bundle();
+    let Some(mut docs) = recommended(&b) else {
+        return;
+    };
+    let ca = Authority::load(
+        &b.ca.cert.to_pem(),
+        "ca.crt",
+        PrivateKey::from_pem(&b.ca.key.to_pem(), "ca.key").unwrap(),
+        "ca.key",
+        now(),
+    )
+    .unwrap();
+    let leaf = ca
+        .issue(
+            Usage::Client,
+            &DnsName::parse("client.example.com").unwrap(),
+            10,
+            PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+            now(),
+        )
+        .unwrap();
+    let sd = &mut find(&mut docs, "Secret", "client-credential")["stringData"];
+    sd["tls.crt"] = json!(leaf.cert.to_pem());
+    sd["tls.key"] = json!(leaf.key.to_pem());
+    let mut s = Snapshot::default();
+    for d in &docs {
+        s.add_document(d.clone()).unwrap();
+    }
+    let with = |days: i64| {
+        let scope = Scope {
+            expiry_warning: time::Duration::days(days),
+            ..Scope::default()
+        };
+        diagnose(&s, &scope, now())
+    };
+    // Default 30 days: a warning naming the days left; 7 days: nothing to say.
+    let found = diagnose(&s, &Scope::default(), now());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found, with(30));
+    assert_eq!(
+        (found[0].id, found[0].severity),
+        (
+            "credential-expiry",
+            kubectl_mtls_probe::doctor::Severity::Warning
+        )
+    );
+    assert!(
+        found[0]
+            .problem
+            .starts_with("CN=client.example.com expires in 9 days ("),
+        "{}",
+        found[0].problem
+    );
+    assert_eq!(found[0].object, "secret istio-system/client-credential");
+    assert!(with(7).is_empty());
+    // Eleven days on, it has expired: an error, whatever the threshold.
+    let later = now() + time::Duration::days(11);
+    let scope = Scope {
+        expiry_warning: time::Duration::ZERO,
+        ..Scope::default()
+    };
+    let found = diagnose(&s, &scope, later);
+    let expired: Vec<_> = found
+        .iter()
+        .filter(|f| f.id == "credential-expiry")
+        .collect();
+    assert_eq!(expired.len(), 1, "{found:?}");
+    assert_eq!(
+        expired[0].severity,
+        kubectl_mtls_probe::doctor::Severity::Error
+    );
+    assert!(
+        expired[0].problem.contains("expired on"),
+        "{}",
+        expired[0].problem
+    );
+}
+
+#[test]
 fn a_host_filter_limits_the_routing_rules() {
     let b = bundle();
     let Some(mut docs) = recommended(&b) else {
@@ -446,6 +541,7 @@ fn a_host_filter_limits_the_routing_rules() {
     }
     let other = Scope {
         host: Some(DnsName::parse("api.other.example").unwrap()),
+        ..Scope::default()
     };
     let found: Vec<_> = diagnose(&s, &other, now()).iter().map(|f| f.id).collect();
     // For a host nothing configures, every routing object is missing.
@@ -455,6 +551,7 @@ fn a_host_filter_limits_the_routing_rules() {
     );
     let ours = Scope {
         host: Some(DnsName::parse(HOST).unwrap()),
+        ..Scope::default()
     };
     let found: Vec<_> = diagnose(&s, &ours, now()).iter().map(|f| f.id).collect();
     assert_eq!(found, ["serviceentry-missing"]);
