@@ -131,13 +131,17 @@ mod tests {
         let err = String::from_utf8(err).unwrap();
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 4, "{err}");
+        let ca = |row: &HostStatus| {
+            let state = row.credential_secret.as_ref().unwrap();
+            state.trust_bundle[0].short_fingerprint()
+        };
         for (line, start) in lines.iter().zip([
-            "warning: secret istio-system/client-a: certificate CN=client.example.com for client.example.com expires in 4 days (",
-            "warning: secret istio-system/client-a: CA CN=a.example.com CA in ca.crt expires in 4 days (",
-            "error: secret istio-system/client-c: certificate CN=client.example.com for client.example.com EXPIRED 1 days ago (",
-            "error: secret istio-system/client-c: CA CN=c.example.com CA in ca.crt EXPIRED 1 days ago (",
+            "warning: secret istio-system/client-a: certificate CN=client.example.com for client.example.com expires in 4 days (".to_string(),
+            format!("warning: secret istio-system/client-a: CA CN=a.example.com CA ({}) in ca.crt expires in 4 days (", ca(&rows[0])),
+            "error: secret istio-system/client-c: certificate CN=client.example.com for client.example.com EXPIRED 1 days ago (".to_string(),
+            format!("error: secret istio-system/client-c: CA CN=c.example.com CA ({}) in ca.crt EXPIRED 1 days ago (", ca(&rows[3])),
         ]) {
-            assert!(line.starts_with(start), "{line}\n  does not start with\n{start}");
+            assert!(line.starts_with(&start), "{line}\n  does not start with\n{start}");
         }
         assert!(
             lines[0].ends_with(") (used by a.example.com, a2.example.com)"),

@@ -5,5 +5,6 @@
 
 mod cli;
 mod e2e_apiserver;
+mod e2e_managed;
 mod e2e_secret;
 mod tls_interop;

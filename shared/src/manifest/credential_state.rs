@@ -183,10 +183,12 @@ impl CredentialState {
             (c, format!("certificate {}{hosts}", c.subject))
         });
         let key = self.trust_bundle_key.as_deref().unwrap_or("trust bundle");
-        let cas = self
-            .trust_bundle
-            .iter()
-            .map(|c| (c, format!("CA {} in {key}", c.subject)));
+        let cas = self.trust_bundle.iter().map(|c| {
+            (
+                c,
+                format!("CA {} ({}) in {key}", c.subject, c.short_fingerprint()),
+            )
+        });
         leaf.chain(cas)
             .filter_map(|(c, what)| {
                 let expired = match c.expiry(now, warning) {
@@ -272,9 +274,10 @@ mod tests {
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0].starts_with("secret istio-system/kyma-mtls-certs: certificate CN=soon.example.com for soon.example.com expires in 10 days ("), "{}", lines[0]);
         assert!(
-            lines[1].starts_with(
-                "secret istio-system/kyma-mtls-certs: CA CN=Soon CA in cacert expires in 10 days ("
-            ),
+            lines[1].starts_with(&format!(
+                "secret istio-system/kyma-mtls-certs: CA CN=Soon CA ({}) in cacert expires in 10 days (",
+                s.trust_bundle[0].short_fingerprint()
+            )),
             "{}",
             lines[1]
         );
@@ -321,11 +324,11 @@ mod tests {
         // Only the old CA, still in the bundle, runs out within 30 days.
         let notices = s.expiry_notices(now, DEFAULT_EXPIRY_WARNING);
         assert_eq!(notices.len(), 1, "{notices:?}");
-        assert!(
-            notices[0]
-                .message
-                .contains("CA CN=Old CA in cacert expires in 20 days")
+        let old_ca = format!(
+            "CA CN=Old CA (sha256:{}) in cacert expires in 20 days",
+            &old_fp[..12]
         );
+        assert!(notices[0].message.contains(&old_ca), "{notices:?}");
     }
 
     #[test]
