@@ -405,6 +405,81 @@ async fn status_lists_the_host_and_disable_removes_exactly_what_enable_made() {
     );
 }
 
+/// The client credential of `client` (CA `ca`), valid for `days` from `issued`, as `secret client
+/// --name NAME` writes it (JSON, for the fake server).
+fn client_credential(name: &str, client: &str, days: u32, issued: time::OffsetDateTime) -> Value {
+    use shared::manifest::secret::{Side, credential_secret};
+    use shared::pki::{Bundle, BundleRequest, CredentialPem, KeyType};
+    let b = Bundle::generate(
+        &BundleRequest {
+            domain: DnsName::parse("server.example.com").unwrap(),
+            client: DnsName::parse(client).unwrap(),
+            days,
+            key_type: KeyType::EcdsaP256,
+            ca_name: None,
+        },
+        issued,
+    )
+    .unwrap();
+    let pem = CredentialPem {
+        chain: b.client.cert.to_pem(),
+        key: b.client.key.to_pem(),
+        ca: b.ca.cert.to_pem(),
+    };
+    let mut secret =
+        serde_json::to_value(credential_secret(Side::Client, name, "istio-system", &pem).unwrap())
+            .unwrap();
+    secret["apiVersion"] = json!("v1");
+    secret["kind"] = json!("Secret");
+    secret
+}
+
+#[tokio::test]
+async fn status_reads_each_hosts_credential_and_an_expired_one_is_not_ready() {
+    let now = time::OffsetDateTime::now_utc();
+    let (client, _state) = fake_server(|s| {
+        kyma(s);
+        s.put(
+            "secrets",
+            client_credential("partner-a", "caller-a.example.com", 5, now),
+        );
+        let expired = now - time::Duration::days(40);
+        s.put(
+            "secrets",
+            client_credential("partner-b", "caller-b.example.com", 30, expired),
+        );
+    });
+    run_enable(&client, &enable_args(&["--credential", "partner-a"]))
+        .await
+        .unwrap();
+    let mut argv = vec!["enable", "--host", "api.partner.example", "--no-wait"];
+    argv.extend(["--no-access-log", "--credential", "partner-b"]);
+    run_enable(&client, &EnableCli::parse_from(argv).args)
+        .await
+        .unwrap();
+    let rows = host_status::collect(&client, Some(NS)).await.unwrap();
+    let row = |host: &str| rows.iter().find(|r| r.host == host).unwrap();
+    let (a, b) = (row("httpbin.example.com"), row("api.partner.example"));
+    assert!(a.problems.is_empty(), "{:?}", a.problems);
+    let state = a.credential_secret.as_ref().unwrap();
+    assert_eq!(state.id(), "istio-system/partner-a");
+    assert_eq!(state.hosts, ["caller-a.example.com"]);
+    assert_eq!(state.certificate.as_ref().unwrap().days_left, 4);
+    assert_eq!(
+        b.credential_secret.as_ref().unwrap().id(),
+        "istio-system/partner-b"
+    );
+    assert_eq!(b.problems.len(), 1, "{:?}", b.problems);
+    assert!(
+        b.problems[0].starts_with("certificate in secret istio-system/partner-b expired "),
+        "{:?}",
+        b.problems
+    );
+    let json = serde_json::to_value(a).unwrap();
+    assert_eq!(json["credentialSecret"]["certificate"]["daysLeft"], 4);
+    assert_eq!(json["credentialSecret"]["trustBundleKey"], "ca.crt");
+}
+
 #[tokio::test]
 async fn expose_picks_apirule_when_served_and_refuses_it_when_not() {
     let expose_args = |extra: &[&str]| {
