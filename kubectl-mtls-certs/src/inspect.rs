@@ -17,7 +17,7 @@ use shared::pki::{CertSummary, Certificate, PkiError, PrivateKey, summarize};
 
 use shared::manifest::ISTIO_NAMESPACE;
 
-/// Describe certificates and keys in a file, a directory, or a Secret (secret/NAME); or every credential Secret we manage (--managed)
+/// Describe certificates in a file, a directory, a Secret (secret/NAME), or all our credential Secrets (--managed)
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "For a Secret, both Istio layouts are understood (cert/key/cacert and tls.crt/tls.key/ca.crt), and

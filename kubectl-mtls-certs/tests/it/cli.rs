@@ -500,6 +500,38 @@ fn kubectl_accepts_the_dry_run_stream() {
 }
 
 #[test]
+fn inspect_managed_flags_are_checked_before_any_cluster_is_read() {
+    // -A belongs to --managed; a path with it is bad input, nothing read.
+    fails_with(
+        certs().args(["inspect", "-A", "./does-not-exist"]),
+        "-A lists the managed credential Secrets of all namespaces: use it with --managed",
+    );
+    // A threshold that is not a duration: exit 2 from the flag parser, before the kubeconfig.
+    let out = certs()
+        .args(["inspect", "--managed", "--expiry-warning", "soon"])
+        .args(["--kubeconfig", "/does-not-exist"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: invalid value 'soon' for '--expiry-warning <DURATION>': invalid duration \"soon\": use days (30d, or 30) or hours (720h)"),
+        "{stderr}"
+    );
+    // No cluster: a cluster error (exit 3), one line.
+    let out = certs()
+        .args(["inspect", "--managed", "--kubeconfig", "/does-not-exist"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        (out.status.code(), stderr.lines().count()),
+        (Some(3), 1),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn inspect_describes_a_bundle_and_matches_keys() {
     let tmp = tempfile::tempdir().unwrap();
     gen_bundle(tmp.path(), &["--key-type", "rsa-2048"]);
