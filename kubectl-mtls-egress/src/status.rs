@@ -24,13 +24,15 @@ use super::{credential_expiry, detect};
 
 /// List the hosts kubectl-mtls manages, their objects and readiness
 #[derive(clap::Args, Debug)]
-#[command(after_help = "A credential certificate that expires within --expiry-warning (default 30d) is named on stderr
+#[command(
+    after_help = "A credential certificate that expires within --expiry-warning (default 30d) is named on stderr
 (warning); an expired one makes its host not ready (error).
 
 Examples:
   kubectl mtls-egress status -n mtls-demo
   kubectl mtls-egress status -A -o json
-  kubectl mtls-egress status -A --expiry-warning 60d")]
+  kubectl mtls-egress status -A --expiry-warning 60d"
+)]
 pub(crate) struct StatusArgs {
     /// All namespaces
     #[arg(short = 'A', long)]

@@ -134,17 +134,23 @@ fn every_subcommand_and_flag_of_every_plugin_is_in_the_reference() {
                 if arg.get_id() == "version" {
                     continue;
                 }
-                let spelled = match arg.get_long() {
-                    Some(long) => format!("--{long}"),
+                // A positional is `<VALUE>`, or `[VALUE]` when it is optional.
+                let spellings = match arg.get_long() {
+                    Some(long) => vec![format!("--{long}")],
                     None => {
                         let value = arg.get_value_names().map(|v| v[0].to_string());
                         let value = value.unwrap_or_else(|| arg.get_id().as_str().to_uppercase());
-                        format!("<{}>", value.replace('|', "\\|"))
+                        let value = value.replace('|', "\\|");
+                        vec![format!("<{value}>"), format!("[{value}]")]
                     }
                 };
                 assert!(
-                    body.contains(&format!("`{spelled}")) || body.contains(&format!(", {spelled}")),
-                    "{name}: {spelled} missing from its section:\n{body}"
+                    spellings
+                        .iter()
+                        .any(|spelled| body.contains(&format!("`{spelled}"))
+                            || body.contains(&format!(", {spelled}"))),
+                    "{name}: {} missing from its section:\n{body}",
+                    spellings[0]
                 );
                 seen += 1;
             }
