@@ -9,6 +9,7 @@ mod common;
 mod doctor_live;
 mod e2e;
 mod e2e_apiserver;
+mod e2e_status_expiry;
 mod egress_commands;
 mod egress_connect;
 mod helm_gateways;
