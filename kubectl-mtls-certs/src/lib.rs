@@ -3,13 +3,17 @@
 //! Each subcommand has its own module: `generate` (`gen`) writes a CA + server + client bundle,
 //! `issue` signs more leaves, `inspect` describes certificates in files, directories and
 //! Secrets (`managed`: `inspect --managed`, every credential Secret we manage, with expiry),
-//! `verify` runs a TLS peer's checks, and `secret` turns a bundle into the Secret each gateway
-//! reads.
+//! `verify` runs a TLS peer's checks, `secret` turns a bundle into the Secret each gateway
+//! reads, `renew` re-issues the leaves and `rotate` (`rotate-ca`) replaces the CA in three
+//! phases; `lifecycle` holds what those two share.
 
 mod generate;
 mod inspect;
 mod issue;
+mod lifecycle;
 mod managed;
+mod renew;
+mod rotate;
 mod secret;
 mod verify;
 
@@ -45,7 +49,11 @@ pub const BIN_NAME: &str = "kubectl-mtls_certs";
   kubectl mtls-certs inspect secret/client-credential -n istio-system
 
   # Every credential Secret we manage, with days left and the CAs each trusts
-  kubectl mtls-certs inspect --managed -A"
+  kubectl mtls-certs inspect --managed -A
+
+  # Before they expire: renew the leaves (and the Secret on the target), or replace the CA
+  kubectl mtls-certs renew --dir ./mtls --server --context target
+  kubectl mtls-certs rotate-ca --phase 1 --dir ./mtls --target-context target --client-context client"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -61,6 +69,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     Verify(verify::VerifyArgs),
     Secret(secret::SecretArgs),
+    Renew(renew::RenewArgs),
+    RotateCa(rotate::RotateArgs),
     Version(VersionArgs),
     #[command(
         after_help = "Example:\n  kubectl mtls-certs completion bash > /etc/bash_completion.d/kubectl-mtls_certs"
@@ -80,6 +90,8 @@ impl Plugin for Cli {
             Command::Inspect(args) => inspect::run(&args, &self.global, out, err).await,
             Command::Verify(args) => verify::run(&args, out),
             Command::Secret(args) => secret::run(&args, &self.global, out).await,
+            Command::Renew(args) => renew::run(&args, &self.global, out).await,
+            Command::RotateCa(args) => rotate::run(&args, &self.global, out).await,
             Command::Version(args) => args.run(out),
             Command::Completion(args) => args.run(Cli::command(), BIN_NAME, out),
         }

@@ -6,6 +6,7 @@ use rcgen::{
     Issuer, KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
+use x509_parser::extensions::GeneralName;
 
 use super::PkiError;
 use super::cert::Certificate;
@@ -191,6 +192,76 @@ impl Authority {
                 .try_into()
                 .map_err(rcgen_err("encode the SAN"))?,
         )];
+        params.extended_key_usages = vec![match usage {
+            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
+            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
+        }];
+        self.sign_leaf(params, name.as_str(), days, key, now)
+    }
+
+    /// Signs a successor of `like` (renewal, or the same leaf under a new CA): the same subject,
+    /// DNS and IP SANs and extended key usages, a fresh random serial, validity `days` from
+    /// `now` (cut at the CA's expiry), with `key` (the old key kept, or a new one).
+    pub fn reissue(
+        &self,
+        like: &Certificate,
+        days: u32,
+        key: PrivateKey,
+        now: OffsetDateTime,
+    ) -> Result<Issued, PkiError> {
+        let x = like.x509();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        for attr in x.subject().iter_attributes() {
+            let (Some(arcs), Ok(value)) = (attr.attr_type().iter(), attr.as_str()) else {
+                continue;
+            };
+            let arcs: Vec<u64> = arcs.collect();
+            params
+                .distinguished_name
+                .push(DnType::from_oid(&arcs), value);
+        }
+        if let Ok(Some(san)) = x.subject_alternative_name() {
+            for name in &san.value.general_names {
+                params.subject_alt_names.push(match name {
+                    GeneralName::DNSName(d) => {
+                        SanType::DnsName((*d).try_into().map_err(rcgen_err("encode the SAN"))?)
+                    }
+                    GeneralName::IPAddress([a, b, c, d]) => {
+                        SanType::IpAddress(std::net::Ipv4Addr::new(*a, *b, *c, *d).into())
+                    }
+                    GeneralName::IPAddress(bytes) => match <[u8; 16]>::try_from(*bytes) {
+                        Ok(v6) => SanType::IpAddress(std::net::Ipv6Addr::from(v6).into()),
+                        Err(_) => continue,
+                    },
+                    _ => continue,
+                });
+            }
+        }
+        if let Ok(Some(eku)) = x.extended_key_usage() {
+            let e = &eku.value;
+            for (on, purpose) in [
+                (e.server_auth, ExtendedKeyUsagePurpose::ServerAuth),
+                (e.client_auth, ExtendedKeyUsagePurpose::ClientAuth),
+            ] {
+                if on {
+                    params.extended_key_usages.push(purpose);
+                }
+            }
+        }
+        let origin = x.subject().to_string();
+        drop(x);
+        self.sign_leaf(params, &origin, days, key, now)
+    }
+
+    fn sign_leaf(
+        &self,
+        mut params: CertificateParams,
+        origin: &str,
+        days: u32,
+        key: PrivateKey,
+        now: OffsetDateTime,
+    ) -> Result<Issued, PkiError> {
         params.is_ca = IsCa::ExplicitNoCa;
         // RFC 5480: an ECDSA key signs and never encrypts, so keyEncipherment only for RSA keys.
         params.key_usages = if key.describe().starts_with("RSA") {
@@ -201,10 +272,6 @@ impl Authority {
         } else {
             vec![KeyUsagePurpose::DigitalSignature]
         };
-        params.extended_key_usages = vec![match usage {
-            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
-            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
-        }];
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(random_serial()?);
         validity(&mut params, now, check_days(days)?);
@@ -215,7 +282,7 @@ impl Authority {
             .signed_by(key.pair(), &self.issuer)
             .map_err(rcgen_err("sign the certificate"))?;
         Ok(Issued {
-            cert: Certificate::from_der(signed.der().to_vec(), name.as_str())?,
+            cert: Certificate::from_der(signed.der().to_vec(), origin)?,
             key,
         })
     }
@@ -430,6 +497,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, PkiError::SameName(_)));
+    }
+
+    #[test]
+    fn reissue_keeps_subject_sans_and_usage_with_a_fresh_serial_from_any_ca() {
+        let b = bundle(KeyType::EcdsaP256);
+        let other = Authority::create(
+            "Next CA",
+            10,
+            PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+            now(),
+        )
+        .unwrap();
+        for (ca, leaf) in [(&b.ca, &b.server), (&other, &b.client)] {
+            let key = PrivateKey::from_pem(&leaf.key.to_pem(), "k").unwrap();
+            let renewed = ca.reissue(&leaf.cert, 20, key, now()).unwrap();
+            let (old, new) = (leaf.cert.x509(), renewed.cert.x509());
+            assert_eq!(old.subject(), new.subject());
+            assert_eq!(leaf.cert.dns_sans(), renewed.cert.dns_sans());
+            let eku = |c: &X509Certificate<'_>| {
+                let e = c.extended_key_usage().unwrap().unwrap().value.clone();
+                (e.server_auth, e.client_auth)
+            };
+            assert_eq!(eku(&old), eku(&new));
+            assert_ne!(old.raw_serial(), new.raw_serial());
+            assert_eq!(renewed.cert.public_key_info(), leaf.cert.public_key_info());
+            assert!(renewed.cert.is_signed_by(&ca.cert));
+            let days = (new.validity().not_after.to_datetime() - now()).whole_days();
+            assert!((9..=20).contains(&days), "{days}");
+        }
     }
 
     #[test]

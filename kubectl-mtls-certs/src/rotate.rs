@@ -1,0 +1,561 @@
+//! `kubectl mtls-certs rotate-ca --phase 1|2|3`: replace the CA of a bundle directory without an
+//! outage, on both clusters, in three resumable phases.
+//!
+//! 1. **trust**: a new CA next to the old one (`ca.next.crt`, `ca.next.key`); both trust bundles
+//!    (`cacert` on the target, `ca.crt` on the client) hold the old and the new CA (`ca-bundle.crt`).
+//! 2. **switch**: new server and client certificates from the new CA, in the files and Secrets;
+//!    the bundles still hold both CAs, so either side may still present an old certificate.
+//! 3. **finish**: the old CA leaves both bundles; the new CA becomes `ca.crt` (the old files kept
+//!    as `ca.crt.prev`, `ca.key.prev`).
+//!
+//! The phase reached is recorded in `rotate-ca.json` in the directory: a phase re-run finds its
+//! work done (the files unchanged, each Secret `unchanged`), a phase that was interrupted after the
+//! files were written resumes with the Secrets, and phase 3 before phase 2 is refused.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use shared::cli::{DryRun, GlobalArgs};
+use shared::error::Error;
+use shared::manifest::secret::Side;
+use shared::pki::{
+    Authority, Certificate, CredentialPem, KeyType, OutputFile, PrivateKey, Usage, read_file,
+    sha256_hex, summarize, write_files,
+};
+
+use crate::lifecycle::{self, ClusterArgs, Leaf, OVERLAP_BUNDLE, SDS_NOTE, Update};
+use crate::renew::known_fingerprints;
+
+/// The new CA's certificate during a rotation.
+pub(crate) const NEXT_CRT: &str = "ca.next.crt";
+/// The new CA's key during a rotation.
+pub(crate) const NEXT_KEY: &str = "ca.next.key";
+/// The phase a rotation has reached.
+pub(crate) const STATE: &str = "rotate-ca.json";
+
+/// Replace the CA without an outage, on both clusters, in three phases (run one at a time)
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Phases (run them in order; check traffic between them):
+  1  a new CA is generated next to the old one (ca.next.crt, ca.next.key); both trust bundles —
+     cacert on the target, ca.crt on the client — hold the old AND the new CA (ca-bundle.crt)
+  2  new server and client certificates from the new CA replace server.crt and client.crt (old
+     files kept as *.prev) and are installed in both Secrets; the bundles still hold both CAs
+  3  the old CA is removed from both bundles; the new CA becomes ca.crt (old: ca.crt.prev)
+The phase reached is recorded in DIR/rotate-ca.json: a re-run of a finished phase changes nothing,
+an interrupted phase resumes, and phase 3 before phase 2 is refused. Every phase checks the
+Secrets on both clusters and validates them by server dry run before anything is written.
+Without --target-context/--client-context only the files change (then run `secret target|client`
+with --ca DIR/ca-bundle.crt yourself). Istio's gateways pick the Secrets up through SDS.
+
+Examples:
+  kubectl mtls-certs rotate-ca --phase 1 --dir ./mtls --target-context target --client-context client
+  kubectl mtls-probe direct --host httpbin.example.com --cert ./mtls/client.crt --key ./mtls/client.key --ca ./mtls/ca-bundle.crt
+  kubectl mtls-certs rotate-ca --phase 2 --dir ./mtls --target-context target --client-context client --dry-run=server
+  kubectl mtls-certs rotate-ca --phase 3 --dir ./mtls --target-context target --client-context client"
+)]
+pub(crate) struct RotateArgs {
+    /// Which phase to run: 1 trust both CAs, 2 switch to certificates of the new CA, 3 drop the old CA
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub phase: u8,
+    /// Bundle directory written by `gen`
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Validity of the new CA in days (phase 1; 1-3650)
+    #[arg(long, value_name = "N", default_value_t = 365)]
+    pub days: u32,
+    /// Key algorithm of the new CA (phase 1)
+    #[arg(long, value_enum, default_value_t = KeyType::EcdsaP256)]
+    pub key_type: KeyType,
+    /// Common name of the new CA (phase 1; default: the old CA's name with the date)
+    #[arg(long, value_name = "NAME")]
+    pub ca_name: Option<String>,
+    /// Generate new leaf keys in phase 2 instead of keeping the old ones
+    #[arg(long)]
+    pub new_key: bool,
+    /// The target host this bundle is for: refuse a directory whose server certificate is for another
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Contexts, Secret names and namespaces, --dry-run.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `rotate-ca.json`: the phase reached and the two CAs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct State {
+    phase: u8,
+    old_ca_sha256: String,
+    new_ca_sha256: String,
+}
+
+/// What a phase does: the files to write (none on a re-run) and the Secrets' contents.
+struct Step {
+    /// Files to write atomically, the state file among them.
+    files: Vec<OutputFile>,
+    /// Files to remove afterwards (phase 3: the rotation's leftovers).
+    remove: Vec<&'static str>,
+    /// What each Secret's CA bundle holds.
+    bundle: String,
+    /// The server and client chains and keys the Secrets hold.
+    leaves: Vec<(Usage, String, String)>,
+    /// One line per change, for the report.
+    changes: Vec<String>,
+}
+
+fn read_state(dir: &Path) -> Result<Option<State>, Error> {
+    let path = dir.join(STATE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        Error::Usage(format!(
+            "{} is not a rotate-ca state file ({e}): restore it, or remove it to start over with --phase 1",
+            path.display()
+        ))
+    })
+}
+
+fn state_file(state: &State) -> OutputFile {
+    OutputFile {
+        name: STATE.into(),
+        contents: serde_json::to_string_pretty(state).expect("a plain struct serializes") + "\n",
+        secret: false,
+    }
+}
+
+fn cert_file(dir: &Path, name: &str) -> Result<Certificate, Error> {
+    let path = dir.join(name);
+    let pem = read_file(&path)?;
+    Ok(Certificate::parse_chain(&pem, &path.display().to_string())?.remove(0))
+}
+
+fn load_ca(dir: &Path, crt: &str, key: &str) -> Result<Authority, Error> {
+    let (crt, key) = (dir.join(crt), dir.join(key));
+    let key_origin = key.display().to_string();
+    let pk = PrivateKey::from_pem(&read_file(&key)?, &key_origin)?;
+    Ok(Authority::load(
+        &read_file(&crt)?,
+        &crt.display().to_string(),
+        pk,
+        &key_origin,
+        crate::now(),
+    )?)
+}
+
+/// Both leaves must come from `ca` (`which` names it in the error).
+fn check_leaves_signed_by(dir: &Path, ca: &Certificate, which: &str) -> Result<(), Error> {
+    for usage in [Usage::Server, Usage::Client] {
+        let leaf = Leaf::read(dir, usage)?;
+        if !leaf.cert().is_signed_by(ca) {
+            return Err(Error::Usage(format!(
+                "{}/{}.crt was not signed by {which}: the directory is not in the state rotate-ca left it in; restore it (the *.prev files hold the previous certificates)",
+                dir.display(),
+                Leaf::stem(usage)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn current_leaves(dir: &Path) -> Result<Vec<(Usage, String, String)>, Error> {
+    [Usage::Server, Usage::Client]
+        .into_iter()
+        .map(|u| {
+            let stem = Leaf::stem(u);
+            Ok((
+                u,
+                read_file(&dir.join(format!("{stem}.crt")))?,
+                read_file(&dir.join(format!("{stem}.key")))?,
+            ))
+        })
+        .collect()
+}
+
+/// The default name of the new CA: the old one's, with the moment of the rotation.
+fn next_ca_name(old: &Certificate, now: time::OffsetDateTime) -> String {
+    let x = old.x509();
+    let cn = x
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .unwrap_or("kubectl-mtls CA")
+        .to_string();
+    let base = cn.split(" (rotated ").next().unwrap_or(&cn).to_string();
+    format!(
+        "{base} (rotated {:04}-{:02}-{:02} {:02}:{:02}:{:02}Z)",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+fn phase1(args: &RotateArgs, dir: &Path, state: Option<&State>) -> Result<Step, Error> {
+    if let Some(s) = state.filter(|s| s.phase == 1) {
+        let next = cert_file(dir, NEXT_CRT)?;
+        if sha256_hex(next.der()) != s.new_ca_sha256 {
+            return Err(Error::Usage(format!(
+                "{}/{NEXT_CRT} is not the CA {STATE} recorded in phase 1: restore it, or remove {STATE} and {NEXT_CRT} to start over",
+                dir.display()
+            )));
+        }
+        return Ok(Step {
+            files: vec![],
+            remove: vec![],
+            bundle: read_file(&dir.join(OVERLAP_BUNDLE))?,
+            leaves: current_leaves(dir)?,
+            changes: vec![format!("files unchanged (phase 1 was done: {NEXT_CRT} is the new CA)")],
+        });
+    }
+    let now = crate::now();
+    let old = cert_file(dir, "ca.crt")?;
+    if !old.is_ca() {
+        return Err(shared::pki::PkiError::NotCa {
+            origin: dir.join("ca.crt").display().to_string(),
+        }
+        .into());
+    }
+    check_leaves_signed_by(dir, &old, "ca.crt")?;
+    let name = args
+        .ca_name
+        .clone()
+        .unwrap_or_else(|| next_ca_name(&old, now));
+    if old.x509().subject().to_string() == format!("CN={name}") {
+        return Err(Error::Usage(format!(
+            "--ca-name {name:?} is the old CA's name: the two CAs must have different names, or TLS peers cannot tell them apart"
+        )));
+    }
+    let next = Authority::create(&name, args.days, PrivateKey::generate(args.key_type)?, now)?;
+    let bundle = format!("{}{}", old.to_pem(), next.cert.to_pem());
+    let s = summarize(&next.cert, now);
+    let state = State {
+        phase: 1,
+        old_ca_sha256: sha256_hex(old.der()),
+        new_ca_sha256: s.sha256.clone(),
+    };
+    Ok(Step {
+        files: vec![
+            OutputFile {
+                name: NEXT_CRT.into(),
+                contents: next.cert.to_pem(),
+                secret: false,
+            },
+            OutputFile {
+                name: NEXT_KEY.into(),
+                contents: next.key.to_pem(),
+                secret: true,
+            },
+            OutputFile {
+                name: OVERLAP_BUNDLE.into(),
+                contents: bundle.clone(),
+                secret: false,
+            },
+            state_file(&state),
+        ],
+        remove: vec![],
+        bundle,
+        leaves: current_leaves(dir)?,
+        changes: vec![
+            format!(
+                "new CA {} (sha256 {}, valid until {}) in {NEXT_CRT}, key {NEXT_KEY} (mode 0600)",
+                s.subject, s.sha256, s.not_after
+            ),
+            format!("{OVERLAP_BUNDLE}: the old and the new CA, for both trust bundles"),
+        ],
+    })
+}
+
+fn phase2(args: &RotateArgs, dir: &Path, state: &State) -> Result<Step, Error> {
+    let next_cert = cert_file(dir, NEXT_CRT)?;
+    let bundle = read_file(&dir.join(OVERLAP_BUNDLE))?;
+    if state.phase == 2 {
+        check_leaves_signed_by(dir, &next_cert, NEXT_CRT)?;
+        return Ok(Step {
+            files: vec![],
+            remove: vec![],
+            bundle,
+            leaves: current_leaves(dir)?,
+            changes: vec![
+                "files unchanged (phase 2 was done: server.crt and client.crt come from the new CA)"
+                    .into(),
+            ],
+        });
+    }
+    let now = crate::now();
+    let next = load_ca(dir, NEXT_CRT, NEXT_KEY)?;
+    let mut files = Vec::new();
+    let mut leaves = Vec::new();
+    let mut changes = Vec::new();
+    for usage in [Usage::Server, Usage::Client] {
+        let leaf = Leaf::read(dir, usage)?;
+        let stem = Leaf::stem(usage);
+        let key = if args.new_key {
+            PrivateKey::generate(crate::renew::key_type(&leaf.key_pem)?)?
+        } else {
+            PrivateKey::from_pem(&leaf.key_pem, "the current key")?
+        };
+        let v = leaf.cert().x509().validity().clone();
+        let lifetime = (v.not_after.to_datetime() - v.not_before.to_datetime()).whole_days();
+        let days = lifetime.clamp(1, i64::from(shared::pki::MAX_DAYS)) as u32;
+        let new = next.reissue(leaf.cert(), days, key, now)?;
+        let (o, n) = (summarize(leaf.cert(), now), summarize(&new.cert, now));
+        changes.push(format!(
+            "{stem}.crt from the new CA: serial {} -> {}, sha256 {} -> {}, not after {}{}",
+            o.serial,
+            n.serial,
+            o.sha256,
+            n.sha256,
+            n.not_after,
+            if args.new_key { ", new key" } else { "" }
+        ));
+        let key_pem = new.key.to_pem();
+        files.extend(lifecycle::replace_keeping_prev(
+            dir,
+            &format!("{stem}.crt"),
+            new.cert.to_pem(),
+            false,
+        ));
+        if args.new_key {
+            files.extend(lifecycle::replace_keeping_prev(
+                dir,
+                &format!("{stem}.key"),
+                key_pem.clone(),
+                true,
+            ));
+        }
+        leaves.push((usage, new.cert.to_pem(), key_pem));
+    }
+    files.push(state_file(&State {
+        phase: 2,
+        ..state.clone()
+    }));
+    Ok(Step {
+        files,
+        remove: vec![],
+        bundle,
+        leaves,
+        changes,
+    })
+}
+
+fn phase3(dir: &Path, state: &State) -> Result<Step, Error> {
+    if state.phase == 3 {
+        let ca = cert_file(dir, "ca.crt")?;
+        check_leaves_signed_by(dir, &ca, "ca.crt")?;
+        return Ok(Step {
+            files: vec![],
+            remove: vec![],
+            bundle: read_file(&dir.join("ca.crt"))?,
+            leaves: current_leaves(dir)?,
+            changes: vec![
+                "files unchanged (phase 3 was done: ca.crt is the new CA, the old one is ca.crt.prev)"
+                    .into(),
+            ],
+        });
+    }
+    // The new CA must still be usable: its key belongs to it and it is valid.
+    let next = load_ca(dir, NEXT_CRT, NEXT_KEY)?;
+    check_leaves_signed_by(dir, &next.cert, NEXT_CRT)?;
+    let new_pem = next.cert.to_pem();
+    let mut files = lifecycle::replace_keeping_prev(dir, "ca.crt", new_pem.clone(), false);
+    files.extend(lifecycle::replace_keeping_prev(
+        dir,
+        "ca.key",
+        next.key.to_pem(),
+        true,
+    ));
+    files.push(state_file(&State {
+        phase: 3,
+        ..state.clone()
+    }));
+    Ok(Step {
+        files,
+        remove: vec![NEXT_CRT, NEXT_KEY, OVERLAP_BUNDLE],
+        bundle: new_pem,
+        leaves: current_leaves(dir)?,
+        changes: vec![
+            format!(
+                "ca.crt, ca.key: the new CA (sha256 {}); the old one kept as ca.crt.prev, ca.key.prev",
+                state.new_ca_sha256
+            ),
+            format!("both trust bundles: the new CA only (the old CA, sha256 {}, removed)", state.old_ca_sha256),
+        ],
+    })
+}
+
+/// Runs `rotate-ca`.
+pub(crate) async fn run(
+    args: &RotateArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    if global.kube.context.is_some() {
+        return Err(Error::Usage(
+            "--context selects one cluster, and rotate-ca works on two: use --target-context and --client-context".into(),
+        ));
+    }
+    let dir = lifecycle::bundle_dir(&args.dir)?;
+    shared::pki::check_days(args.days)?;
+    lifecycle::check_host(&dir, args.host.as_deref())?;
+    let state = read_state(&dir)?;
+    let reached = state.as_ref().map_or(0, |s| s.phase);
+    let step = match (args.phase, state.as_ref()) {
+        (1, None) => phase1(args, &dir, None)?,
+        (1, Some(s)) if s.phase != 2 => phase1(args, &dir, Some(s))?,
+        (2, Some(s)) if s.phase <= 2 => phase2(args, &dir, s)?,
+        (3, Some(s)) if s.phase >= 2 => phase3(&dir, s)?,
+        (3, _) => {
+            return Err(Error::Usage(format!(
+                "phase 3 before phase 2 ({}): the certificates in use still come from the old CA, and removing it from the trust bundles would stop traffic; run --phase {} first",
+                if reached == 0 {
+                    format!("{} has no rotation in progress", dir.display())
+                } else {
+                    format!("the rotation in {} is at phase {reached}", dir.display())
+                },
+                reached + 1
+            )));
+        }
+        (2, None) => {
+            return Err(Error::Usage(format!(
+                "phase 2 before phase 1: {} has no rotation in progress ({STATE}); run --phase 1 first",
+                dir.display()
+            )));
+        }
+        (phase, _) => {
+            writeln!(
+                out,
+                "Nothing to do: the rotation in {} is at phase {reached}, past phase {phase}; next: {}",
+                dir.display(),
+                if reached == 3 {
+                    "nothing (it is finished; --phase 1 starts a new rotation)".to_string()
+                } else {
+                    format!("--phase {}", reached + 1)
+                }
+            )?;
+            return Ok(());
+        }
+    };
+
+    let cluster = &args.cluster;
+    let mut updates = Vec::new();
+    for (usage, chain, key) in &step.leaves {
+        let side = match usage {
+            Usage::Server => Side::Target,
+            Usage::Client => Side::Client,
+        };
+        let Some(context) = cluster.context(side) else {
+            continue;
+        };
+        let pem = CredentialPem {
+            chain: chain.clone(),
+            key: key.clone(),
+            ca: step.bundle.clone(),
+        };
+        let new = Certificate::parse_chain(chain, "the new certificate")?.remove(0);
+        updates.push(Update {
+            side,
+            context: context.clone(),
+            secret: cluster.secret(global, side, &pem)?,
+            known: known_fingerprints(&dir, Leaf::stem(*usage), &new),
+        });
+    }
+
+    let flags = &cluster.apply;
+    let dry = flags.dry_run != DryRun::None;
+    writeln!(
+        out,
+        "rotate-ca phase {} in {}{}:",
+        args.phase,
+        dir.display(),
+        if dry { " (dry run: nothing is written)" } else { "" }
+    )?;
+    for c in &step.changes {
+        writeln!(out, "  {c}")?;
+    }
+    if lifecycle::print_client_dry_run(&updates, flags, out)? {
+        return Ok(());
+    }
+    let validated = lifecycle::validate(global, updates, flags, cluster.force).await?;
+    if flags.dry_run == DryRun::Server {
+        for line in &validated.dry_run {
+            writeln!(out, "{line}")?;
+        }
+        return Ok(());
+    }
+    if !step.files.is_empty() {
+        let written = write_files(&dir, &step.files, true)?;
+        let names: Vec<_> = written
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        writeln!(out, "wrote {} in {}", names.join(", "), dir.display())?;
+        for name in &step.remove {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
+    let lines = lifecycle::write(validated, flags).await?;
+    for line in &lines {
+        writeln!(out, "{line}")?;
+    }
+    if !lines.is_empty() {
+        writeln!(out, "{SDS_NOTE}")?;
+    } else {
+        writeln!(
+            out,
+            "No cluster given (--target-context, --client-context): only the files changed."
+        )?;
+    }
+    next_steps(args, &dir, out)
+}
+
+/// What to check before the next phase, and the next phase's command.
+fn next_steps(args: &RotateArgs, dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
+    let d = dir.display();
+    let host = lifecycle::host_of(dir);
+    let (ca, what) = match args.phase {
+        1 => (
+            OVERLAP_BUNDLE,
+            "both sides trust both CAs; the certificates in use are still the old CA's",
+        ),
+        2 => (
+            OVERLAP_BUNDLE,
+            "both sides present certificates of the new CA and still trust both",
+        ),
+        _ => ("ca.crt", "only the new CA is trusted"),
+    };
+    let c = &args.cluster;
+    let ctx = |side: Side| {
+        c.context(side)
+            .cloned()
+            .unwrap_or_else(|| format!("<{}-context>", lifecycle::side_name(side)))
+    };
+    writeln!(out, "Now {what}. Check the traffic:")?;
+    writeln!(
+        out,
+        "  kubectl mtls-probe direct --host {host} --cert {d}/client.crt --key {d}/client.key --ca {d}/{ca}"
+    )?;
+    writeln!(
+        out,
+        "  kubectl mtls-probe check --context {} --host {host} --client-cert {d}/client.crt",
+        ctx(Side::Client)
+    )?;
+    if args.phase < 3 {
+        writeln!(
+            out,
+            "Then: kubectl mtls-certs rotate-ca --phase {} --dir {d} --target-context {} --client-context {}",
+            args.phase + 1,
+            ctx(Side::Target),
+            ctx(Side::Client)
+        )?;
+    } else {
+        writeln!(out, "The rotation is finished.")?;
+    }
+    Ok(())
+}
