@@ -215,7 +215,11 @@ impl Update {
             "{} (context {}) secret {}/{}",
             side_name(self.side),
             self.context,
-            self.secret.metadata.namespace.as_deref().unwrap_or_default(),
+            self.secret
+                .metadata
+                .namespace
+                .as_deref()
+                .unwrap_or_default(),
             self.secret.metadata.name.as_deref().unwrap_or_default()
         )
     }
@@ -325,7 +329,8 @@ pub(crate) async fn write(validated: Validated, flags: &ApplyArgs) -> Result<Vec
         let name = u.secret.metadata.name.clone().unwrap_or_default();
         let stored = get_opt::<Secret>(&client, &ns, &name).await?;
         let [cert_key, _, ca_key] = u.side.layout().keys();
-        let field = |s: &Secret, k: &str| s.data.as_ref().and_then(|d| d.get(k)).map(|b| b.0.clone());
+        let field =
+            |s: &Secret, k: &str| s.data.as_ref().and_then(|d| d.get(k)).map(|b| b.0.clone());
         let landed = stored.as_ref().is_some_and(|s| {
             field(s, cert_key) == field(&u.secret, cert_key)
                 && field(s, ca_key) == field(&u.secret, ca_key)

@@ -37,8 +37,7 @@ pub(crate) const STATE: &str = "rotate-ca.json";
 
 /// Replace the CA without an outage, on both clusters, in three phases (run one at a time)
 #[derive(clap::Args, Debug)]
-#[command(
-    after_help = "Phases (run them in order; check traffic between them):
+#[command(after_help = "Phases (run them in order; check traffic between them):
   1  a new CA is generated next to the old one (ca.next.crt, ca.next.key); both trust bundles —
      cacert on the target, ca.crt on the client — hold the old AND the new CA (ca-bundle.crt)
   2  new server and client certificates from the new CA replace server.crt and client.crt (old
@@ -47,15 +46,14 @@ pub(crate) const STATE: &str = "rotate-ca.json";
 The phase reached is recorded in DIR/rotate-ca.json: a re-run of a finished phase changes nothing,
 an interrupted phase resumes, and phase 3 before phase 2 is refused. Every phase checks the
 Secrets on both clusters and validates them by server dry run before anything is written.
-Without --target-context/--client-context only the files change (then run `secret target|client`
-with --ca DIR/ca-bundle.crt yourself). Istio's gateways pick the Secrets up through SDS.
+Without --target-context/--client-context only the files change (`secret target|client --dir DIR`
+then uses ca-bundle.crt while it exists). Istio's gateways pick the Secrets up through SDS.
 
 Examples:
   kubectl mtls-certs rotate-ca --phase 1 --dir ./mtls --target-context target --client-context client
   kubectl mtls-probe direct --host httpbin.example.com --cert ./mtls/client.crt --key ./mtls/client.key --ca ./mtls/ca-bundle.crt
   kubectl mtls-certs rotate-ca --phase 2 --dir ./mtls --target-context target --client-context client --dry-run=server
-  kubectl mtls-certs rotate-ca --phase 3 --dir ./mtls --target-context target --client-context client"
-)]
+  kubectl mtls-certs rotate-ca --phase 3 --dir ./mtls --target-context target --client-context client")]
 pub(crate) struct RotateArgs {
     /// Which phase to run: 1 trust both CAs, 2 switch to certificates of the new CA, 3 drop the old CA
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=3))]
@@ -211,7 +209,9 @@ fn phase1(args: &RotateArgs, dir: &Path, state: Option<&State>) -> Result<Step, 
             remove: vec![],
             bundle: read_file(&dir.join(OVERLAP_BUNDLE))?,
             leaves: current_leaves(dir)?,
-            changes: vec![format!("files unchanged (phase 1 was done: {NEXT_CRT} is the new CA)")],
+            changes: vec![format!(
+                "files unchanged (phase 1 was done: {NEXT_CRT} is the new CA)"
+            )],
         });
     }
     let now = crate::now();
@@ -385,7 +385,10 @@ fn phase3(dir: &Path, state: &State) -> Result<Step, Error> {
                 "ca.crt, ca.key: the new CA (sha256 {}); the old one kept as ca.crt.prev, ca.key.prev",
                 state.new_ca_sha256
             ),
-            format!("both trust bundles: the new CA only (the old CA, sha256 {}, removed)", state.old_ca_sha256),
+            format!(
+                "both trust bundles: the new CA only (the old CA, sha256 {}, removed)",
+                state.old_ca_sha256
+            ),
         ],
     })
 }
@@ -474,7 +477,11 @@ pub(crate) async fn run(
         "rotate-ca phase {} in {}{}:",
         args.phase,
         dir.display(),
-        if dry { " (dry run: nothing is written)" } else { "" }
+        if dry {
+            " (dry run: nothing is written)"
+        } else {
+            ""
+        }
     )?;
     for c in &step.changes {
         writeln!(out, "  {c}")?;

@@ -51,7 +51,7 @@ pub(crate) struct SecretArgs {
     /// Private key file, instead of <dir>/server.key or <dir>/client.key
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
-    /// CA file the gateway verifies the peer with, instead of <dir>/ca.crt
+    /// CA file the gateway verifies the peer with, instead of <dir>/ca.crt (<dir>/ca-bundle.crt during a rotate-ca)
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// Replace a Secret of that name that holds another certificate
@@ -83,7 +83,15 @@ impl SecretArgs {
                 .key
                 .clone()
                 .unwrap_or_else(|| self.dir.join(format!("{leaf}.key"))),
-            ca: self.ca.clone().unwrap_or_else(|| self.dir.join("ca.crt")),
+            // During a CA rotation (`rotate-ca`, phases 1 and 2) the bundle holds both CAs.
+            ca: self.ca.clone().unwrap_or_else(|| {
+                let overlap = self.dir.join(crate::lifecycle::OVERLAP_BUNDLE);
+                if overlap.is_file() {
+                    overlap
+                } else {
+                    self.dir.join("ca.crt")
+                }
+            }),
         }
     }
 }

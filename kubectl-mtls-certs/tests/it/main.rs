@@ -7,4 +7,5 @@ mod cli;
 mod e2e_apiserver;
 mod e2e_managed;
 mod e2e_secret;
+mod rotate_tls;
 mod tls_interop;

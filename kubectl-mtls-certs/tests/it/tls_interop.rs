@@ -16,18 +16,18 @@ use tempfile::TempDir;
 use test_support::nginx::{Nginx, require_tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-mtls_certs");
-const DOMAIN: &str = "nginx.example.com";
-const CLIENT: &str = "client.example.com";
+pub(crate) const DOMAIN: &str = "nginx.example.com";
+pub(crate) const CLIENT: &str = "client.example.com";
 
 // ---------------------------------------------------------------------------------------------
 // Tools and bundles.
 
-fn run(cmd: &mut Command) -> Output {
+pub(crate) fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -85,19 +85,25 @@ fn start_nginx(server: &Bundle) -> Nginx {
     Nginx::start(|dir, port| nginx_conf(dir, server, port))
 }
 
-fn url(nginx: &Nginx) -> String {
+pub(crate) fn url(nginx: &Nginx) -> String {
     format!("https://{DOMAIN}:{}/", nginx.port)
 }
 
-fn resolve(nginx: &Nginx) -> String {
+pub(crate) fn resolve(nginx: &Nginx) -> String {
     format!("{DOMAIN}:{}:127.0.0.1", nginx.port)
 }
 
 fn nginx_conf(dir: &Path, server: &Bundle, port: u16) -> String {
-    let d = dir.display();
     let cert = server.path("server.crt");
     let key = server.path("server.key");
     let ca = server.path("ca.crt");
+    nginx_conf_for(dir, port, &cert, &key, &ca)
+}
+
+/// nginx on 127.0.0.1:`port` serving `cert`/`key` for DOMAIN, requiring client certificates
+/// that chain to a CA in `client_ca` (`ssl_client_certificate`, which may hold several CAs).
+pub(crate) fn nginx_conf_for(dir: &Path, port: u16, cert: &Path, key: &Path, ca: &Path) -> String {
+    let d = dir.display();
     format!(
         r#"daemon off;
 master_process off;
@@ -139,29 +145,40 @@ http {{
 
 /// What one curl call returned.
 #[derive(Debug)]
-struct CurlResult {
+pub(crate) struct CurlResult {
     /// curl's exit code (0 = transfer done, whatever the HTTP status; 60 = peer verification).
-    exit: i32,
+    pub exit: i32,
     /// The HTTP status (0 when there was no response).
-    status: u16,
-    body: String,
-    stderr: String,
+    pub status: u16,
+    pub body: String,
+    pub stderr: String,
 }
 
 /// `curl --resolve D:PORT:127.0.0.1 --cacert CA [--cert C --key K] https://D:PORT/`, with
 /// server verification on (never `-k`).
 fn curl(nginx: &Nginx, cacert: &Path, client: Option<&Bundle>) -> CurlResult {
+    let cert = client.map(|c| (c.path("client.crt"), c.path("client.key")));
+    curl_with(
+        nginx,
+        cacert,
+        cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+    )
+}
+
+/// [`curl`] with the client certificate and key given as files.
+pub(crate) fn curl_with(
+    nginx: &Nginx,
+    cacert: &Path,
+    client: Option<(&Path, &Path)>,
+) -> CurlResult {
     let mut cmd = Command::new(require_tool("curl"));
     cmd.args(["--silent", "--show-error", "--max-time", "10"])
         .args(["--write-out", "\n%{http_code}"])
         .args(["--resolve", &resolve(nginx)])
         .arg("--cacert")
         .arg(cacert);
-    if let Some(client) = client {
-        cmd.arg("--cert")
-            .arg(client.path("client.crt"))
-            .arg("--key")
-            .arg(client.path("client.key"));
+    if let Some((cert, key)) = client {
+        cmd.arg("--cert").arg(cert).arg("--key").arg(key);
     }
     let out = run(cmd.arg(url(nginx)));
     let stdout = text(&out.stdout);
