@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 
-use shared::cli::{ApplyArgs, ApplyOutput, DryRun, GlobalArgs, print_plan};
+use shared::cli::{ApplyArgs, ApplyOutput, GlobalArgs, print_plan};
 use shared::cluster::{Applied, ApplyMode, KubeArgs, apply_as, get_opt};
 use shared::error::Error;
 use shared::manifest::ISTIO_NAMESPACE;
@@ -233,15 +233,11 @@ pub(crate) struct Validated {
 }
 
 /// What `--dry-run=client` prints: nothing was sent; with `-o yaml|json|name` the Secrets.
-/// Returns `true` when the caller is done (client dry run).
 pub(crate) fn print_client_dry_run(
     updates: &[Update],
     flags: &ApplyArgs,
     out: &mut dyn std::io::Write,
-) -> Result<bool, Error> {
-    if flags.dry_run != DryRun::Client {
-        return Ok(false);
-    }
+) -> Result<(), Error> {
     let mut plan = Plan::new();
     for u in updates {
         plan.push(&u.secret)?;
@@ -254,7 +250,7 @@ pub(crate) fn print_client_dry_run(
         }
         output => print_plan(&plan, output, out)?,
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Connects to each cluster, checks each Secret exists and holds a certificate of this directory
@@ -305,7 +301,7 @@ pub(crate) async fn validate(
             force_conflicts: flags.force_conflicts,
         };
         for a in apply_as(&client, &plan, mode, &flags.field_manager).await? {
-            dry_run.push(format!("{}: {a}", u.where_()));
+            dry_run.push(format!("{}: {} (server dry run)", u.where_(), a.outcome));
         }
         checked.push((u, client, plan));
     }

@@ -167,11 +167,13 @@ pub(crate) async fn run(
 
     let flags = &cluster.apply;
     let dry = flags.dry_run != DryRun::None;
-    print_renewed(&renewed, &dir, args.new_key, dry, out)?;
-    if lifecycle::print_client_dry_run(&updates, flags, out)? {
-        return Ok(());
+    if flags.dry_run == DryRun::Client {
+        print_renewed(&renewed, &dir, args.new_key, dry, out)?;
+        return lifecycle::print_client_dry_run(&updates, flags, out);
     }
+    // The Secrets are checked on their clusters before anything is said to be done or written.
     let validated = lifecycle::validate(global, updates, flags, cluster.force).await?;
+    print_renewed(&renewed, &dir, args.new_key, dry, out)?;
     if flags.dry_run == DryRun::Server {
         for line in &validated.dry_run {
             writeln!(out, "{line}")?;

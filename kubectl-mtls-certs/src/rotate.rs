@@ -472,24 +472,30 @@ pub(crate) async fn run(
 
     let flags = &cluster.apply;
     let dry = flags.dry_run != DryRun::None;
-    writeln!(
-        out,
-        "rotate-ca phase {} in {}{}:",
-        args.phase,
-        dir.display(),
-        if dry {
+    let report = |out: &mut dyn Write| -> Result<(), Error> {
+        let note = if dry {
             " (dry run: nothing is written)"
         } else {
             ""
+        };
+        writeln!(
+            out,
+            "rotate-ca phase {} in {}{note}:",
+            args.phase,
+            dir.display()
+        )?;
+        for c in &step.changes {
+            writeln!(out, "  {c}")?;
         }
-    )?;
-    for c in &step.changes {
-        writeln!(out, "  {c}")?;
+        Ok(())
+    };
+    if flags.dry_run == DryRun::Client {
+        report(out)?;
+        return lifecycle::print_client_dry_run(&updates, flags, out);
     }
-    if lifecycle::print_client_dry_run(&updates, flags, out)? {
-        return Ok(());
-    }
+    // Both clusters are checked before anything is said to be done or written.
     let validated = lifecycle::validate(global, updates, flags, cluster.force).await?;
+    report(out)?;
     if flags.dry_run == DryRun::Server {
         for line in &validated.dry_run {
             writeln!(out, "{line}")?;

@@ -6,6 +6,8 @@
 mod cli;
 mod e2e_apiserver;
 mod e2e_managed;
+mod e2e_rotate;
 mod e2e_secret;
+mod lifecycle_cli;
 mod rotate_tls;
 mod tls_interop;
