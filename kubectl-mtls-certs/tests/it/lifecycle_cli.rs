@@ -218,3 +218,24 @@ fn client_dry_runs_write_nothing() {
         assert_eq!(files(dir), before, "{args:?} wrote files");
     }
 }
+
+#[test]
+fn secret_during_a_rotation_trusts_both_cas() {
+    let b = gen_bundle("httpbin.example.com");
+    let dir = b.path();
+    let (code, _, err) = run(dir, &["rotate-ca", "--phase", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, yaml, err) = run(dir, &["secret", "client", "--dry-run=client", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&yaml).unwrap();
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(list["items"][0].clone()).unwrap();
+    let ca = secret.data.unwrap()["ca.crt"].0.clone();
+    let expected = fs::read_to_string(dir.join("ca-bundle.crt")).unwrap();
+    assert_eq!(
+        ca,
+        expected.as_bytes(),
+        "secret --dir must use the overlap bundle while a rotation is under way"
+    );
+    assert_eq!(expected.matches("BEGIN CERTIFICATE").count(), 2);
+}
