@@ -232,25 +232,27 @@ pub(crate) struct Validated {
     pub dry_run: Vec<String>,
 }
 
-/// What `--dry-run=client` prints: nothing was sent; with `-o yaml|json|name` the Secrets.
-pub(crate) fn print_client_dry_run(
+/// `--dry-run=client`: nothing is sent or written. Stdout carries either the Secrets as
+/// `kubectl apply -f -` reads them (`-o yaml`, the default when there are Secrets, `json`,
+/// `name`), or with `-o table` (or no cluster) the `report` and one line per Secret.
+pub(crate) fn client_dry_run(
     updates: &[Update],
     flags: &ApplyArgs,
     out: &mut dyn std::io::Write,
+    report: impl FnOnce(&mut dyn std::io::Write) -> Result<(), Error>,
 ) -> Result<(), Error> {
+    if updates.is_empty() || flags.output == Some(ApplyOutput::Table) {
+        report(out)?;
+        for u in updates {
+            writeln!(out, "{}: would be configured (dry run)", u.where_())?;
+        }
+        return Ok(());
+    }
     let mut plan = Plan::new();
     for u in updates {
         plan.push(&u.secret)?;
     }
-    match flags.output {
-        Some(ApplyOutput::Table) | None => {
-            for u in updates {
-                writeln!(out, "{}: would be configured (dry run)", u.where_())?;
-            }
-        }
-        output => print_plan(&plan, output, out)?,
-    }
-    Ok(())
+    print_plan(&plan, flags.output, out)
 }
 
 /// Connects to each cluster, checks each Secret exists and holds a certificate of this directory

@@ -168,8 +168,9 @@ pub(crate) async fn run(
     let flags = &cluster.apply;
     let dry = flags.dry_run != DryRun::None;
     if flags.dry_run == DryRun::Client {
-        print_renewed(&renewed, &dir, args.new_key, dry, out)?;
-        return lifecycle::print_client_dry_run(&updates, flags, out);
+        return lifecycle::client_dry_run(&updates, flags, out, |out| {
+            print_renewed(&renewed, &dir, args.new_key, dry, out)
+        });
     }
     // The Secrets are checked on their clusters before anything is said to be done or written.
     let validated = lifecycle::validate(global, updates, flags, cluster.force).await?;

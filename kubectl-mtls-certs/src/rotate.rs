@@ -490,8 +490,7 @@ pub(crate) async fn run(
         Ok(())
     };
     if flags.dry_run == DryRun::Client {
-        report(out)?;
-        return lifecycle::print_client_dry_run(&updates, flags, out);
+        return lifecycle::client_dry_run(&updates, flags, out, report);
     }
     // Both clusters are checked before anything is said to be done or written.
     let validated = lifecycle::validate(global, updates, flags, cluster.force).await?;

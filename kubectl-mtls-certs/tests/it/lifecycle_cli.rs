@@ -217,6 +217,38 @@ fn client_dry_runs_write_nothing() {
         );
         assert_eq!(files(dir), before, "{args:?} wrote files");
     }
+    // With clusters named: the two Secrets, as `kubectl apply -f -` reads them (no cluster is
+    // contacted: the contexts need not exist), or the report with -o table.
+    let both = ["--target-context", "t", "--client-context", "c"];
+    let (code, yaml, err) = run(
+        dir,
+        &[
+            &["rotate-ca", "--phase", "1", "--dry-run=client"][..],
+            &both,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(yaml.starts_with("apiVersion: v1\nkind: Secret"), "{yaml}");
+    assert_eq!(yaml.matches("kind: Secret").count(), 2, "{yaml}");
+    assert!(yaml.contains("name: kyma-mtls-certs") && yaml.contains("name: client-credential"));
+    let (code, table, err) = run(
+        dir,
+        &[
+            &["renew", "--server", "--dry-run=client", "-o", "table"][..],
+            &both[..2],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains("would be renewed"), "{table}");
+    assert!(
+        table.contains(
+            "target (context t) secret istio-system/kyma-mtls-certs: would be configured (dry run)"
+        ),
+        "{table}"
+    );
+    assert_eq!(files(dir), before);
 }
 
 #[test]
