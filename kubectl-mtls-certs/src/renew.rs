@@ -63,6 +63,8 @@ pub(crate) struct RenewArgs {
 struct Renewed {
     leaf: Leaf,
     new: shared::pki::Issued,
+    /// Whether the validity asked for was cut at the CA's expiry.
+    cut_at_ca: bool,
 }
 
 /// Runs `renew`.
@@ -122,7 +124,14 @@ pub(crate) async fn run(
             .days
             .unwrap_or_else(|| lifetime.clamp(1, i64::from(MAX_DAYS)) as u32);
         let new = ca.reissue(leaf.cert(), days, key, now)?;
-        renewed.push(Renewed { leaf, new });
+        let ca_end = ca.cert.x509().validity().not_after.to_datetime();
+        // More than a day short of what was asked for (minutes are the CA's own backdating).
+        let cut_at_ca = now + time::Duration::days(i64::from(days) - 1) > ca_end;
+        renewed.push(Renewed {
+            leaf,
+            new,
+            cut_at_ca,
+        });
     }
 
     let trust = trust_bundle(&dir)?;
@@ -175,6 +184,14 @@ pub(crate) async fn run(
     // The Secrets are checked on their clusters before anything is said to be done or written.
     let validated = lifecycle::validate(global, updates, flags, cluster.force).await?;
     print_renewed(&renewed, &dir, args.new_key, dry, out)?;
+    if let Some(r) = renewed.iter().find(|r| r.cut_at_ca) {
+        writeln!(
+            out,
+            "Note: {}.crt ends when its CA does ({}): to go further, replace the CA (kubectl mtls-certs rotate-ca --phase 1).",
+            Leaf::stem(r.leaf.usage),
+            summarize(&r.new.cert, now).not_after
+        )?;
+    }
     if flags.dry_run == DryRun::Server {
         for line in &validated.dry_run {
             writeln!(out, "{line}")?;

@@ -271,3 +271,18 @@ fn secret_during_a_rotation_trusts_both_cas() {
     );
     assert_eq!(expected.matches("BEGIN CERTIFICATE").count(), 2);
 }
+
+#[test]
+fn renew_says_when_the_ca_cuts_the_validity_short() {
+    let b = gen_bundle("httpbin.example.com");
+    let (code, out, err) = run(b.path(), &["renew", "--server"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("Note:"), "same lifetime as before: {out}");
+    let (code, out, err) = run(b.path(), &["renew", "--client", "--days", "3650"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Note: client.crt ends when its CA does")
+            && out.contains("rotate-ca --phase 1"),
+        "{out}"
+    );
+}
