@@ -125,6 +125,40 @@ fn state_file(state: &State) -> OutputFile {
     }
 }
 
+/// Refuses a directory whose CA files are not the ones `state` recorded (e.g. `gen --force` ran
+/// in it since): the bundles built from it would not hold the CA in use.
+fn check_state(dir: &Path, state: &State) -> Result<(), Error> {
+    let sha = |name: &str| cert_file(dir, name).map(|c| sha256_hex(c.der()));
+    let expected = match state.phase {
+        1 | 2 => vec![
+            ("ca.crt", &state.old_ca_sha256),
+            (NEXT_CRT, &state.new_ca_sha256),
+        ],
+        _ => vec![("ca.crt", &state.new_ca_sha256)],
+    };
+    for (name, want) in &expected {
+        if sha(name)? != **want {
+            return Err(Error::Usage(format!(
+                "{}/{name} is not the CA {STATE} recorded in phase {}: the directory changed since (gen --force?); restore it, or remove {STATE} to start a new rotation with --phase 1",
+                dir.display(),
+                state.phase
+            )));
+        }
+    }
+    if state.phase < 3 {
+        let bundle =
+            Certificate::parse_chain(&read_file(&dir.join(OVERLAP_BUNDLE))?, OVERLAP_BUNDLE)?;
+        let shas: Vec<String> = bundle.iter().map(|c| sha256_hex(c.der())).collect();
+        if shas != [state.old_ca_sha256.clone(), state.new_ca_sha256.clone()] {
+            return Err(Error::Usage(format!(
+                "{}/{OVERLAP_BUNDLE} does not hold the old and the new CA {STATE} recorded: restore it (ca.crt followed by {NEXT_CRT})",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn cert_file(dir: &Path, name: &str) -> Result<Certificate, Error> {
     let path = dir.join(name);
     let pem = read_file(&path)?;
@@ -196,14 +230,7 @@ fn next_ca_name(old: &Certificate, now: time::OffsetDateTime) -> String {
 }
 
 fn phase1(args: &RotateArgs, dir: &Path, state: Option<&State>) -> Result<Step, Error> {
-    if let Some(s) = state.filter(|s| s.phase == 1) {
-        let next = cert_file(dir, NEXT_CRT)?;
-        if sha256_hex(next.der()) != s.new_ca_sha256 {
-            return Err(Error::Usage(format!(
-                "{}/{NEXT_CRT} is not the CA {STATE} recorded in phase 1: restore it, or remove {STATE} and {NEXT_CRT} to start over",
-                dir.display()
-            )));
-        }
+    if state.is_some_and(|s| s.phase == 1) {
         return Ok(Step {
             files: vec![],
             remove: vec![],
@@ -409,6 +436,12 @@ pub(crate) async fn run(
     lifecycle::check_host(&dir, args.host.as_deref())?;
     let state = read_state(&dir)?;
     let reached = state.as_ref().map_or(0, |s| s.phase);
+    // A finished rotation's record only matters to a re-run of phase 3 (or 2, which says so).
+    if let Some(s) = &state
+        && !(s.phase == 3 && args.phase == 1)
+    {
+        check_state(&dir, s)?;
+    }
     let step = match (args.phase, state.as_ref()) {
         (1, None) => phase1(args, &dir, None)?,
         (1, Some(s)) if s.phase != 2 => phase1(args, &dir, Some(s))?,

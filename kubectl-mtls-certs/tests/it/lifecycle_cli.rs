@@ -286,3 +286,26 @@ fn renew_says_when_the_ca_cuts_the_validity_short() {
         "{out}"
     );
 }
+
+#[test]
+fn rotate_refuses_a_directory_changed_behind_its_back() {
+    let b = gen_bundle("httpbin.example.com");
+    let dir = b.path();
+    let (code, _, err) = run(dir, &["rotate-ca", "--phase", "1"]);
+    assert_eq!(code, 0, "{err}");
+    // A new bundle over the old one: the recorded overlap bundle lacks the CA now in use.
+    let out = Command::new(BIN)
+        .args(["gen", "--force", "--domain", "httpbin.example.com"])
+        .args(["--client", "client.example.com", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for phase in ["1", "2"] {
+        refused(
+            dir,
+            &["rotate-ca", "--phase", phase],
+            "ca.crt is not the CA rotate-ca.json recorded in phase 1",
+        );
+    }
+}
