@@ -5,7 +5,7 @@
 //! partner's credential Secrets sit next to ours in both namespaces. The test renews the server
 //! certificate (the Secret updated in place, its fingerprint read back), then runs the three
 //! phases of a CA rotation (a server dry run first, each phase re-run `unchanged`, phase 3 before
-//! phase 2 refused with nothing changed), checks the bundles' CAs on the API server after each,
+//! phase 2 refused with nothing changed, phase 2 done on one cluster and resumed on both), checks the bundles' CAs on the API server after each,
 //! refuses to rotate into the other partner's Secret, and finally checks that the other partner's
 //! Secrets were never touched (same resourceVersion and data). Its namespaces are deleted at the
 //! end, also when an assertion fails.
@@ -276,8 +276,37 @@ fn renew_and_rotate_ca_update_both_clusters_and_nothing_else() {
     assert_eq!(std::fs::read_dir(&ours).unwrap().count(), files_before);
     assert_eq!((target().version, client_side().version), versions);
 
-    // Phase 2: the new leaves in both Secrets, both CAs still trusted.
+    // Phase 2 on the target cluster only (as if the client cluster had been unreachable): the
+    // files and the target's Secret move on, the client's stays as it was.
+    let c1 = client_side();
+    let out = ok(run(
+        &kc,
+        &[
+            "rotate-ca",
+            "--phase",
+            "2",
+            "--dir",
+            d,
+            "--target-context",
+            "e2e-target",
+            "--target-namespace",
+            &target_ns,
+        ],
+    ));
+    assert_eq!(out.matches(": configured; read back").count(), 1, "{out}");
+    assert_eq!(target().leaf, file_certs(&ours.join("server.crt"))[0]);
+    assert_eq!(client_side().version, c1.version);
+    // The same phase with both clusters resumes: the target unchanged, the client configured.
     let out = ok(rotate("2", &[]));
+    assert!(
+        out.contains(&format!(
+            "target (context e2e-target) secret {target_ns}/kyma-mtls-certs: unchanged"
+        )) && out.contains(&format!(
+            "client (context e2e-client) secret {client_ns}/client-credential: configured"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("files unchanged (phase 2 was done"), "{out}");
     let (t2, c2) = (target(), client_side());
     assert_eq!(t2.leaf, file_certs(&ours.join("server.crt"))[0]);
     assert_eq!(c2.leaf, file_certs(&ours.join("client.crt"))[0]);
@@ -287,7 +316,6 @@ fn renew_and_rotate_ca_update_both_clusters_and_nothing_else() {
         (t2.bundle.clone(), c2.bundle.clone()),
         (overlap.clone(), overlap.clone())
     );
-    assert_eq!(out.matches(": configured; read back").count(), 2, "{out}");
     let out = ok(rotate("2", &[]));
     assert_eq!(out.matches(": unchanged; read back").count(), 2, "{out}");
 
