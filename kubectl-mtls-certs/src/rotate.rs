@@ -554,14 +554,19 @@ pub(crate) async fn run(
     } else {
         writeln!(
             out,
-            "No cluster given (--target-context, --client-context): only the files changed."
+            "No cluster given (--target-context, --client-context): no Secret was touched."
         )?;
     }
-    next_steps(args, &dir, out)
+    next_steps(args, global, &dir, out)
 }
 
 /// What to check before the next phase, and the next phase's command.
-fn next_steps(args: &RotateArgs, dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
+fn next_steps(
+    args: &RotateArgs,
+    global: &GlobalArgs,
+    dir: &Path,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let d = dir.display();
     let host = lifecycle::host_of(dir);
     let (ca, what) = match args.phase {
@@ -592,9 +597,36 @@ fn next_steps(args: &RotateArgs, dir: &Path, out: &mut dyn Write) -> Result<(), 
         ctx(Side::Client)
     )?;
     if args.phase < 3 {
+        // The flags that name the Secrets, as given, so the next phase finds the same ones.
+        let mut same = String::new();
+        for (flag, value) in [
+            (
+                "--kubeconfig",
+                global
+                    .kube
+                    .kubeconfig
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            ),
+            ("-n", global.kube.namespace.clone()),
+            ("--target-namespace", c.target_namespace.clone()),
+            ("--client-namespace", c.client_namespace.clone()),
+            (
+                "--target-secret",
+                Some(c.target_secret.clone()).filter(|n| n != Side::Target.default_name()),
+            ),
+            (
+                "--client-secret",
+                Some(c.client_secret.clone()).filter(|n| n != Side::Client.default_name()),
+            ),
+        ] {
+            if let Some(value) = value {
+                same.push_str(&format!(" {flag} {value}"));
+            }
+        }
         writeln!(
             out,
-            "Then: kubectl mtls-certs rotate-ca --phase {} --dir {d} --target-context {} --client-context {}",
+            "Then: kubectl mtls-certs rotate-ca --phase {} --dir {d} --target-context {} --client-context {}{same}",
             args.phase + 1,
             ctx(Side::Target),
             ctx(Side::Client)

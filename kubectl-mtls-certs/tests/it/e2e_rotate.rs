@@ -259,6 +259,13 @@ fn renew_and_rotate_ca_update_both_clusters_and_nothing_else() {
         out.contains("kubectl mtls-probe check --context e2e-client"),
         "{out}"
     );
+    // The next phase's command, with the flags that name the same Secrets.
+    assert!(
+        out.contains(&format!(
+            "Then: kubectl mtls-certs rotate-ca --phase 2 --dir {d} --target-context e2e-target --client-context e2e-client --kubeconfig {kc} --target-namespace {target_ns} --client-namespace {client_ns}\n"
+        )),
+        "{out}"
+    );
     let versions = (target().version, client_side().version);
     let out = ok(rotate("1", &[]));
     assert_eq!(out.matches(": unchanged; read back").count(), 2, "{out}");
