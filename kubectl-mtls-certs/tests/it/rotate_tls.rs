@@ -232,6 +232,12 @@ fn ca_rotation_keeps_traffic_flowing_through_all_three_phases() {
     for gone in ["ca.next.crt", "ca.next.key", "ca-bundle.crt"] {
         assert!(!p(&s3, gone).exists(), "{gone} left behind");
     }
+    #[cfg(unix)]
+    for key in ["ca.key", "ca.key.prev", "server.key", "client.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir.join(key)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
     {
         let only_new = p(&s3, "ca.crt");
         let n = nginx(&s3, &only_new);
