@@ -222,12 +222,17 @@ pub fn check(s: &Snapshot, now: OffsetDateTime, warning: Duration) -> Vec<Findin
                     format!("{what} expired on {}", sum.not_after),
                 ),
             };
+            let renew = if r.server {
+                "kubectl mtls-certs renew --dir DIR --server --target-context CONTEXT"
+            } else {
+                "kubectl mtls-certs renew --dir DIR --client --client-context CONTEXT"
+            };
             let fix = match (rule, severity) {
-                (RuleId::TrustBundleExpiry, _) => rule.rule().fix,
+                (RuleId::TrustBundleExpiry, _) => rule.rule().fix.to_string(),
                 (_, Severity::Error) => {
-                    "issue a new certificate (kubectl mtls-certs issue) and update the Secret"
+                    format!("renew it and update the Secret in place: {renew}")
                 }
-                _ => "renew it before it expires (kubectl mtls-certs issue)",
+                _ => format!("renew it before it expires: {renew}"),
             };
             findings.push(Finding::new(rule, severity, &object, problem, fix));
         }

@@ -122,10 +122,10 @@ rules! {
         "put the key generated with that certificate into the Secret";
     CredentialExpiry => "credential-expiry",
         "a credential's certificate is expired or expires within --expiry-warning (default 30 days)",
-        "issue a new certificate (`kubectl mtls-certs issue`) and update the Secret";
+        "renew it from the same CA and update the Secret in place: `kubectl mtls-certs renew --dir DIR --target-context T --client-context C`";
     TrustBundleExpiry => "trust-bundle-expiry",
         "a CA in a credential's trust bundle (cacert, ca.crt) is expired or expires within --expiry-warning: the gateway then refuses every peer certificate that CA signed",
-        "move both sides to a new CA with an overlap: the new CA next to the old one in both trust bundles first, then certificates from it, then the old CA out";
+        "move both sides to a new CA with an overlap (new CA in both trust bundles, then certificates from it, then the old CA out): `kubectl mtls-certs rotate-ca --phase 1 --dir DIR --target-context T --client-context C`";
     CredentialEku => "credential-eku",
         "a server credential without serverAuth, or a client credential without clientAuth",
         "issue a certificate for its side: `kubectl mtls-certs issue server|client --name HOST --ca-dir DIR`";

@@ -504,6 +504,14 @@ fn expiry_warning_sets_the_threshold_of_the_expiry_rules() {
         found[0].problem
     );
     assert_eq!(found[0].object, "secret istio-system/client-credential");
+    // The fix is the renew command for the client side (the Secret is the egress gateway's).
+    assert!(
+        found[0]
+            .fix
+            .contains("kubectl mtls-certs renew --dir DIR --client --client-context"),
+        "{}",
+        found[0].fix
+    );
     assert!(with(7).is_empty());
     // Eleven days on, it has expired: an error, whatever the threshold.
     let later = now() + time::Duration::days(11);
