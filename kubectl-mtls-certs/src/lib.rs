@@ -5,7 +5,8 @@
 //! Secrets (`managed`: `inspect --managed`, every credential Secret we manage, with expiry),
 //! `verify` runs a TLS peer's checks, `secret` turns a bundle into the Secret each gateway
 //! reads, `renew` re-issues the leaves and `rotate` (`rotate-ca`) replaces the CA in three
-//! phases; `lifecycle` holds what those two share.
+//! phases (`rotate_all`: `--phase all`, with `traffic` checks between them); `lifecycle` holds
+//! what those two share.
 
 mod generate;
 mod inspect;
@@ -14,7 +15,9 @@ mod lifecycle;
 mod managed;
 mod renew;
 mod rotate;
+mod rotate_all;
 mod secret;
+mod traffic;
 mod verify;
 
 use std::io::Write;
@@ -91,7 +94,7 @@ impl Plugin for Cli {
             Command::Verify(args) => verify::run(&args, out),
             Command::Secret(args) => secret::run(&args, &self.global, out).await,
             Command::Renew(args) => renew::run(&args, &self.global, out).await,
-            Command::RotateCa(args) => rotate::run(&args, &self.global, out).await,
+            Command::RotateCa(args) => rotate::run(&args, &self.global, out, err).await,
             Command::Version(args) => args.run(out),
             Command::Completion(args) => args.run(Cli::command(), BIN_NAME, out),
         }

@@ -1,4 +1,4 @@
-//! `kubectl mtls-certs rotate-ca --phase 1|2|3`: replace the CA of a bundle directory without an
+//! `kubectl mtls-certs rotate-ca --phase 1|2|3|all`: replace the CA of a bundle directory without an
 //! outage, on both clusters, in three resumable phases.
 //!
 //! 1. **trust**: a new CA next to the old one (`ca.next.crt`, `ca.next.key`); both trust bundles
@@ -11,9 +11,12 @@
 //! The phase reached is recorded in `rotate-ca.json` in the directory: a phase re-run finds its
 //! work done (the files unchanged, each Secret `unchanged`), a phase that was interrupted after the
 //! files were written resumes with the Secrets, and phase 3 before phase 2 is refused.
+//! `--phase all` runs the remaining phases through [`run_phase`] with traffic checks between
+//! them (`rotate_all`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +38,7 @@ pub(crate) const NEXT_KEY: &str = "ca.next.key";
 /// The phase a rotation has reached.
 pub(crate) const STATE: &str = "rotate-ca.json";
 
-/// Replace the CA without an outage, on both clusters, in three phases (run one at a time)
+/// Replace the CA without an outage, on both clusters, in three phases (one at a time, or all)
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Phases (run them in order; check traffic between them):
   1  a new CA is generated next to the old one (ca.next.crt, ca.next.key); both trust bundles —
@@ -49,15 +52,29 @@ Secrets on both clusters and validates them by server dry run before anything is
 Without --target-context/--client-context only the files change (`secret target|client --dir DIR`
 then uses ca-bundle.crt while it exists). Istio's gateways pick the Secrets up through SDS.
 
+--phase all runs the remaining phases in order, from the one DIR/rotate-ca.json records (that one
+is re-run first: it changes nothing if it was finished), each exactly as its own --phase N run.
+After each phase it runs `kubectl mtls-probe direct` with the phase's files against the host
+(the mtls-probe plugin on PATH, or the multi-call kubectl-mtls), retried for --check-timeout while
+the gateways load the Secrets, and goes on only when it passes (`kubectl mtls-probe check`, the
+client cluster's side, is not run: its command is printed). When the probe is not installed,
+the host does not resolve from here, or the check fails, it stops after the finished phase (exit
+1) with the reason, the probe commands to run, and the command that resumes: --phase all again.
+--check-timeout 0 goes through all phases without checking. With --dry-run, --phase all validates
+only the next phase (the later ones build on the files it writes) and says so on stderr.
+
 Examples:
   kubectl mtls-certs rotate-ca --phase 1 --dir ./mtls --target-context target --client-context client
   kubectl mtls-probe direct --host httpbin.example.com --cert ./mtls/client.crt --key ./mtls/client.key --ca ./mtls/ca-bundle.crt
   kubectl mtls-certs rotate-ca --phase 2 --dir ./mtls --target-context target --client-context client --dry-run=server
-  kubectl mtls-certs rotate-ca --phase 3 --dir ./mtls --target-context target --client-context client")]
+  kubectl mtls-certs rotate-ca --phase 3 --dir ./mtls --target-context target --client-context client
+
+  # All phases, checked between them; stops (exit 1) and says what to run when it cannot check
+  kubectl mtls-certs rotate-ca --phase all --dir ./mtls --target-context target --client-context client")]
 pub(crate) struct RotateArgs {
-    /// Which phase to run: 1 trust both CAs, 2 switch to certificates of the new CA, 3 drop the old CA
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=3))]
-    pub phase: u8,
+    /// Which phase to run: 1 trust both CAs, 2 switch to certificates of the new CA, 3 drop the old CA, all the remaining ones with a traffic check between them
+    #[arg(long, value_name = "1|2|3|all", value_parser = parse_phase)]
+    pub phase: Phases,
     /// Bundle directory written by `gen`
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
@@ -76,16 +93,42 @@ pub(crate) struct RotateArgs {
     /// The target host this bundle is for: refuse a directory whose server certificate is for another
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
+    /// With --phase all: how long `kubectl mtls-probe direct` may keep failing after a phase while the gateways load the Secrets, e.g. 60s, 2m (default 60s; 0 = do not check)
+    #[arg(long, value_name = "DURATION", value_parser = shared::cluster::parse_request_timeout)]
+    pub check_timeout: Option<Duration>,
+    /// With --phase all: the address the check connects to instead of resolving the host (IP or IP:PORT, e.g. the ingress gateway's), as `kubectl mtls-probe direct --connect`
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub connect: Option<String>,
     /// Contexts, Secret names and namespaces, --dry-run.
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
 
+/// `--phase`: one phase, or all the remaining ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phases {
+    /// Phase 1, 2 or 3.
+    One(u8),
+    /// The remaining phases, checked between them.
+    All,
+}
+
+fn parse_phase(value: &str) -> Result<Phases, String> {
+    match value {
+        "1" | "2" | "3" => Ok(Phases::One(value.parse().expect("a digit"))),
+        "all" => Ok(Phases::All),
+        _ => Err(format!("{value:?} is not a phase: use 1, 2, 3 or all")),
+    }
+}
+
+/// How long `--phase all` lets the check fail by default.
+pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// `rotate-ca.json`: the phase reached and the two CAs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-struct State {
-    phase: u8,
+pub(crate) struct State {
+    pub phase: u8,
     old_ca_sha256: String,
     new_ca_sha256: String,
 }
@@ -104,7 +147,7 @@ struct Step {
     changes: Vec<String>,
 }
 
-fn read_state(dir: &Path) -> Result<Option<State>, Error> {
+pub(crate) fn read_state(dir: &Path) -> Result<Option<State>, Error> {
     let path = dir.join(STATE);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
@@ -420,11 +463,23 @@ fn phase3(dir: &Path, state: &State) -> Result<Step, Error> {
     })
 }
 
+/// What a phase run came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ran {
+    /// The phase is done: files and Secrets as it leaves them.
+    Done,
+    /// A dry run: nothing was written.
+    DryRun,
+    /// The rotation is past this phase: nothing was done.
+    Past,
+}
+
 /// Runs `rotate-ca`.
 pub(crate) async fn run(
     args: &RotateArgs,
     global: &GlobalArgs,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(), Error> {
     if global.kube.context.is_some() {
         return Err(Error::Usage(
@@ -434,15 +489,47 @@ pub(crate) async fn run(
     let dir = lifecycle::bundle_dir(&args.dir)?;
     shared::pki::check_days(args.days)?;
     lifecycle::check_host(&dir, args.host.as_deref())?;
+    match args.phase {
+        Phases::All => crate::rotate_all::run(args, global, &dir, out, err).await,
+        Phases::One(phase) => {
+            if args.check_timeout.is_some() || args.connect.is_some() {
+                return Err(Error::Usage(format!(
+                    "--check-timeout and --connect apply to --phase all: --phase {phase} runs no check (it prints the probe commands to run); drop them, or use --phase all"
+                )));
+            }
+            if run_phase(phase, args, global, &dir, out).await? == Ran::Done {
+                next_steps(
+                    phase,
+                    args,
+                    global,
+                    &dir,
+                    &phase.saturating_add(1).to_string(),
+                    out,
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs one phase on `dir`: validates both clusters, then writes files and Secrets, and reports.
+pub(crate) async fn run_phase(
+    phase: u8,
+    args: &RotateArgs,
+    global: &GlobalArgs,
+    dir: &Path,
+    out: &mut dyn Write,
+) -> Result<Ran, Error> {
+    let dir = dir.to_path_buf();
     let state = read_state(&dir)?;
     let reached = state.as_ref().map_or(0, |s| s.phase);
     // A finished rotation's record only matters to a re-run of phase 3 (or 2, which says so).
     if let Some(s) = &state
-        && !(s.phase == 3 && args.phase == 1)
+        && !(s.phase == 3 && phase == 1)
     {
         check_state(&dir, s)?;
     }
-    let step = match (args.phase, state.as_ref()) {
+    let step = match (phase, state.as_ref()) {
         (1, None) => phase1(args, &dir, None)?,
         (1, Some(s)) if s.phase != 2 => phase1(args, &dir, Some(s))?,
         (2, Some(s)) if s.phase <= 2 => phase2(args, &dir, s)?,
@@ -475,7 +562,7 @@ pub(crate) async fn run(
                     format!("--phase {}", reached + 1)
                 }
             )?;
-            return Ok(());
+            return Ok(Ran::Past);
         }
     };
 
@@ -511,19 +598,15 @@ pub(crate) async fn run(
         } else {
             ""
         };
-        writeln!(
-            out,
-            "rotate-ca phase {} in {}{note}:",
-            args.phase,
-            dir.display()
-        )?;
+        writeln!(out, "rotate-ca phase {phase} in {}{note}:", dir.display())?;
         for c in &step.changes {
             writeln!(out, "  {c}")?;
         }
         Ok(())
     };
     if flags.dry_run == DryRun::Client {
-        return lifecycle::client_dry_run(&updates, flags, out, report);
+        lifecycle::client_dry_run(&updates, flags, out, report)?;
+        return Ok(Ran::DryRun);
     }
     // Both clusters are checked before anything is said to be done or written.
     let validated = lifecycle::validate(global, updates, flags, cluster.force).await?;
@@ -532,7 +615,7 @@ pub(crate) async fn run(
         for line in &validated.dry_run {
             writeln!(out, "{line}")?;
         }
-        return Ok(());
+        return Ok(Ran::DryRun);
     }
     if !step.files.is_empty() {
         let written = write_files(&dir, &step.files, true)?;
@@ -557,28 +640,30 @@ pub(crate) async fn run(
             "No cluster given (--target-context, --client-context): no Secret was touched."
         )?;
     }
-    next_steps(args, global, &dir, out)
+    Ok(Ran::Done)
 }
 
-/// What to check before the next phase, and the next phase's command.
-fn next_steps(
+/// The trust bundle the client uses once `phase` is done.
+pub(crate) fn trust_after(phase: u8) -> &'static str {
+    if phase < 3 { OVERLAP_BUNDLE } else { "ca.crt" }
+}
+
+/// What to check before the next phase, and the command that goes on (`--phase then`).
+pub(crate) fn next_steps(
+    phase: u8,
     args: &RotateArgs,
     global: &GlobalArgs,
     dir: &Path,
+    then: &str,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
     let d = dir.display();
     let host = lifecycle::host_of(dir);
-    let (ca, what) = match args.phase {
-        1 => (
-            OVERLAP_BUNDLE,
-            "both sides trust both CAs; the certificates in use are still the old CA's",
-        ),
-        2 => (
-            OVERLAP_BUNDLE,
-            "both sides present certificates of the new CA and still trust both",
-        ),
-        _ => ("ca.crt", "only the new CA is trusted"),
+    let ca = trust_after(phase);
+    let what = match phase {
+        1 => "both sides trust both CAs; the certificates in use are still the old CA's",
+        2 => "both sides present certificates of the new CA and still trust both",
+        _ => "only the new CA is trusted",
     };
     let c = &args.cluster;
     let ctx = |side: Side| {
@@ -587,16 +672,21 @@ fn next_steps(
             .unwrap_or_else(|| format!("<{}-context>", lifecycle::side_name(side)))
     };
     writeln!(out, "Now {what}. Check the traffic:")?;
+    let connect = args
+        .connect
+        .as_ref()
+        .map(|c| format!(" --connect {c}"))
+        .unwrap_or_default();
     writeln!(
         out,
-        "  kubectl mtls-probe direct --host {host} --cert {d}/client.crt --key {d}/client.key --ca {d}/{ca}"
+        "  kubectl mtls-probe direct --host {host}{connect} --cert {d}/client.crt --key {d}/client.key --ca {d}/{ca}"
     )?;
     writeln!(
         out,
         "  kubectl mtls-probe check --context {} --host {host} --client-cert {d}/client.crt",
         ctx(Side::Client)
     )?;
-    if args.phase < 3 {
+    if phase < 3 {
         // The flags that name the Secrets, as given, so the next phase finds the same ones.
         let mut same = String::new();
         for (flag, value) in [
@@ -624,10 +714,15 @@ fn next_steps(
                 same.push_str(&format!(" {flag} {value}"));
             }
         }
+        if then == "all" {
+            if let Some(t) = args.check_timeout {
+                same.push_str(&format!(" --check-timeout {}s", t.as_secs()));
+            }
+            same.push_str(&connect);
+        }
         writeln!(
             out,
-            "Then: kubectl mtls-certs rotate-ca --phase {} --dir {d} --target-context {} --client-context {}{same}",
-            args.phase + 1,
+            "Then: kubectl mtls-certs rotate-ca --phase {then} --dir {d} --target-context {} --client-context {}{same}",
             ctx(Side::Target),
             ctx(Side::Client)
         )?;

@@ -196,7 +196,10 @@ fn rotate_refuses_phases_out_of_order_and_one_context() {
     );
     let (code, _, err) = run(dir, &["rotate-ca", "--phase", "4"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("4 is not in 1..=3"), "{err}");
+    assert!(
+        err.contains("\"4\" is not a phase: use 1, 2, 3 or all"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -9,5 +9,6 @@ mod e2e_managed;
 mod e2e_rotate;
 mod e2e_secret;
 mod lifecycle_cli;
+mod rotate_all_cli;
 mod rotate_tls;
 mod tls_interop;
