@@ -354,3 +354,176 @@ fn renew_and_rotate_ca_update_both_clusters_and_nothing_else() {
     }
     drop(scratch);
 }
+
+/// `rotate-ca --phase all` over both clusters for a host that does not resolve from here (no
+/// endpoint to check): phase 1 lands on both clusters, then it stops (exit 1) with the reason and
+/// the command that resumes; run again, phase 1 is found done (both Secrets `unchanged`, same
+/// resourceVersion) and it stops again; with `--check-timeout 0` it resumes through phases 2 and
+/// 3; a re-run after that changes nothing. The other partner's Secrets are never touched.
+#[test]
+fn rotate_ca_phase_all_stops_without_an_endpoint_and_resumes() {
+    let Some(kubeconfig) = kubeconfig("e2e_rotate_all") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let kc = two_contexts(&kubeconfig, tmp.path());
+    let mut scratch = Scratch::new(&kubeconfig);
+    let (target_ns, client_ns) = runtime().block_on(async {
+        let c = client(&kubeconfig).await;
+        (
+            scratch.namespace(&c, "rotall-target").await,
+            scratch.namespace(&c, "rotall-client").await,
+        )
+    });
+    // .invalid never resolves (RFC 6761): the traffic cannot be checked from here.
+    let host = "httpbin.rotate.invalid";
+    let ours = tmp.path().join("ours");
+    let partner = tmp.path().join("partner");
+    gen_bundle(&ours, host, "client.example.com");
+    gen_bundle(&partner, host, "client.example.com");
+    let d = ours.to_str().unwrap();
+    for (dir, target_name, client_name) in [
+        (d, "kyma-mtls-certs", "client-credential"),
+        (
+            partner.to_str().unwrap(),
+            "partner-certs",
+            "partner-credential",
+        ),
+    ] {
+        for (side, name, ctx, ns) in [
+            ("target", target_name, "e2e-target", &target_ns),
+            ("client", client_name, "e2e-client", &client_ns),
+        ] {
+            ok(run(
+                &kc,
+                &[
+                    "secret",
+                    side,
+                    "--name",
+                    name,
+                    "--dir",
+                    dir,
+                    "--context",
+                    ctx,
+                    "-n",
+                    ns,
+                ],
+            ));
+        }
+    }
+    let partner_before = [
+        stored(&kubeconfig, &target_ns, "partner-certs"),
+        stored(&kubeconfig, &client_ns, "partner-credential"),
+    ];
+    let target = || stored(&kubeconfig, &target_ns, "kyma-mtls-certs");
+    let client_side = || stored(&kubeconfig, &client_ns, "client-credential");
+    let (t0, c0) = (target(), client_side());
+    let old_ca = file_certs(&ours.join("ca.crt"));
+    let both = [
+        "--dir",
+        d,
+        "--target-context",
+        "e2e-target",
+        "--client-context",
+        "e2e-client",
+        "--target-namespace",
+        &target_ns,
+        "--client-namespace",
+        &client_ns,
+    ];
+    let all = |extra: &[&str]| {
+        run(
+            &kc,
+            &[&["rotate-ca", "--phase", "all"][..], &both, extra].concat(),
+        )
+    };
+
+    // A server dry run validates phase 1 on both clusters, and only phase 1.
+    let (code, out, err) = all(&["--dry-run=server"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("validates phase 1 only"), "{err}");
+    assert_eq!(
+        out.matches("configured (server dry run)").count(),
+        2,
+        "{out}"
+    );
+    assert!(!ours.join("rotate-ca.json").exists());
+    assert_eq!(
+        (target().version, client_side().version),
+        (t0.version.clone(), c0.version.clone())
+    );
+
+    // Phase 1 on both clusters, then the stop.
+    let (code, out, err) = all(&[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: stopped after phase 1: {host} does not resolve from this workstation"
+        )) && err.contains("--phase all again"),
+        "{err}"
+    );
+    assert_eq!(out.matches(": configured; read back").count(), 2, "{out}");
+    assert!(!out.contains("rotate-ca phase 2"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Then: kubectl mtls-certs rotate-ca --phase all --dir {d} --target-context e2e-target --client-context e2e-client --kubeconfig {kc} --target-namespace {target_ns} --client-namespace {client_ns}\n"
+        )),
+        "{out}"
+    );
+    let new_ca = file_certs(&ours.join("ca.next.crt"));
+    let overlap = [old_ca.clone(), new_ca.clone()].concat();
+    let (t1, c1) = (target(), client_side());
+    assert_eq!(
+        (t1.bundle.clone(), c1.bundle.clone()),
+        (overlap.clone(), overlap.clone())
+    );
+    assert_eq!(
+        (t1.leaf.clone(), c1.leaf.clone()),
+        (t0.leaf.clone(), c0.leaf.clone())
+    );
+
+    // Again: phase 1 is done (nothing written anywhere), and it stops at the same place.
+    let (code, out, err) = all(&[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("stopped after phase 1"), "{err}");
+    assert!(out.contains("resuming at phase 1"), "{out}");
+    assert_eq!(out.matches(": unchanged; read back").count(), 2, "{out}");
+    assert_eq!(
+        (target().version, client_side().version),
+        (t1.version.clone(), c1.version.clone())
+    );
+
+    // Without the check it resumes: phase 1 unchanged, phases 2 and 3 configured on both.
+    let out = ok(all(&["--check-timeout", "0"]));
+    assert_eq!(out.matches(": unchanged; read back").count(), 2, "{out}");
+    assert_eq!(out.matches(": configured; read back").count(), 4, "{out}");
+    assert!(out.contains("The rotation is finished."), "{out}");
+    let (t3, c3) = (target(), client_side());
+    assert_eq!(
+        (t3.bundle.clone(), c3.bundle.clone()),
+        (new_ca.clone(), new_ca.clone())
+    );
+    assert_eq!(t3.leaf, file_certs(&ours.join("server.crt"))[0]);
+    assert_eq!(c3.leaf, file_certs(&ours.join("client.crt"))[0]);
+    assert_ne!(c3.leaf, c0.leaf);
+
+    // After phase 3: nothing changes.
+    let out = ok(all(&["--check-timeout", "0"]));
+    assert_eq!(out.matches(": unchanged; read back").count(), 2, "{out}");
+    assert_eq!(
+        (target().version, client_side().version),
+        (t3.version, c3.version)
+    );
+
+    for (before, after) in partner_before.iter().zip([
+        stored(&kubeconfig, &target_ns, "partner-certs"),
+        stored(&kubeconfig, &client_ns, "partner-credential"),
+    ]) {
+        assert_eq!(
+            (&before.version, &before.data),
+            (&after.version, &after.data)
+        );
+    }
+    drop(scratch);
+}
