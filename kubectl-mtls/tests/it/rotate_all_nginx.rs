@@ -1,0 +1,349 @@
+//! `kubectl mtls-certs rotate-ca --phase all` going through phases 1 → 2 → 3 with its traffic
+//! checks passing against a real endpoint: Debian's nginx on loopback requiring client
+//! certificates, checked by the real `kubectl mtls-probe direct` that `rotate-ca` finds as kubectl
+//! would (a `kubectl-mtls_probe` link on PATH, or this multi-call executable itself).
+//!
+//! No cluster runs here, so the part istiod and SDS play — a gateway picking up the credential a
+//! phase installed — is played by a watcher: when `rotate-ca.json` records a new phase, it copies
+//! the phase's server certificate, key and trust bundle (ca-bundle.crt in phases 1-2, ca.crt after
+//! phase 3) to nginx's files and reloads nginx. Without that watcher the check must fail after
+//! phase 2 (nginx still trusts only the old CA, and the client now presents the new CA's
+//! certificate), and `--phase all` must stop there; with it, a second `--phase all` resumes and
+//! finishes, and nginx then refuses the old CA's client certificate.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use test_support::nginx::{Nginx, require_tool};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kubectl-mtls");
+const DOMAIN: &str = "nginx.example.com";
+const CLIENT: &str = "client.example.com";
+
+/// A directory with `names` linked to the multi-call executable (what krew creates).
+fn plugin_dir(names: &[&str]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in names {
+        std::os::unix::fs::symlink(BIN, dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+/// `kubectl-mtls_certs ARGS` with `PATH` = `path` only.
+fn certs(path: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(path.join("kubectl-mtls_certs"))
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// nginx's own copies of the credential it serves, as a gateway holds the Secret's.
+struct Live {
+    dir: PathBuf,
+}
+
+impl Live {
+    fn cert(&self) -> PathBuf {
+        self.dir.join("server.crt")
+    }
+    fn key(&self) -> PathBuf {
+        self.dir.join("server.key")
+    }
+    fn client_ca(&self) -> PathBuf {
+        self.dir.join("client-ca.crt")
+    }
+
+    /// Copies what the bundle in `bundle` installs at `phase` (0: before the rotation).
+    fn install(&self, bundle: &Path, phase: u64) {
+        let trust = if phase == 1 || phase == 2 {
+            "ca-bundle.crt"
+        } else {
+            "ca.crt"
+        };
+        for (from, to) in [
+            (bundle.join("server.crt"), self.cert()),
+            (bundle.join("server.key"), self.key()),
+            (bundle.join(trust), self.client_ca()),
+        ] {
+            fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        }
+    }
+}
+
+fn nginx_conf(dir: &Path, port: u16, live: &Live) -> String {
+    let d = dir.display();
+    // A master process, so that SIGHUP (nginx -s reload) loads the new files.
+    format!(
+        r#"daemon off;
+master_process on;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{
+    worker_connections 64;
+}}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    default_type text/plain;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name {DOMAIN};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_client_certificate {ca};
+        ssl_verify_client on;
+        location / {{
+            return 200 "client_dn=$ssl_client_s_dn verify=$ssl_client_verify\n";
+        }}
+    }}
+}}
+"#,
+        cert = live.cert().display(),
+        key = live.key().display(),
+        ca = live.client_ca().display(),
+    )
+}
+
+/// `nginx -s SIGNAL` for the nginx whose prefix is `dir`.
+fn signal(dir: &Path, signal: &str) -> Output {
+    Command::new(require_tool("nginx"))
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-s", signal])
+        .output()
+        .unwrap()
+}
+
+/// Stops nginx's master and workers (SIGTERM via the pid file) before `Nginx`'s own kill.
+struct StopNginx(PathBuf);
+
+impl Drop for StopNginx {
+    fn drop(&mut self) {
+        let _ = signal(&self.0, "stop");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Plays istiod + SDS: installs each phase `rotate-ca.json` records and reloads nginx.
+struct Sds {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u32>>,
+}
+
+impl Sds {
+    fn start(bundle: PathBuf, live: Live, nginx_dir: PathBuf) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut installed = None;
+            let mut reloads = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let state = fs::read(bundle.join("rotate-ca.json")).ok();
+                if state.is_some() && state != installed {
+                    let json: serde_json::Value =
+                        serde_json::from_slice(state.as_deref().unwrap()).unwrap();
+                    live.install(&bundle, json["phase"].as_u64().unwrap());
+                    let out = signal(&nginx_dir, "reload");
+                    assert!(out.status.success(), "{out:?}");
+                    reloads += 1;
+                    installed = state;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            reloads
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops watching; how many phases it installed.
+    fn finish(mut self) -> u32 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Sds {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `kubectl mtls-probe direct` against nginx with these files: its exit code and output.
+fn direct(plugins: &Path, port: u16, cert: &Path, key: &Path, ca: &Path) -> (i32, String) {
+    let out = Command::new(plugins.join("kubectl-mtls_probe"))
+        .args(["direct", "--host", DOMAIN, "--connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .arg("--ca")
+        .arg(ca)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn phase_all_goes_through_when_the_endpoint_serves_each_phase() {
+    require_tool("nginx");
+    // Both links, as krew installs both plugins; then only the certs link: the probe is this
+    // same multi-call executable, found as the running one.
+    let both = plugin_dir(&["kubectl-mtls_certs", "kubectl-mtls_probe"]);
+    let certs_only = plugin_dir(&["kubectl-mtls_certs"]);
+
+    let bundle = tempfile::tempdir().unwrap();
+    let b = bundle.path().join("mtls");
+    let d = b.to_str().unwrap();
+    let (code, _, err) = certs(
+        both.path(),
+        &["gen", "--domain", DOMAIN, "--client", CLIENT, "--out", d],
+    );
+    assert_eq!(code, 0, "{err}");
+    let old_client = (b.join("client.crt"), b.join("client.key"));
+    let old_client = (
+        fs::read(&old_client.0).unwrap(),
+        fs::read(&old_client.1).unwrap(),
+    );
+
+    let live_dir = tempfile::tempdir().unwrap();
+    let live = Live {
+        dir: live_dir.path().to_path_buf(),
+    };
+    live.install(&b, 0);
+    let nginx = Nginx::start(|dir, port| nginx_conf(dir, port, &live));
+    let _stop = StopNginx(nginx.dir.path().to_path_buf());
+    let connect = format!("127.0.0.1:{}", nginx.port);
+    let all = |path: &Path, extra: &[&str]| {
+        certs(
+            path,
+            &[
+                &[
+                    "rotate-ca",
+                    "--phase",
+                    "all",
+                    "--dir",
+                    d,
+                    "--connect",
+                    &connect,
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+
+    // Nobody installs what the phases write: phase 1 still checks out (the old certificates,
+    // trusted by the old CA nginx has), phase 2's new client certificate is refused.
+    let (code, out, err) = all(both.path(), &["--check-timeout", "3s"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("Traffic after phase 1:\n  kubectl mtls-probe direct passed"),
+        "{out}"
+    );
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: stopped after phase 2: kubectl mtls-probe direct still fails after 3s: client-cert-accepted"),
+        "{err}"
+    );
+    assert!(out.contains(&format!("--phase all --dir {d}")), "{out}");
+
+    // The gateway now picks up each phase: resumed, it goes through to the end.
+    let sds = Sds::start(b.clone(), live, nginx.dir.path().to_path_buf());
+    let (code, out, err) = all(certs_only.path(), &[]);
+    assert_eq!(code, 0, "{out}{err}\nerror.log: {}", nginx.error_log());
+    assert!(out.contains("resuming at phase 2"), "{out}");
+    assert!(out.contains("files unchanged (phase 2 was done"), "{out}");
+    assert!(
+        out.contains("Traffic after phase 2:\n  kubectl mtls-probe direct passed"),
+        "{out}"
+    );
+    assert!(out.contains("rotate-ca phase 3 in"), "{out}");
+    assert!(
+        out.contains("Traffic after phase 3:\n  kubectl mtls-probe direct passed"),
+        "{out}"
+    );
+    assert!(
+        out.trim_end().ends_with("The rotation is finished."),
+        "{out}"
+    );
+
+    // Let the watcher see phase 3, then nginx trusts the new CA only: the old client certificate
+    // (of the old CA, same key) is refused, the new one accepted.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sds.finish(), 2, "phases 2 and 3 installed");
+    let old = tempfile::tempdir().unwrap();
+    fs::write(old.path().join("client.crt"), &old_client.0).unwrap();
+    fs::write(old.path().join("client.key"), &old_client.1).unwrap();
+    let ca = b.join("ca.crt");
+    let (code, report) = direct(
+        both.path(),
+        nginx.port,
+        &old.path().join("client.crt"),
+        &old.path().join("client.key"),
+        &ca,
+    );
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains("client-cert-accepted"), "{report}");
+    let (code, report) = direct(
+        both.path(),
+        nginx.port,
+        &b.join("client.crt"),
+        &b.join("client.key"),
+        &ca,
+    );
+    assert_eq!(code, 0, "{report}");
+
+    // A re-run after phase 3 changes nothing (and checks again).
+    let before = files(&b);
+    let (code, out, err) = all(both.path(), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("files unchanged (phase 3 was done"), "{out}");
+    assert_eq!(files(&b), before);
+}
