@@ -54,12 +54,15 @@ then uses ca-bundle.crt while it exists). Istio's gateways pick the Secrets up t
 
 --phase all runs the remaining phases in order, from the one DIR/rotate-ca.json records (that one
 is re-run first: it changes nothing if it was finished), each exactly as its own --phase N run.
-After each phase it runs `kubectl mtls-probe direct` with the phase's files against the host
-(the mtls-probe plugin on PATH, or the multi-call kubectl-mtls), retried for --check-timeout while
-the gateways load the Secrets, and goes on only when it passes (`kubectl mtls-probe check`, the
-client cluster's side, is not run: its command is printed). When the probe is not installed,
-the host does not resolve from here, or the check fails, it stops after the finished phase (exit
-1) with the reason, the probe commands to run, and the command that resumes: --phase all again.
+After each phase it runs `kubectl mtls-probe direct` against the host (the mtls-probe plugin on
+PATH, or the multi-call kubectl-mtls), retried for --check-timeout while the gateways load the
+Secrets, and goes on only when it passes. After 1: client.crt with ca-bundle.crt, and a client
+certificate of the new CA made for the check (1 day, removed after it, never in a Secret): the
+target must trust the new CA. After 2: the new client.crt with ca.next.crt alone: the target must
+present the new server certificate. After 3: with ca.crt. `kubectl mtls-probe check` (the client
+cluster's side) is not run: its command is printed. When the probe is not installed, the host
+does not resolve from here, or the check fails, it stops after the finished phase (exit 1) with
+the reason, the probe commands to run, and the command that resumes: --phase all again.
 --check-timeout 0 goes through all phases without checking. With --dry-run, --phase all validates
 only the next phase (the later ones build on the files it writes) and says so on stderr.
 
@@ -208,7 +211,7 @@ fn cert_file(dir: &Path, name: &str) -> Result<Certificate, Error> {
     Ok(Certificate::parse_chain(&pem, &path.display().to_string())?.remove(0))
 }
 
-fn load_ca(dir: &Path, crt: &str, key: &str) -> Result<Authority, Error> {
+pub(crate) fn load_ca(dir: &Path, crt: &str, key: &str) -> Result<Authority, Error> {
     let (crt, key) = (dir.join(crt), dir.join(key));
     let key_origin = key.display().to_string();
     let pk = PrivateKey::from_pem(&read_file(&key)?, &key_origin)?;
@@ -643,9 +646,15 @@ pub(crate) async fn run_phase(
     Ok(Ran::Done)
 }
 
-/// The trust bundle the client uses once `phase` is done.
+/// The CA(s) the traffic check after `phase` trusts for the target's server certificate: both
+/// after phase 1 (the target still presents the old CA's), the new one only after phase 2 (the
+/// target must present the new CA's before phase 3 drops the old) and 3.
 pub(crate) fn trust_after(phase: u8) -> &'static str {
-    if phase < 3 { OVERLAP_BUNDLE } else { "ca.crt" }
+    match phase {
+        1 => OVERLAP_BUNDLE,
+        2 => NEXT_CRT,
+        _ => "ca.crt",
+    }
 }
 
 /// What to check before the next phase, and the command that goes on (`--phase then`).

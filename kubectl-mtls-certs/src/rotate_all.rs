@@ -1,6 +1,18 @@
 //! `kubectl mtls-certs rotate-ca --phase all`: the remaining phases of a CA rotation in order,
 //! each exactly as its own `--phase N` run, with a traffic check between them (see [`traffic`]).
 //!
+//! What is checked after each phase is what the next one relies on, on the target's side (the
+//! client cluster's side needs `kubectl mtls-probe check`, whose command is printed):
+//!
+//! 1. the client certificate in use is accepted and the server chain verifies with the overlap
+//!    bundle; and a client certificate of the *new* CA is accepted — made for this check with the
+//!    client certificate's names (1 day, a fresh key in a private temporary directory removed
+//!    after the check, never in a Secret) — so the target trusts the new CA before phase 2 makes
+//!    the client present one;
+//! 2. the server chain verifies with the new CA alone (`ca.next.crt`) and the new client
+//!    certificate is accepted: the target switched before phase 3 drops the old CA;
+//! 3. the same with `ca.crt`, the new CA.
+//!
 //! Where to start comes from `rotate-ca.json`: the phase it records is run again first (a
 //! finished phase changes nothing; one interrupted after its files were written gets its
 //! Secrets), and its traffic checked, before the next one starts. So a stopped `--phase all`
@@ -17,9 +29,12 @@ use std::path::Path;
 use shared::cli::{DryRun, GlobalArgs};
 use shared::error::Error;
 
-use crate::lifecycle;
+use shared::pki::{OutputFile, Usage, write_files};
+
+use crate::lifecycle::{self, Leaf, OVERLAP_BUNDLE};
 use crate::rotate::{
-    CHECK_TIMEOUT, Ran, RotateArgs, next_steps, read_state, run_phase, trust_after,
+    CHECK_TIMEOUT, NEXT_CRT, NEXT_KEY, Ran, RotateArgs, load_ca, next_steps, read_state, run_phase,
+    trust_after,
 };
 use crate::traffic::{self, DirectFiles, Verdict};
 
@@ -74,27 +89,41 @@ pub(crate) async fn run(
         let ran = run_phase(phase, args, global, dir, out).await?;
         debug_assert_eq!(ran, Ran::Done, "phase {phase} from phase {reached}");
         writeln!(out, "Traffic after phase {phase}:")?;
-        let files = DirectFiles {
-            cert: dir.join("client.crt"),
-            key: dir.join("client.key"),
-            ca: dir.join(trust_after(phase)),
-        };
-        match traffic::check(&host, args.connect.as_deref(), &files, timeout, err).await? {
-            Verdict::Passed(line) => writeln!(out, "  {line}")?,
-            Verdict::Skipped => writeln!(out, "  not checked (--check-timeout 0)")?,
-            Verdict::Stopped(why) => {
-                writeln!(out, "  not passed: {why}")?;
-                next_steps(phase, args, global, dir, "all", out)?;
-                return Err(Error::CheckFailed(if phase < 3 {
-                    format!(
-                        "stopped after phase {phase}: {why}; run the probe commands above, then the `Then:` command (--phase all again) to resume"
-                    )
-                } else {
-                    format!(
-                        "phase 3 is done and the rotation finished, but the traffic was not checked: {why}; run the probe commands above"
-                    )
-                }));
-            }
+        if timeout.is_zero() {
+            writeln!(out, "  not checked (--check-timeout 0)")?;
+            continue;
+        }
+        // Held until the checks are done: the new CA's client certificate for the check.
+        let (gates, _made) = gates(phase, dir)?;
+        for gate in &gates {
+            let verdict =
+                traffic::check(&host, args.connect.as_deref(), &gate.files, timeout, err).await?;
+            let why = match verdict {
+                Verdict::Passed(attempt) => {
+                    writeln!(
+                        out,
+                        "  kubectl mtls-probe direct passed (attempt {attempt}): {}",
+                        gate.shows
+                    )?;
+                    continue;
+                }
+                Verdict::Skipped => {
+                    writeln!(out, "  not checked")?;
+                    continue;
+                }
+                Verdict::Stopped(why) => format!("{}{why}", gate.failing),
+            };
+            writeln!(out, "  not passed: {why}")?;
+            next_steps(phase, args, global, dir, "all", out)?;
+            return Err(Error::CheckFailed(if phase < 3 {
+                format!(
+                    "stopped after phase {phase}: {why}; run the probe commands above, then the `Then:` command (--phase all again) to resume"
+                )
+            } else {
+                format!(
+                    "phase 3 is done and the rotation finished, but the traffic was not checked: {why}; run the probe commands above"
+                )
+            }));
         }
     }
     if timeout.is_zero() {
@@ -103,4 +132,97 @@ pub(crate) async fn run(
         writeln!(out, "The rotation is finished.")?;
     }
     Ok(())
+}
+
+/// One `direct` check after a phase: its files, what its passing shows, and what its failing
+/// means (a prefix of the reason).
+struct Gate {
+    files: DirectFiles,
+    shows: String,
+    failing: &'static str,
+}
+
+/// The checks after `phase` (see the module docs), and the temporary directory holding the new
+/// CA's client certificate for the check after phase 1 (removed when dropped).
+fn gates(phase: u8, dir: &Path) -> Result<(Vec<Gate>, Option<tempfile::TempDir>), Error> {
+    let in_use = DirectFiles {
+        cert: dir.join("client.crt"),
+        key: dir.join("client.key"),
+        ca: dir.join(trust_after(phase)),
+    };
+    match phase {
+        1 => {
+            let (made, files) = new_ca_client(dir)?;
+            Ok((
+                vec![
+                    Gate {
+                        files: in_use,
+                        shows: format!(
+                            "the target accepts client.crt (the old CA's) and its chain verifies with {OVERLAP_BUNDLE}"
+                        ),
+                        failing: "",
+                    },
+                    Gate {
+                        files,
+                        shows: "the target accepts a client certificate of the new CA (made for this check, removed): it trusts both CAs".into(),
+                        failing: "with a client certificate of the new CA (the target's gateway must trust it before phase 2): ",
+                    },
+                ],
+                Some(made),
+            ))
+        }
+        2 => Ok((
+            vec![Gate {
+                files: in_use,
+                shows: format!(
+                    "the target presents the new CA's server certificate ({NEXT_CRT} alone verifies it) and accepts the new client.crt"
+                ),
+                failing: "with the new CA alone as trust (the target must present the new server certificate before phase 3): ",
+            }],
+            None,
+        )),
+        _ => Ok((
+            vec![Gate {
+                files: in_use,
+                shows: "the target works with the new CA alone (ca.crt), client.crt accepted"
+                    .into(),
+                failing: "",
+            }],
+            None,
+        )),
+    }
+}
+
+/// A client certificate of the new CA with client.crt's names and key type, valid for 1 day, its
+/// key fresh, both in a private temporary directory (mode 0700, the key 0600).
+fn new_ca_client(dir: &Path) -> Result<(tempfile::TempDir, DirectFiles), Error> {
+    let next = load_ca(dir, NEXT_CRT, NEXT_KEY)?;
+    let leaf = Leaf::read(dir, Usage::Client)?;
+    let key = shared::pki::PrivateKey::generate(crate::renew::key_type(&leaf.key_pem)?)?;
+    let made = next.reissue(leaf.cert(), 1, key, crate::now())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("rotate-ca-check-")
+        .tempdir()?;
+    write_files(
+        tmp.path(),
+        &[
+            OutputFile {
+                name: "client.crt".into(),
+                contents: made.cert.to_pem(),
+                secret: false,
+            },
+            OutputFile {
+                name: "client.key".into(),
+                contents: made.key.to_pem(),
+                secret: true,
+            },
+        ],
+        false,
+    )?;
+    let files = DirectFiles {
+        cert: tmp.path().join("client.crt"),
+        key: tmp.path().join("client.key"),
+        ca: dir.join(OVERLAP_BUNDLE),
+    };
+    Ok((tmp, files))
 }

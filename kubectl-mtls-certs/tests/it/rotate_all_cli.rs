@@ -45,17 +45,23 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// `rotate-ca --phase all ARGS --dir DIR` with `PATH` as given (None: the test's own).
+/// `rotate-ca --phase all ARGS --dir DIR` with `PATH` as given (None: the test's own), and a
+/// temporary directory of its own that must be empty when it is done (the check's client
+/// certificate of the new CA is removed, also when the check stops it).
 fn all(dir: &Path, args: &[&str], path: Option<&Path>) -> (i32, String, String) {
+    let tmp = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(BIN);
     cmd.args(["rotate-ca", "--phase", "all"])
         .args(args)
         .arg("--dir")
-        .arg(dir);
+        .arg(dir)
+        .env("TMPDIR", tmp.path());
     if let Some(path) = path {
         cmd.env("PATH", path);
     }
     let out = cmd.output().unwrap();
+    let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{args:?} left {left:?} behind");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),

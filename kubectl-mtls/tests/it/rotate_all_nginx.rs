@@ -4,12 +4,17 @@
 //! would (a `kubectl-mtls_probe` link on PATH, or this multi-call executable itself).
 //!
 //! No cluster runs here, so the part istiod and SDS play — a gateway picking up the credential a
-//! phase installed — is played by a watcher: when `rotate-ca.json` records a new phase, it copies
-//! the phase's server certificate, key and trust bundle (ca-bundle.crt in phases 1-2, ca.crt after
-//! phase 3) to nginx's files and reloads nginx. Without that watcher the check must fail after
-//! phase 2 (nginx still trusts only the old CA, and the client now presents the new CA's
-//! certificate), and `--phase all` must stop there; with it, a second `--phase all` resumes and
-//! finishes, and nginx then refuses the old CA's client certificate.
+//! phase installed — is played by a watcher: when `rotate-ca.json` records a new phase (up to a
+//! limit), it copies the phase's server certificate, key and trust bundle (ca-bundle.crt in phases
+//! 1-2, ca.crt after phase 3) to nginx's files and reloads nginx. Each check must catch a gateway
+//! that did not pick a phase up:
+//!
+//! * nothing installed: after phase 1 nginx still trusts only the old CA, so the new CA's client
+//!   certificate made for the check is refused, and `--phase all` stops after phase 1;
+//! * phase 1 installed, phase 2 not: nginx still presents the old server certificate, which the
+//!   new CA alone does not verify, and `--phase all` stops after phase 2;
+//! * every phase installed: `--phase all` resumes and finishes, and nginx then refuses the old
+//!   CA's client certificate.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,13 +40,18 @@ fn plugin_dir(names: &[&str]) -> TempDir {
     dir
 }
 
-/// `kubectl-mtls_certs ARGS` with `PATH` = `path` only.
+/// `kubectl-mtls_certs ARGS` with `PATH` = `path` only, and a temporary directory of its own
+/// that must be empty when it is done (the check's client certificate is removed).
 fn certs(path: &Path, args: &[&str]) -> (i32, String, String) {
+    let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(path.join("kubectl-mtls_certs"))
         .args(args)
         .env("PATH", path)
+        .env("TMPDIR", tmp.path())
         .output()
         .unwrap();
+    let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{args:?} left {left:?} behind");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),
@@ -152,7 +162,8 @@ struct Sds {
 }
 
 impl Sds {
-    fn start(bundle: PathBuf, live: Live, nginx_dir: PathBuf) -> Self {
+    /// Installs phases up to `last`.
+    fn start(bundle: PathBuf, live: Arc<Live>, nginx_dir: PathBuf, last: u64) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -160,10 +171,13 @@ impl Sds {
             let mut reloads = 0;
             while !flag.load(Ordering::Relaxed) {
                 let state = fs::read(bundle.join("rotate-ca.json")).ok();
-                if state.is_some() && state != installed {
-                    let json: serde_json::Value =
-                        serde_json::from_slice(state.as_deref().unwrap()).unwrap();
-                    live.install(&bundle, json["phase"].as_u64().unwrap());
+                let phase = state.as_deref().map(|s| {
+                    serde_json::from_slice::<serde_json::Value>(s).unwrap()["phase"]
+                        .as_u64()
+                        .unwrap()
+                });
+                if state.is_some() && state != installed && phase <= Some(last) {
+                    live.install(&bundle, phase.unwrap());
                     let out = signal(&nginx_dir, "reload");
                     assert!(out.status.success(), "{out:?}");
                     reloads += 1;
@@ -253,9 +267,9 @@ fn phase_all_goes_through_when_the_endpoint_serves_each_phase() {
     );
 
     let live_dir = tempfile::tempdir().unwrap();
-    let live = Live {
+    let live = Arc::new(Live {
         dir: live_dir.path().to_path_buf(),
-    };
+    });
     live.install(&b, 0);
     let nginx = Nginx::start(|dir, port| nginx_conf(dir, port, &live));
     let _stop = StopNginx(nginx.dir.path().to_path_buf());
@@ -278,24 +292,49 @@ fn phase_all_goes_through_when_the_endpoint_serves_each_phase() {
             .concat(),
         )
     };
+    let sds = |last| {
+        Sds::start(
+            b.clone(),
+            live.clone(),
+            nginx.dir.path().to_path_buf(),
+            last,
+        )
+    };
 
-    // Nobody installs what the phases write: phase 1 still checks out (the old certificates,
-    // trusted by the old CA nginx has), phase 2's new client certificate is refused.
+    // Nothing installs what the phases write: the certificates in use still check out, the new
+    // CA's client certificate is refused.
     let (code, out, err) = all(both.path(), &["--check-timeout", "3s"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        out.contains("Traffic after phase 1:\n  kubectl mtls-probe direct passed"),
+        out.contains("Traffic after phase 1:\n  kubectl mtls-probe direct passed (attempt 1): the target accepts client.crt (the old CA's)"),
         "{out}"
     );
     let last = err.lines().last().unwrap();
     assert!(
-        last.starts_with("error: stopped after phase 2: kubectl mtls-probe direct still fails after 3s: client-cert-accepted"),
+        last.starts_with("error: stopped after phase 1: with a client certificate of the new CA (the target's gateway must trust it before phase 2): kubectl mtls-probe direct still fails after 3s: client-cert-accepted"),
         "{err}"
     );
     assert!(out.contains(&format!("--phase all --dir {d}")), "{out}");
+    assert!(!out.contains("rotate-ca phase 2"), "{out}");
 
-    // The gateway now picks up each phase: resumed, it goes through to the end.
-    let sds = Sds::start(b.clone(), live, nginx.dir.path().to_path_buf());
+    // Phase 1 is installed, phase 2 is not: nginx still presents the old server certificate.
+    let watcher = sds(1);
+    let (code, out, err) = all(both.path(), &["--check-timeout", "8s"]);
+    assert_eq!(code, 1, "{out}{err}\nerror.log: {}", nginx.error_log());
+    assert!(out.contains("resuming at phase 1"), "{out}");
+    assert!(
+        out.contains("direct passed") && out.contains("it trusts both CAs"),
+        "{out}"
+    );
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: stopped after phase 2: with the new CA alone as trust (the target must present the new server certificate before phase 3): kubectl mtls-probe direct still fails after 8s: server-trust"),
+        "{err}"
+    );
+    assert_eq!(watcher.finish(), 1);
+
+    // Every phase is installed: resumed, it goes through to the end.
+    let watcher = sds(3);
     let (code, out, err) = all(certs_only.path(), &[]);
     assert_eq!(code, 0, "{out}{err}\nerror.log: {}", nginx.error_log());
     assert!(out.contains("resuming at phase 2"), "{out}");
@@ -314,10 +353,10 @@ fn phase_all_goes_through_when_the_endpoint_serves_each_phase() {
         "{out}"
     );
 
-    // Let the watcher see phase 3, then nginx trusts the new CA only: the old client certificate
+    // Let the watcher see phase 3: nginx then trusts the new CA only: the old client certificate
     // (of the old CA, same key) is refused, the new one accepted.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(sds.finish(), 2, "phases 2 and 3 installed");
+    assert_eq!(watcher.finish(), 2, "phases 2 and 3 installed");
     let old = tempfile::tempdir().unwrap();
     fs::write(old.path().join("client.crt"), &old_client.0).unwrap();
     fs::write(old.path().join("client.key"), &old_client.1).unwrap();
