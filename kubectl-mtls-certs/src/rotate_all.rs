@@ -85,9 +85,41 @@ pub(crate) async fn run(
             n + 1
         )?,
     }
+    // Ctrl-C stops at once, as without this, but the check's temporary files are removed and
+    // the probe process ended; a phase cut short is finished by its re-run.
+    tokio::select! {
+        done = phases(args, global, dir, first, &host, timeout, out, err) => done,
+        () = ctrl_c() => {
+            let at = read_state(dir).ok().flatten().map_or(0, |s| s.phase);
+            Err(Error::Interrupted(format!(
+                "rotate-ca --phase all stopped; {d}/rotate-ca.json records phase {at}: run --phase all again to resume there"
+            )))
+        }
+    }
+}
+
+/// Resolves when the user presses Ctrl-C; never, when SIGINT cannot be watched.
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The phases from `first` to 3, each followed by its traffic check.
+#[allow(clippy::too_many_arguments)]
+async fn phases(
+    args: &RotateArgs,
+    global: &GlobalArgs,
+    dir: &Path,
+    first: u8,
+    host: &str,
+    timeout: std::time::Duration,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
     for phase in first..=3 {
         let ran = run_phase(phase, args, global, dir, out).await?;
-        debug_assert_eq!(ran, Ran::Done, "phase {phase} from phase {reached}");
+        debug_assert_eq!(ran, Ran::Done, "phase {phase}");
         writeln!(out, "Traffic after phase {phase}:")?;
         if timeout.is_zero() {
             writeln!(out, "  not checked (--check-timeout 0)")?;
@@ -97,7 +129,7 @@ pub(crate) async fn run(
         let (gates, _made) = gates(phase, dir)?;
         for gate in &gates {
             let verdict =
-                traffic::check(&host, args.connect.as_deref(), &gate.files, timeout, err).await?;
+                traffic::check(host, args.connect.as_deref(), &gate.files, timeout, err).await?;
             let why = match verdict {
                 Verdict::Passed(attempt) => {
                     writeln!(

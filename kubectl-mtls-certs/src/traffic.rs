@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use shared::error::{Error, one_line};
@@ -59,12 +59,12 @@ pub(crate) struct Probe {
 }
 
 impl Probe {
-    fn command(&self) -> Command {
-        #[allow(unused_mut)]
-        let mut cmd = Command::new(&self.program);
+    /// The command, ended when its future is dropped (Ctrl-C).
+    fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.kill_on_drop(true);
         #[cfg(unix)]
         if let Some(name) = self.arg0 {
-            use std::os::unix::process::CommandExt as _;
             cmd.arg0(name);
         }
         cmd
@@ -205,7 +205,7 @@ pub(crate) async fn check(
             .arg(&files.ca)
             .args(["-o", "json", "--timeout", &format!("{}s", each.as_secs())])
             .stdin(Stdio::null());
-        let out = match cmd.output() {
+        let out = match cmd.output().await {
             Ok(out) => out,
             Err(e) => {
                 return Ok(Verdict::Stopped(format!(

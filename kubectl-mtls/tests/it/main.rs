@@ -4,4 +4,4 @@
 //! One test binary for the crate; each module is one area.
 
 #[cfg(unix)]
-mod rotate_all_nginx;
+mod rotate_all;

@@ -1,7 +1,7 @@
-//! `kubectl mtls-certs rotate-ca --phase all` going through phases 1 → 2 → 3 with its traffic
-//! checks passing against a real endpoint: Debian's nginx on loopback requiring client
-//! certificates, checked by the real `kubectl mtls-probe direct` that `rotate-ca` finds as kubectl
-//! would (a `kubectl-mtls_probe` link on PATH, or this multi-call executable itself).
+//! `kubectl mtls-certs rotate-ca --phase all` with the real probe: going through phases 1 → 2 → 3
+//! with its traffic checks passing against a real endpoint — Debian's nginx on loopback requiring
+//! client certificates — checked by the real `kubectl mtls-probe direct` that `rotate-ca` finds as
+//! kubectl would (a `kubectl-mtls_probe` link on PATH, or this multi-call executable itself).
 //!
 //! No cluster runs here, so the part istiod and SDS play — a gateway picking up the credential a
 //! phase installed — is played by a watcher: when `rotate-ca.json` records a new phase (up to a
@@ -15,6 +15,8 @@
 //!   new CA alone does not verify, and `--phase all` stops after phase 2;
 //! * every phase installed: `--phase all` resumes and finishes, and nginx then refuses the old
 //!   CA's client certificate.
+//!
+//! And Ctrl-C while it waits to retry a check: exit 130, how to resume, nothing left behind.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -385,4 +387,74 @@ fn phase_all_goes_through_when_the_endpoint_serves_each_phase() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("files unchanged (phase 3 was done"), "{out}");
     assert_eq!(files(&b), before);
+}
+
+/// Ctrl-C while `--phase all` waits to retry a check: exit 130, the resume hint, and the check's
+/// temporary client certificate removed.
+#[test]
+fn ctrl_c_during_the_check_cleans_up_and_says_how_to_resume() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let plugins = plugin_dir(&["kubectl-mtls_certs", "kubectl-mtls_probe"]);
+    let bundle = tempfile::tempdir().unwrap();
+    let b = bundle.path().join("mtls");
+    let d = b.to_str().unwrap();
+    let (code, _, err) = certs(
+        plugins.path(),
+        &["gen", "--domain", DOMAIN, "--client", CLIENT, "--out", d],
+    );
+    assert_eq!(code, 0, "{err}");
+    // Nothing listens there: the check fails and waits to retry.
+    let nothing = format!("127.0.0.1:{}", test_support::nginx::free_port());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(plugins.path().join("kubectl-mtls_certs"))
+        .args([
+            "rotate-ca",
+            "--phase",
+            "all",
+            "--dir",
+            d,
+            "--connect",
+            &nothing,
+        ])
+        .env("PATH", plugins.path())
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("retrying in") {
+        let mut line = String::new();
+        assert_ne!(
+            stderr.read_line(&mut line).unwrap(),
+            0,
+            "ended early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    assert_eq!(
+        fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "the check's directory"
+    );
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        rest.ends_with(&format!(
+            "error: interrupted: rotate-ca --phase all stopped; {d}/rotate-ca.json records phase 1: run --phase all again to resume there\n"
+        )),
+        "{rest}"
+    );
+    let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left {left:?}");
 }
