@@ -93,11 +93,11 @@ pub(crate) struct RotateArgs {
     /// Generate new leaf keys in phase 2 instead of keeping the old ones
     #[arg(long)]
     pub new_key: bool,
-    /// The target host this bundle is for: refuse a directory whose server certificate is for another
+    /// The target host this bundle is for: refuse a directory whose server certificate is for another (and the host the probes check; default: the server certificate's first DNS name)
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
     /// With --phase all: how long `kubectl mtls-probe direct` may keep failing after a phase while the gateways load the Secrets, e.g. 60s, 2m (default 60s; 0 = do not check)
-    #[arg(long, value_name = "DURATION", value_parser = shared::cluster::parse_request_timeout)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_check_timeout)]
     pub check_timeout: Option<Duration>,
     /// With --phase all: the address the check connects to instead of resolving the host (IP or IP:PORT, e.g. the ingress gateway's), as `kubectl mtls-probe direct --connect`
     #[arg(long, value_name = "IP[:PORT]")]
@@ -122,6 +122,14 @@ fn parse_phase(value: &str) -> Result<Phases, String> {
         "all" => Ok(Phases::All),
         _ => Err(format!("{value:?} is not a phase: use 1, 2, 3 or all")),
     }
+}
+
+fn parse_check_timeout(value: &str) -> Result<Duration, String> {
+    shared::cluster::parse_request_timeout(value).map_err(|_| {
+        format!(
+            "invalid duration {value:?}: use a number with a unit, like 60s or 2m (a plain number means seconds, 0 means do not check)"
+        )
+    })
 }
 
 /// How long `--phase all` lets the check fail by default.
@@ -667,7 +675,7 @@ pub(crate) fn next_steps(
     out: &mut dyn Write,
 ) -> Result<(), Error> {
     let d = dir.display();
-    let host = lifecycle::host_of(dir);
+    let host = args.host.clone().unwrap_or_else(|| lifecycle::host_of(dir));
     let ca = trust_after(phase);
     let what = match phase {
         1 => "both sides trust both CAs; the certificates in use are still the old CA's",
@@ -708,6 +716,7 @@ pub(crate) fn next_steps(
                     .map(|p| p.display().to_string()),
             ),
             ("-n", global.kube.namespace.clone()),
+            ("--host", args.host.clone()),
             ("--target-namespace", c.target_namespace.clone()),
             ("--client-namespace", c.client_namespace.clone()),
             (

@@ -68,7 +68,13 @@ pub(crate) async fn run(
         return Ok(());
     }
     let timeout = args.check_timeout.unwrap_or(CHECK_TIMEOUT);
-    let host = lifecycle::host_of(dir);
+    let host = args.host.clone().unwrap_or_else(|| lifecycle::host_of(dir));
+    if host.starts_with("*.") && !timeout.is_zero() {
+        return Err(Error::Usage(format!(
+            "{d}/server.crt is for {host}: pass --host with the name the check connects to (e.g. {})",
+            host.replacen('*', "api", 1)
+        )));
+    }
     let first = reached.max(1);
     match reached {
         0 => writeln!(

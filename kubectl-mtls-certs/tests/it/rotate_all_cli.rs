@@ -303,3 +303,49 @@ fn check_flags_belong_to_phase_all() {
     );
     assert_eq!(files(dir), before);
 }
+
+#[test]
+fn a_wildcard_bundle_needs_host_to_say_what_to_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = Command::new(BIN)
+        .args([
+            "gen",
+            "--domain",
+            "*.rotate.invalid",
+            "--client",
+            "client.example.com",
+        ])
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let before = files(dir);
+    let (code, out, err) = all(dir, &[], None);
+    assert_eq!(
+        (code, out.as_str(), err.lines().count()),
+        (2, "", 1),
+        "{err}"
+    );
+    assert!(
+        err.contains("server.crt is for *.rotate.invalid: pass --host with the name the check connects to (e.g. api.rotate.invalid)"),
+        "{err}"
+    );
+    assert_eq!(files(dir), before);
+    // With --host, that name is checked (and printed in the probe commands).
+    let (code, out, err) = all(dir, &["--host", "httpbin.rotate.invalid"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("stopped after phase 1: httpbin.rotate.invalid does not resolve"),
+        "{err}"
+    );
+    assert!(
+        out.contains("kubectl mtls-probe direct --host httpbin.rotate.invalid --cert"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--host httpbin.rotate.invalid\n"),
+        "resume: {out}"
+    );
+}
