@@ -440,8 +440,9 @@ fn ctrl_c_during_the_check_cleans_up_and_says_how_to_resume() {
         1,
         "the check's directory"
     );
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's builtin kill: no procps needed.
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(kill.success());
