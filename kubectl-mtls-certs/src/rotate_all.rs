@@ -159,7 +159,7 @@ async fn phases(
                 )
             } else {
                 format!(
-                    "phase 3 is done and the rotation finished, but the traffic was not checked: {why}; run the probe commands above"
+                    "phase 3 is done and the rotation finished, but the traffic check did not pass: {why}; run the probe commands above (--phase all again changes nothing and checks again)"
                 )
             }));
         }

@@ -184,7 +184,7 @@ fn phase_all_stops_after_phase_1_when_the_host_does_not_resolve_and_resumes() {
     assert!(out.contains("files unchanged (phase 3 was done"), "{out}");
     assert!(
         err.contains(
-            "error: phase 3 is done and the rotation finished, but the traffic was not checked"
+            "error: phase 3 is done and the rotation finished, but the traffic check did not pass"
         ),
         "{err}"
     );
