@@ -12,7 +12,8 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use shared::error::{Error, one_line};
@@ -25,6 +26,8 @@ const MULTI_CALL_BIN: &str = "kubectl-mtls";
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause between two attempts.
 const RETRY: Duration = Duration::from_secs(5);
+/// How often a running probe's exit is looked for.
+const POLL: Duration = Duration::from_millis(20);
 /// How long the name lookup of the host may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -59,16 +62,63 @@ pub(crate) struct Probe {
 }
 
 impl Probe {
-    /// The command, ended when its future is dropped (Ctrl-C).
-    fn command(&self) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.kill_on_drop(true);
+    /// The command to run.
+    fn command(&self) -> Command {
+        #[allow(unused_mut)] // arg0 needs it on unix only
+        let mut cmd = Command::new(&self.program);
         #[cfg(unix)]
         if let Some(name) = self.arg0 {
+            use std::os::unix::process::CommandExt as _;
             cmd.arg0(name);
         }
         cmd
     }
+}
+
+/// A running probe, ended when dropped before it exits (Ctrl-C drops the future awaiting it).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to its end with its output captured, without blocking the runtime: std's process
+/// API with the pipes read on two threads and the exit polled (tokio's process driver would add
+/// to the one binary's size for a command that runs a few times per rotation).
+async fn output(mut cmd: Command) -> std::io::Result<Output> {
+    let mut child = Running(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    );
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = read(child.0.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.0.stderr.take().map(|p| Box::new(p) as _));
+    let status = loop {
+        if let Some(status) = child.0.try_wait()? {
+            break status;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 /// A file kubectl would run: a regular file (after symlinks) with an execute bit.
@@ -203,9 +253,8 @@ pub(crate) async fn check(
             .arg(&files.key)
             .arg("--ca")
             .arg(&files.ca)
-            .args(["-o", "json", "--timeout", &format!("{}s", each.as_secs())])
-            .stdin(Stdio::null());
-        let out = match cmd.output().await {
+            .args(["-o", "json", "--timeout", &format!("{}s", each.as_secs())]);
+        let out = match output(cmd).await {
             Ok(out) => out,
             Err(e) => {
                 return Ok(Verdict::Stopped(format!(
