@@ -241,10 +241,51 @@ fn matches_selector(object: &Value, selector: Option<&str>) -> bool {
     let Some(selector) = selector.filter(|s| !s.is_empty()) else {
         return true;
     };
-    selector.split(',').all(|term| {
-        let (k, v) = term.split_once('=').unwrap_or((term, ""));
-        object["metadata"]["labels"][k].as_str() == Some(v)
+    let label = |k: &str| object["metadata"]["labels"][k.trim()].as_str();
+    selector_terms(selector).iter().all(|term| {
+        let term = term.trim();
+        if let Some(key) = term.strip_prefix('!') {
+            return label(key).is_none();
+        }
+        let set = |op: &str| {
+            term.split_once(op).map(|(k, values)| {
+                let values = values.trim().trim_start_matches('(').trim_end_matches(')');
+                (k, values.split(',').map(str::trim).collect::<Vec<_>>())
+            })
+        };
+        if let Some((key, values)) = set(" notin ") {
+            return label(key).is_none_or(|v| !values.contains(&v));
+        }
+        if let Some((key, values)) = set(" in ") {
+            return label(key).is_some_and(|v| values.contains(&v));
+        }
+        if let Some((key, value)) = term.split_once("!=") {
+            return label(key) != Some(value.trim());
+        }
+        match term.split_once('=') {
+            Some((key, value)) => label(key) == Some(value.trim_start_matches('=').trim()),
+            None => label(term).is_some(),
+        }
     })
+}
+
+/// A label selector's terms: split at the commas outside `in (…)`/`notin (…)` sets.
+fn selector_terms(selector: &str) -> Vec<&str> {
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&selector[start..]);
+    terms
 }
 
 fn answer(state: &mut State, seen: &Seen) -> (u16, Result<Value, String>) {
@@ -384,6 +425,22 @@ fn answer(state: &mut State, seen: &Seen) -> (u16, Result<Value, String>) {
             };
             if !seen.dry_run() {
                 state.objects.insert(seen.path.clone(), result.clone());
+                return (200, Ok(result));
+            }
+            // Like kube-apiserver, a dry run persists nothing and so assigns no version: a new
+            // object comes back without one, an existing one with the version it has.
+            let mut result = result;
+            match state
+                .objects
+                .get(&seen.path)
+                .and_then(|o| o["metadata"].get("resourceVersion"))
+            {
+                Some(version) => result["metadata"]["resourceVersion"] = version.clone(),
+                None => {
+                    if let Some(meta) = result["metadata"].as_object_mut() {
+                        meta.remove("resourceVersion");
+                    }
+                }
             }
             (200, Ok(result))
         }
@@ -453,7 +510,8 @@ fn answer(state: &mut State, seen: &Seen) -> (u16, Result<Value, String>) {
     }
 }
 
-fn decode(s: &str) -> String {
+/// A query value as sent, percent- and `+`-decoded (a label selector, say).
+pub fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;

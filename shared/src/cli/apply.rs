@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::{ApplyArgs, ApplyOutput, DryRun};
-use crate::cluster::{ApplyMode, apply_as};
+use crate::cluster::{ApplyMode, DEFAULT_MAX_IN_FLIGHT, apply_limited};
 use crate::error::Error;
 use crate::plan::{Plan, render_json_list, render_yaml};
 
@@ -41,12 +41,23 @@ pub async fn apply_and_print(
     flags: &ApplyArgs,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
+    apply_and_print_limited(client, plan, flags, DEFAULT_MAX_IN_FLIGHT, out).await
+}
+
+/// [`apply_and_print`] with at most `max_in_flight` requests in flight (`--max-in-flight`).
+pub async fn apply_and_print_limited(
+    client: &kube::Client,
+    plan: &Plan,
+    flags: &ApplyArgs,
+    max_in_flight: usize,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let force_conflicts = flags.force_conflicts;
     let mode = match flags.dry_run {
         DryRun::Server => ApplyMode::DryRunServer { force_conflicts },
         DryRun::None | DryRun::Client => ApplyMode::Apply { force_conflicts },
     };
-    let applied = apply_as(client, plan, mode, &flags.field_manager).await?;
+    let applied = apply_limited(client, plan, mode, &flags.field_manager, max_in_flight).await?;
     let objects: Vec<_> = applied.iter().map(|a| a.object_for_output()).collect();
     match flags.output {
         Some(ApplyOutput::Yaml) => write!(out, "{}", render_yaml(&objects))?,

@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub use apply::{apply_and_print, print_plan};
+pub use apply::{apply_and_print, apply_and_print_limited, print_plan};
 pub use files::{Source, read_manifests};
 pub use table::Table;
 

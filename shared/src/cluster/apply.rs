@@ -8,12 +8,14 @@
 //! stops at the first error, before anything is written; only then does the real pass write.
 //! Objects are independent within a pass, so both passes send their requests concurrently over
 //! the client's shared connection pool (cluster-scoped objects, such as a Namespace the others
-//! live in, are written first and in order). The preflight also reads each object, so every result says whether it was `created`,
-//! `configured` or left `unchanged`, like kubectl.
+//! live in, are written first and in order), at most [`DEFAULT_MAX_IN_FLIGHT`] (or the caller's
+//! bound) at a time. Every result says whether the object was `created`, `configured` or left
+//! `unchanged`, like kubectl: a real apply tells it from the `resourceVersion`s the dry run and
+//! the write return, `--dry-run=server` by reading each object alongside its dry run.
 
 use std::fmt;
 
-use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
@@ -126,27 +128,51 @@ pub async fn apply<'a>(
 }
 
 /// [`apply`] as the field manager `field_manager` (kubectl's `--field-manager`) instead of
-/// [`FIELD_MANAGER`].
+/// [`FIELD_MANAGER`], with at most [`DEFAULT_MAX_IN_FLIGHT`] requests in flight.
 pub async fn apply_as<'a>(
     client: &'a Client,
     plan: &'a Plan,
     mode: ApplyMode,
     field_manager: &'a str,
 ) -> Result<Vec<Applied>, ClusterError> {
+    apply_limited(client, plan, mode, field_manager, DEFAULT_MAX_IN_FLIGHT).await
+}
+
+/// How many requests [`apply_as`] keeps in flight by default. kube's client speaks HTTP/1.1
+/// only (kube-client 5 builds its rustls connector with `enable_http1()` alone) from a kept-alive
+/// pool, so every request in flight holds one connection, and each connection beyond the idle
+/// ones costs a TLS handshake: the bound is also the most connections a run opens. Chosen by
+/// measurement (`bench/apply.sh`, CONTRIBUTING.md "Performance").
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
+
+/// [`apply_as`] with at most `max_in_flight` requests in flight (at least one).
+///
+/// Rounds: the dry run of every object (in `--dry-run=server` mode together with a GET of each,
+/// to tell `configured` from `unchanged`), then the writes. A real apply needs no GET: the
+/// server's dry run of an object that does not exist returns it without a `resourceVersion`
+/// (`created`), and of one that exists with its current `resourceVersion`, which the write
+/// returns unchanged only when it changed nothing (`unchanged`, else `configured`).
+pub async fn apply_limited<'a>(
+    client: &'a Client,
+    plan: &'a Plan,
+    mode: ApplyMode,
+    field_manager: &'a str,
+    max_in_flight: usize,
+) -> Result<Vec<Applied>, ClusterError> {
     let force = mode.force_conflicts();
     let objects = plan.objects();
+    let limit = max_in_flight.max(1);
+    let dry_run_only = matches!(mode, ApplyMode::DryRunServer { .. });
 
-    // Preflight: read, then dry-run every object; nothing is written. Objects are independent
-    // here, so they are checked concurrently over the client's shared connection pool.
-    let checked = try_join_all(
-        objects
-            .iter()
-            .enumerate()
-            .map(|(index, object)| async move {
-                let api = api_for(client, object);
-                let before = get(&api, object).await?;
-                let dry_run = match patch(&api, object, field_manager, force, true).await {
-                    Ok(returned) => Some(returned),
+    // Preflight: dry-run every object; nothing is written. Objects are independent here, so they
+    // are checked concurrently (at most `limit` at a time) over the client's connection pool;
+    // the first refusal stops the run.
+    let checked: Vec<Checked> = stream::iter(objects.iter().enumerate().map(
+        |(index, object)| async move {
+            let api = api_for(client, object);
+            let dry_run = async {
+                match patch(&api, object, field_manager, force, true).await {
+                    Ok(returned) => Ok(Some(returned)),
                     Err(ClusterError::NamespaceNotFound { namespace, .. })
                         if plan_creates_namespace(&objects[..index], &namespace) =>
                     {
@@ -155,20 +181,32 @@ pub async fn apply_as<'a>(
                             namespace = %namespace,
                             "dry run skipped: the plan creates the namespace first"
                         );
-                        None
+                        Ok(None)
                     }
-                    Err(e) => return Err(e),
-                };
-                Ok::<_, ClusterError>((before, dry_run))
-            }),
-    )
+                    Err(e) => Err(e),
+                }
+            };
+            if dry_run_only {
+                let (before, dry_run) =
+                    futures::future::try_join(get(&api, object), dry_run).await?;
+                Ok::<_, ClusterError>(Checked { before, dry_run })
+            } else {
+                Ok(Checked {
+                    before: None,
+                    dry_run: dry_run.await?,
+                })
+            }
+        },
+    ))
+    .buffered(limit)
+    .try_collect()
     .await?;
 
     let mut results = Vec::with_capacity(objects.len());
     match mode {
         ApplyMode::DryRunServer { .. } => {
-            for (object, (before, returned)) in objects.iter().zip(checked) {
-                let (outcome, returned) = match (before, returned) {
+            for (object, Checked { before, dry_run }) in objects.iter().zip(checked) {
+                let (outcome, returned) = match (before, dry_run) {
                     (Some(before), Some(returned)) => {
                         let outcome = if same_content(&before, &returned) {
                             Outcome::Unchanged
@@ -186,13 +224,16 @@ pub async fn apply_as<'a>(
         }
         ApplyMode::Apply { .. } => {
             // Cluster-scoped objects (a Namespace the rest may live in) go first, in order; the
-            // namespaced objects then go concurrently.
-            let write = |object: &'a PlannedObject, before: Option<Value>| async move {
+            // namespaced objects then go concurrently, at most `limit` at a time.
+            let write = |object: &'a PlannedObject, dry_run: Option<Value>| async move {
                 let api = api_for(client, object);
                 let returned = patch(&api, object, field_manager, force, false).await?;
-                let outcome = match before {
+                // The version the object had before (the dry run changes none): none when it
+                // did not exist, or when its dry run was skipped (its namespace is new).
+                let existing = dry_run.as_ref().and_then(resource_version);
+                let outcome = match existing {
                     None => Outcome::Created,
-                    Some(before) if resource_version(&before) == resource_version(&returned) => {
+                    Some(version) if Some(version) == resource_version(&returned) => {
                         Outcome::Unchanged
                     }
                     Some(_) => Outcome::Configured,
@@ -205,14 +246,16 @@ pub async fn apply_as<'a>(
                 .enumerate()
                 .partition(|(_, (object, _))| object.namespace.is_none());
             let mut done = Vec::with_capacity(objects.len());
-            for (index, (object, (before, _))) in cluster_scoped {
-                done.push((index, write(object, before).await?));
+            for (index, (object, checked)) in cluster_scoped {
+                done.push((index, write(object, checked.dry_run).await?));
             }
-            let written = try_join_all(namespaced.into_iter().map(
-                |(index, (object, (before, _)))| async move {
-                    Ok::<_, ClusterError>((index, write(object, before).await?))
+            let written: Vec<(usize, Applied)> = stream::iter(namespaced.into_iter().map(
+                |(index, (object, checked))| async move {
+                    Ok::<_, ClusterError>((index, write(object, checked.dry_run).await?))
                 },
             ))
+            .buffered(limit)
+            .try_collect()
             .await?;
             done.extend(written);
             done.sort_by_key(|(index, _)| *index);
@@ -220,6 +263,15 @@ pub async fn apply_as<'a>(
         }
     }
     Ok(results)
+}
+
+/// What the preflight learnt of one object.
+struct Checked {
+    /// The object as it is (read only for `--dry-run=server`).
+    before: Option<Value>,
+    /// What the server's dry run returned; `None` when it was skipped (the plan creates the
+    /// object's namespace first).
+    dry_run: Option<Value>,
 }
 
 fn result(object: &PlannedObject, outcome: Outcome, dry_run: bool, returned: Value) -> Applied {

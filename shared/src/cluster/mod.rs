@@ -28,7 +28,10 @@ mod error;
 mod pods;
 mod read;
 
-pub use apply::{Applied, ApplyMode, FIELD_MANAGER, Outcome, apply, apply_as};
+pub use apply::{
+    Applied, ApplyMode, DEFAULT_MAX_IN_FLIGHT, FIELD_MANAGER, Outcome, apply, apply_as,
+    apply_limited,
+};
 pub use connect::{KubeArgs, parse_request_timeout, validate_namespace};
 pub use credential::existing_credential_clash;
 pub use delete::{delete_labelled, delete_object, display_kind};

@@ -139,8 +139,8 @@ async fn core_secret_is_preflighted_then_applied_with_the_right_request_shape() 
 
     assert_eq!(
         summaries(&state),
+        // No GET: the dry run's resourceVersion says whether the object exists.
         [
-            format!("GET {SECRET_PATH}"),
             format!("PATCH {SECRET_PATH} (dry run)"),
             format!("PATCH {SECRET_PATH}"),
         ]
@@ -153,7 +153,7 @@ async fn core_secret_is_preflighted_then_applied_with_the_right_request_shape() 
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        q(&seen[1]),
+        q(&seen[0]),
         [
             "dryRun=All",
             "fieldManager=kubectl-mtls",
@@ -161,10 +161,10 @@ async fn core_secret_is_preflighted_then_applied_with_the_right_request_shape() 
         ]
     );
     assert_eq!(
-        q(&seen[2]),
+        q(&seen[1]),
         ["fieldManager=kubectl-mtls", "fieldValidation=Strict"]
     );
-    for patch in &seen[1..] {
+    for patch in &seen[..] {
         assert_eq!(
             patch.content_type.as_deref(),
             Some("application/apply-patch+yaml")
@@ -240,9 +240,7 @@ async fn custom_kinds_and_cluster_scoped_objects_use_their_paths_and_force_only_
     assert_eq!(
         phased(&state),
         [
-            "GET /api/v1/namespaces/mtls-demo".to_string(),
-            "PATCH /api/v1/namespaces/mtls-demo (dry run)".into(),
-            format!("GET {GATEWAY_PATH}"),
+            "PATCH /api/v1/namespaces/mtls-demo (dry run)".to_string(),
             format!("PATCH {GATEWAY_PATH} (dry run)"),
             "PATCH /api/v1/namespaces/mtls-demo".into(),
             format!("PATCH {GATEWAY_PATH}"),
@@ -350,22 +348,13 @@ async fn real_apply_reports_created_configured_unchanged_from_resource_versions(
             "secret/new created"
         ]
     );
-    // Independent objects are preflighted concurrently: the second object's read goes out
-    // before the first object's dry run comes back.
-    let raw = summaries(&state);
-    let pos = |s: String| raw.iter().position(|r| *r == s).unwrap();
-    assert!(
-        pos(format!("GET {}", path("old"))) < pos(format!("PATCH {} (dry run)", path("same"))),
-        "{raw:#?}"
-    );
+    // No GET: created, configured or unchanged follow from the resourceVersions the dry run
+    // (none for a new object, the current one for an existing object) and the write return.
     assert_eq!(
         phased(&state),
         [
-            format!("GET {}", path("same")),
             format!("PATCH {} (dry run)", path("same")),
-            format!("GET {}", path("old")),
             format!("PATCH {} (dry run)", path("old")),
-            format!("GET {}", path("new")),
             format!("PATCH {} (dry run)", path("new")),
             format!("PATCH {}", path("same")),
             format!("PATCH {}", path("old")),
@@ -501,11 +490,9 @@ async fn a_failing_preflight_on_the_second_object_writes_nothing() {
     // what matters is that nothing was written.
     let sums = phased(&state);
     assert_eq!(
-        sums[..4],
+        sums[..2],
         [
-            format!("GET {}", path("same")),
             format!("PATCH {} (dry run)", path("same")),
-            format!("GET {}", path("old")),
             format!("PATCH {} (dry run)", path("old")),
         ]
     );
@@ -577,15 +564,16 @@ async fn forbidden_names_verb_resource_namespace_and_the_can_i_check() {
         r#"forbidden: User "alice" may not patch secrets in namespace istio-system; ask your cluster admin for RBAC permission to patch secrets, check with `kubectl auth can-i patch secrets -n istio-system`"#
     );
 
-    // The server's message is not needed: we know the operation ourselves.
+    // The server's message is not needed: we know the operation ourselves (here the write,
+    // after a dry run that passed).
     let err = apply_error(
-        &format!("GET {SECRET_PATH}"),
+        &format!("PATCH {SECRET_PATH}"),
         Inject::Status(status(403, "Forbidden", "", None)),
     )
     .await;
     assert_eq!(
         err.to_string(),
-        "forbidden: may not get secrets in namespace istio-system; ask your cluster admin for RBAC permission to get secrets, check with `kubectl auth can-i get secrets -n istio-system`"
+        "forbidden: may not patch secrets in namespace istio-system; ask your cluster admin for RBAC permission to patch secrets, check with `kubectl auth can-i patch secrets -n istio-system`"
     );
     assert_eq!(err.exit_code(), 3);
 }
@@ -658,10 +646,6 @@ async fn an_unserved_kind_asks_whether_the_crd_is_installed() {
     plan.push(&gateway()).unwrap();
     let (client, state) = fake_server(|s| {
         s.inject.insert(
-            format!("GET {GATEWAY_PATH}"),
-            Inject::Text(404, "404 page not found"),
-        );
-        s.inject.insert(
             format!("PATCH {GATEWAY_PATH} (dry run)"),
             Inject::Text(404, "404 page not found"),
         );
@@ -678,10 +662,13 @@ async fn an_unserved_kind_asks_whether_the_crd_is_installed() {
     assert!(matches!(err, ClusterError::NotServed { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "the cluster does not serve gateways.networking.istio.io (networking.istio.io/v1) needed to get gateways.networking.istio.io/mtls-gw in namespace istio-system; is the CRD installed? check with `kubectl api-resources --api-group=networking.istio.io`"
+        "the cluster does not serve gateways.networking.istio.io (networking.istio.io/v1) needed to patch gateways.networking.istio.io/mtls-gw in namespace istio-system; is the CRD installed? check with `kubectl api-resources --api-group=networking.istio.io`"
     );
-    // A plain-text 404 is not "object absent": the GET already stops the run.
-    assert_eq!(summaries(&state), [format!("GET {GATEWAY_PATH}")]);
+    // A plain-text 404 is not "object absent": the dry run already stops the run.
+    assert_eq!(
+        summaries(&state),
+        [format!("PATCH {GATEWAY_PATH} (dry run)")]
+    );
 }
 
 #[tokio::test]
@@ -1127,7 +1114,7 @@ async fn request_timeout_cuts_a_silent_server() {
     assert!(matches!(err, ClusterError::Timeout { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "timed out while trying to get secrets/kyma-mtls-certs in namespace istio-system; the API server is slow or unreachable: retry, or allow more time with --request-timeout"
+        "timed out while trying to patch secrets/kyma-mtls-certs in namespace istio-system; the API server is slow or unreachable: retry, or allow more time with --request-timeout"
     );
     silent.abort();
 }
