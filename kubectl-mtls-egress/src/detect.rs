@@ -19,7 +19,7 @@ use shared::error::Error;
 use shared::gateway::{GatewayArgs, GatewayRole, GatewaySelector, GatewayWorkload};
 use shared::manifest::ISTIO_NAMESPACE;
 use shared::manifest::egress::kept_access_logging;
-use shared::manifest::host::host_selector;
+use shared::manifest::host::{HOST_LABEL, host_selector, slug};
 use shared::names::DnsName;
 use shared::precedence::{GatewayProxy, effective_origination};
 use shared::resources::Telemetry;
@@ -179,17 +179,39 @@ pub(crate) async fn apirule_served(client: &Client) -> Result<bool, ClusterError
     served::<APIRule>(client).await
 }
 
-/// The DestinationRules that take the place of the origination rule `ours` at the egress
-/// gateway, as `namespace/name: why` (Istio's lookup and merge, replayed by
-/// [`shared::precedence`]). Only the gateway's namespace matters for it, so only that is read.
-pub(crate) async fn shadowing_rules(
+/// The DestinationRules of the egress gateway's namespace `gateway_ns` that can matter to the
+/// origination rules of `hosts`. Istio's lookup for a gateway proxy consults its own (config)
+/// namespace first, and an exact private rule there wins over every other namespace
+/// (istio/istio 1.30.3 `pilot/pkg/model/push_context.go`, `destinationRule`; see
+/// [`shared::precedence`]): so only that namespace is read, and in it every rule except our
+/// origination rules for *other* hosts — each is for its own exact host and cannot touch these
+/// (two requests sent together: the rules without our host label, and ours for `hosts`). So
+/// the read stays the same size however many partners the cluster has.
+pub(crate) async fn gateway_rules(
     client: &Client,
+    gateway_ns: &str,
+    hosts: &[DnsName],
+) -> Result<Vec<DestinationRule>, ClusterError> {
+    let slugs: Vec<String> = hosts.iter().map(slug).collect();
+    let foreign = ListParams::default().labels(&format!("!{HOST_LABEL}"));
+    let ours = ListParams::default().labels(&format!("{HOST_LABEL} in ({})", slugs.join(",")));
+    let (mut rules, ours) = tokio::try_join!(
+        list::<DestinationRule>(client, Some(gateway_ns), &foreign),
+        list::<DestinationRule>(client, Some(gateway_ns), &ours),
+    )?;
+    rules.extend(ours);
+    Ok(rules)
+}
+
+/// The DestinationRules among `rules` (the gateway namespace's, from [`gateway_rules`]) that
+/// take the place of the origination rule `ours` at the egress gateway, as `namespace/name:
+/// why` (Istio's lookup and merge, replayed by [`shared::precedence`]).
+pub(crate) fn shadowing_rules(
+    rules: &[DestinationRule],
     ours: &DestinationRule,
     host: &DnsName,
     gateway: &GatewayProxy,
-) -> Result<Vec<String>, ClusterError> {
-    let rules: Vec<DestinationRule> =
-        list(client, Some(&gateway.namespace), &ListParams::default()).await?;
+) -> Vec<String> {
     let ours_name = ours.name_any();
     let ours_created = rules
         .iter()
@@ -197,18 +219,17 @@ pub(crate) async fn shadowing_rules(
         .and_then(|r| r.metadata.creation_timestamp.as_ref())
         .map(|t| t.0);
     let others: Vec<DestinationRule> = rules
-        .into_iter()
+        .iter()
         .filter(|r| r.name_any() != ours_name)
+        .cloned()
         .collect();
-    Ok(
-        match effective_origination(ours, ours_created, &others, host, gateway) {
-            Ok(()) => Vec::new(),
-            Err(shadowing) => shadowing
-                .into_iter()
-                .map(|s| format!("{}: {}", s.rule, s.reason))
-                .collect(),
-        },
-    )
+    match effective_origination(ours, ours_created, &others, host, gateway) {
+        Ok(()) => Vec::new(),
+        Err(shadowing) => shadowing
+            .into_iter()
+            .map(|s| format!("{}: {}", s.rule, s.reason))
+            .collect(),
+    }
 }
 
 /// The mesh config's `defaultProviders.accessLogging` (istio-system/istio, key `mesh`).

@@ -1,15 +1,19 @@
 //! `kubectl mtls-egress enable`: the client cluster's half (stage 3).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
-use shared::cluster::parse_request_timeout;
+use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print_limited, print_plan};
+use shared::cluster::{DEFAULT_MAX_IN_FLIGHT, parse_request_timeout};
 use shared::error::Error;
 use shared::gateway::{GatewayArgs, GatewayRole, GatewayWorkload};
 use shared::manifest::egress::{EnableRequest, Hop, MeshFacts, enable_plan, origination_rule};
 use shared::names::DnsName;
+use shared::plan::Plan;
 use shared::precedence::GatewayProxy;
+use shared::resources::DestinationRule;
 
 use super::detect;
 
@@ -30,16 +34,28 @@ the egress gateway another DestinationRule instead of the origination rule, e.g.
 the exact host with the same exportTo in the gateway's namespace, or one there with a
 workloadSelector (--force to go ahead); rules in other namespaces and wildcards do not matter to
 it. Re-running is idempotent.
+Several hosts (--host repeated, or --hosts-file) are one run: one set of reads, one plan that the
+server's dry run checks whole before anything is written (one refused object: nothing is written),
+the per-object report of every host, with at most --max-in-flight requests at a time.
 
 Examples:
   kubectl mtls-egress enable --host httpbin.example.com -n mtls-demo --dry-run=client > egress.yaml
   kubectl mtls-egress enable --host httpbin.example.com -n mtls-demo --restrict-to-namespace
-  kubectl mtls-egress enable --host api.partner.example --port 8443 -n payments --hop plain --no-wait"
+  kubectl mtls-egress enable --host api.partner.example --port 8443 -n payments --hop plain --no-wait
+  kubectl mtls-egress enable --host a.partner.example --host b.partner.example -n payments
+  kubectl mtls-egress enable --hosts-file partners.txt -n payments --max-in-flight 16"
 )]
+#[command(group(clap::ArgGroup::new("hosts").required(true).multiple(true).args(["host", "hosts_file"])))]
 pub struct EnableArgs {
-    /// The target's host name (the server certificate's SAN)
+    /// The target's host name (the server certificate's SAN); repeat it for several hosts
     #[arg(long, value_name = "HOST")]
-    pub host: String,
+    pub host: Vec<String>,
+    /// A file of hosts, one per line (blank lines and lines starting with # are skipped), in addition to --host
+    #[arg(long, value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+    /// At most this many API requests in flight while applying
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IN_FLIGHT as u16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_in_flight: u16,
     /// The client credential Secret in the egress gateway's namespace (from `kubectl mtls-certs secret client`)
     #[arg(long, value_name = "NAME", default_value = "client-credential")]
     pub credential: String,
@@ -93,25 +109,117 @@ pub(crate) fn parse_istio_cr(value: &str) -> Result<(String, String), Error> {
 }
 
 impl EnableArgs {
-    /// The plan inputs these flags give, for the client namespace `namespace`.
+    /// The hosts of `--host` and `--hosts-file`, in order; a host given twice, an invalid one or
+    /// an unreadable file is an error naming it.
+    pub fn hosts(&self) -> Result<Vec<DnsName>, Error> {
+        let mut names: Vec<(String, String)> = self
+            .host
+            .iter()
+            .map(|h| (h.clone(), "--host".to_string()))
+            .collect();
+        if let Some(path) = &self.hosts_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::Usage(format!(
+                    "--hosts-file {}: {e}; give a readable file with one host per line",
+                    path.display()
+                ))
+            })?;
+            names.extend(
+                text.lines()
+                    .enumerate()
+                    .map(|(i, line)| (i + 1, line.trim()))
+                    .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+                    .map(|(n, line)| (line.to_string(), format!("{}:{n}", path.display()))),
+            );
+        }
+        if names.is_empty() {
+            return Err(Error::Usage(
+                "no host: give --host HOST (repeatable) or --hosts-file FILE".into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        let mut hosts = Vec::with_capacity(names.len());
+        for (name, from) in names {
+            let host = DnsName::parse_exact(&name).map_err(|e| match from.as_str() {
+                "--host" => Error::from(e),
+                file_line => Error::Usage(format!("{file_line}: {e}")),
+            })?;
+            if !seen.insert(host.to_string()) {
+                return Err(Error::Usage(format!(
+                    "{from}: host {host} is given twice; give each host once"
+                )));
+            }
+            hosts.push(host);
+        }
+        Ok(hosts)
+    }
+
+    /// The plan inputs these flags give for the first host, in the client namespace `namespace`.
     pub fn request(&self, namespace: &str) -> Result<EnableRequest, Error> {
+        Ok(self.requests(namespace)?.remove(0))
+    }
+
+    /// The plan inputs these flags give for each host, in the client namespace `namespace`.
+    pub fn requests(&self, namespace: &str) -> Result<Vec<EnableRequest>, Error> {
         shared::cluster::validate_namespace(namespace)?;
         self.egress.validate()?;
-        Ok(EnableRequest {
-            host: DnsName::parse_exact(&self.host)?,
-            namespace: namespace.to_string(),
-            credential: self.credential.clone(),
-            hop: self.hop,
-            port: self.port,
-            access_log: !self.no_access_log,
-            restrict_to_namespace: self.restrict_to_namespace,
-            kyma_istio: self.istio_cr.as_deref().map(parse_istio_cr).transpose()?,
-            mesh: MeshFacts {
-                egress_gateway: self.egress.offline(GatewayRole::Egress),
-                ..Default::default()
-            },
-        })
+        let kyma_istio = self.istio_cr.as_deref().map(parse_istio_cr).transpose()?;
+        Ok(self
+            .hosts()?
+            .into_iter()
+            .map(|host| EnableRequest {
+                host,
+                namespace: namespace.to_string(),
+                credential: self.credential.clone(),
+                hop: self.hop,
+                port: self.port,
+                access_log: !self.no_access_log,
+                restrict_to_namespace: self.restrict_to_namespace,
+                kyma_istio: kyma_istio.clone(),
+                mesh: MeshFacts {
+                    egress_gateway: self.egress.offline(GatewayRole::Egress),
+                    ..Default::default()
+                },
+            })
+            .collect())
     }
+}
+
+/// One plan for all `requests`: each host's objects in order, an object several hosts share
+/// (the Kyma Istio CR, the gateway's access-log Telemetry) once. Two hosts that would write the
+/// same object differently (hosts whose names differ only in `.` and `-` share object names)
+/// are an error.
+pub fn combined_plan(requests: &[EnableRequest]) -> Result<Plan, Error> {
+    let mut plan = Plan::new();
+    let mut planned: BTreeMap<(String, String, Option<String>, String), usize> = BTreeMap::new();
+    let mut owners: Vec<&DnsName> = Vec::new();
+    for request in requests {
+        for object in enable_plan(request)?.objects() {
+            let key = (
+                object.resource.api_version.clone(),
+                object.resource.kind.clone(),
+                object.namespace.clone(),
+                object.name.clone(),
+            );
+            match planned.get(&key) {
+                Some(&index) if plan.objects()[index].body == object.body => {}
+                Some(&index) => {
+                    return Err(Error::Usage(format!(
+                        "hosts {} and {} would both write {} differently: enable them in separate runs (or namespaces)",
+                        owners[index],
+                        request.host,
+                        object.display_name()
+                    )));
+                }
+                None => {
+                    planned.insert(key, plan.objects().len());
+                    owners.push(&request.host);
+                    plan.extend([object.clone()]);
+                }
+            }
+        }
+    }
+    Ok(plan)
 }
 
 /// Runs `enable`.
@@ -123,13 +231,13 @@ pub async fn run(
 ) -> Result<(), Error> {
     if args.apply.dry_run == DryRun::Client {
         let namespace = global.kube.namespace.as_deref().unwrap_or("default");
-        let plan = enable_plan(&args.request(namespace)?)?;
+        let plan = combined_plan(&args.requests(namespace)?)?;
         return print_plan(&plan, args.apply.output, out);
     }
     // Flags are checked before any file is read or request sent.
-    enable_plan(&args.request(global.kube.namespace.as_deref().unwrap_or("default"))?)?;
+    combined_plan(&args.requests(global.kube.namespace.as_deref().unwrap_or("default"))?)?;
     let (client, namespace) = global.kube.connect().await?;
-    execute(&client, args.request(&namespace)?, args, out, err).await
+    execute_all(&client, args.requests(&namespace)?, args, out, err).await
 }
 
 /// `enable` against a connected cluster: detect, check, apply, wait (warnings and progress go to
@@ -141,8 +249,24 @@ pub async fn execute(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
-    let (request, mut warnings) = prepare(client, request, &args.egress, args.force).await?;
-    warnings.extend(super::in_use::origination_switch(client, &request, args.force).await?);
+    execute_all(client, vec![request], args, out, err).await
+}
+
+/// [`execute`] for several hosts at once: one set of reads, one plan applied all or nothing.
+pub async fn execute_all(
+    client: &kube::Client,
+    requests: Vec<EnableRequest>,
+    args: &EnableArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    let (requests, mut warnings, rules) =
+        prepare_all(client, requests, &args.egress, args.force).await?;
+    // Each reads only when the host's origination rule names another Secret (two GETs).
+    for request in &requests {
+        warnings
+            .extend(super::in_use::origination_switch(client, request, &rules, args.force).await?);
+    }
     // Notes (what could not be read) matter only once the plan is applied; a failed apply is
     // then the one line the user reads.
     let (notes, warnings): (Vec<String>, Vec<String>) =
@@ -150,8 +274,15 @@ pub async fn execute(
     for warning in warnings {
         writeln!(err, "{warning}")?;
     }
-    let plan = enable_plan(&request)?;
-    apply_and_print(client, &plan, &args.apply, out).await?;
+    let plan = combined_plan(&requests)?;
+    apply_and_print_limited(
+        client,
+        &plan,
+        &args.apply,
+        usize::from(args.max_in_flight),
+        out,
+    )
+    .await?;
     for note in notes {
         writeln!(err, "{note}")?;
     }
@@ -159,6 +290,7 @@ pub async fn execute(
         return Ok(());
     }
     out.flush()?;
+    let request = &requests[0];
     detect::wait_ready(
         client,
         request.kyma_istio.as_ref(),
@@ -176,55 +308,90 @@ pub async fn execute(
 /// for the user (the notes among them start with `note: `).
 pub(crate) async fn prepare(
     client: &kube::Client,
-    mut request: EnableRequest,
+    request: EnableRequest,
     gateway: &GatewayArgs,
     force: bool,
 ) -> Result<(EnableRequest, Vec<String>), Error> {
+    let (mut requests, warnings, _) = prepare_all(client, vec![request], gateway, force).await?;
+    Ok((requests.remove(0), warnings))
+}
+
+/// [`prepare`] for several hosts (of one client namespace) at once, with the reads that do not
+/// depend on each other sent together: Kyma's Istio CR and the mesh's access logging, then the
+/// other namespaces that route the hosts and the gateway namespace's DestinationRules (also
+/// returned, for [`super::in_use::origination_switch`]).
+async fn prepare_all(
+    client: &kube::Client,
+    mut requests: Vec<EnableRequest>,
+    gateway: &GatewayArgs,
+    force: bool,
+) -> Result<(Vec<EnableRequest>, Vec<String>, Vec<DestinationRule>), Error> {
     let mut warnings = Vec::new();
-    let client = client.clone();
-    let host = request.host.clone();
-    enable_plan(&request)?;
-    let kyma = match request.kyma_istio.clone() {
-        Some(cr) => Some(cr),
-        None => detect::kyma_istio(&client).await?,
-    };
-    let (egress, found) = detect::egress_gateway(&client, gateway, kyma.is_some()).await?;
-    request.mesh.egress_gateway = egress;
-    enable_plan(&request)?;
-    super::in_use::refuse_second_namespace(
-        &client,
-        &host,
-        &request.namespace,
-        &request.mesh.egress_gateway.namespace,
-    )
-    .await?;
-    let shadowing = detect::shadowing_rules(
-        &client,
-        &origination_rule(&request),
-        &host,
-        &gateway_proxy(&request.mesh.egress_gateway),
-    )
-    .await?;
-    if !shadowing.is_empty() {
-        let message = format!(
-            "the egress gateway would not use the mTLS origination rule for {host}: destinationrule {}",
-            shadowing.join("; destinationrule ")
-        );
-        if !force {
-            return Err(Error::State(format!(
-                "{message}; remove it, or pass --force to go ahead"
-            )));
-        }
-        warnings.push(format!("warning: {message}"));
+    for request in &requests {
+        enable_plan(request)?;
     }
-    if request.access_log {
-        let (kept, notes) = detect::mesh_access_logging(&client).await?;
-        request.mesh.access_logging = kept;
+    let Some(first) = requests.first() else {
+        return Err(Error::Usage("no host: give --host HOST".into()));
+    };
+    let named_cr = first.kyma_istio.clone();
+    let namespace = first.namespace.clone();
+    let access_log = requests.iter().any(|r| r.access_log);
+    let kyma = async {
+        match named_cr {
+            Some(cr) => Ok(Some(cr)),
+            None => detect::kyma_istio(client).await,
+        }
+    };
+    let logging = async {
+        match access_log {
+            true => Ok(Some(detect::mesh_access_logging(client).await?)),
+            false => Ok::<_, Error>(None),
+        }
+    };
+    let (kyma, logging) = tokio::try_join!(kyma, logging)?;
+    let (egress, found) = detect::egress_gateway(client, gateway, kyma.is_some()).await?;
+    for request in &mut requests {
+        request.mesh.egress_gateway = egress.clone();
+        enable_plan(request)?;
+    }
+    let hosts: Vec<DnsName> = requests.iter().map(|r| r.host.clone()).collect();
+    let gateway_ns = egress.namespace.as_str();
+    let (_, rules) = tokio::try_join!(
+        super::in_use::refuse_second_namespace(client, &hosts, &namespace, gateway_ns),
+        async {
+            detect::gateway_rules(client, gateway_ns, &hosts)
+                .await
+                .map_err(Error::from)
+        },
+    )?;
+    let proxy = gateway_proxy(&egress);
+    for request in &requests {
+        let host = &request.host;
+        let shadowing = detect::shadowing_rules(&rules, &origination_rule(request), host, &proxy);
+        if !shadowing.is_empty() {
+            let message = format!(
+                "the egress gateway would not use the mTLS origination rule for {host}: destinationrule {}",
+                shadowing.join("; destinationrule ")
+            );
+            if !force {
+                return Err(Error::State(format!(
+                    "{message}; remove it, or pass --force to go ahead"
+                )));
+            }
+            warnings.push(format!("warning: {message}"));
+        }
+    }
+    if let Some((kept, notes)) = logging {
+        for request in requests.iter_mut().filter(|r| r.access_log) {
+            request.mesh.access_logging = kept.clone();
+        }
         warnings.extend(notes.into_iter().map(|n| format!("{NOTE}{n}")));
     }
-    request.kyma_istio = kyma;
+    for request in &mut requests {
+        request.kyma_istio = kyma.clone();
+    }
     warnings.push(found);
-    Ok((request, warnings))
+    Ok((requests, warnings, rules))
 }
 
 /// The egress gateway's pods as Istio's DestinationRule lookup sees them.

@@ -53,15 +53,18 @@ pub fn other_client_namespaces(
     others
 }
 
-/// The namespaces whose ServiceEntries for `host` (ours, component `egress`, not being deleted)
-/// exist; `None` when the user may not list ServiceEntries across namespaces.
+/// The namespaces whose ServiceEntries for each of `hosts` (ours, component `egress`, not being
+/// deleted) exist, in the order of `hosts`: one request across namespaces, selected by our
+/// labels (so it reads the ServiceEntries of these hosts only, however many the cluster has);
+/// `None` when the user may not list ServiceEntries across namespaces.
 async fn routing_namespaces(
     client: &Client,
-    host: &DnsName,
-) -> Result<Option<Vec<String>>, ClusterError> {
+    hosts: &[DnsName],
+) -> Result<Option<Vec<Vec<String>>>, ClusterError> {
+    let slugs: Vec<String> = hosts.iter().map(slug).collect();
     let selector = format!(
-        "{},{COMPONENT_LABEL}={EGRESS_COMPONENT}",
-        host_selector(host)
+        "{HOST_LABEL} in ({}),{COMPONENT_LABEL}={EGRESS_COMPONENT}",
+        slugs.join(",")
     );
     let resource = ApiResource::erase::<ServiceEntry>(&());
     match list_dynamic(
@@ -73,15 +76,36 @@ async fn routing_namespaces(
     .await
     {
         Ok(entries) => Ok(Some(
-            entries
+            hosts
                 .iter()
-                .filter(|e| e.metadata.deletion_timestamp.is_none())
-                .filter_map(|e| e.namespace())
+                .map(|host| {
+                    entries
+                        .iter()
+                        .filter(|e| e.metadata.deletion_timestamp.is_none())
+                        .filter(|e| routes(e, host))
+                        .filter_map(|e| e.namespace())
+                        .collect()
+                })
                 .collect(),
         )),
         Err(ClusterError::Forbidden { .. }) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Whether the ServiceEntry `entry` (one of ours, by its labels) is the one for `host`: its host
+/// label is the host's slug and it lists the host (two hosts may share a slug, `a.b-c` and
+/// `a-b.c`).
+fn routes(entry: &DynamicObject, host: &DnsName) -> bool {
+    entry
+        .labels()
+        .get(HOST_LABEL)
+        .is_some_and(|v| *v == slug(host))
+        && entry
+            .data
+            .pointer("/spec/hosts")
+            .and_then(|h| h.as_array())
+            .is_none_or(|hosts| hosts.iter().any(|h| h.as_str() == Some(&host.to_string())))
 }
 
 /// The client namespace the origination rule for `host` (in the egress gateway's namespace
@@ -114,25 +138,46 @@ pub(crate) async fn other_namespaces_routing(
     namespace: &str,
     gateway_ns: &str,
 ) -> Result<Vec<String>, Error> {
-    let listed = routing_namespaces(client, host).await?;
-    let annotated = match listed {
-        Some(_) => None,
-        None => annotated_namespace(client, host, gateway_ns).await?,
-    };
-    Ok(other_client_namespaces(namespace, listed, annotated))
+    let mut all =
+        other_namespaces_routing_all(client, std::slice::from_ref(host), namespace, gateway_ns)
+            .await?;
+    Ok(all.pop().unwrap_or_default())
 }
 
-/// `enable` for `host` in `namespace`: refused when another namespace routes the host already.
+/// [`other_namespaces_routing`] for each of `hosts`, in their order, with one request for all
+/// of them (one per host only for a user who may not list ServiceEntries across namespaces).
+async fn other_namespaces_routing_all(
+    client: &Client,
+    hosts: &[DnsName],
+    namespace: &str,
+    gateway_ns: &str,
+) -> Result<Vec<Vec<String>>, Error> {
+    let listed = routing_namespaces(client, hosts).await?;
+    let mut others = Vec::with_capacity(hosts.len());
+    for (index, host) in hosts.iter().enumerate() {
+        let listed = listed.as_ref().map(|l| l[index].clone());
+        let annotated = match listed {
+            Some(_) => None,
+            None => annotated_namespace(client, host, gateway_ns).await?,
+        };
+        others.push(other_client_namespaces(namespace, listed, annotated));
+    }
+    Ok(others)
+}
+
+/// `enable` for `hosts` in `namespace`: refused when another namespace routes one of them
+/// already (the first such host is named).
 pub(crate) async fn refuse_second_namespace(
     client: &Client,
-    host: &DnsName,
+    hosts: &[DnsName],
     namespace: &str,
     gateway_ns: &str,
 ) -> Result<(), Error> {
-    let others = other_namespaces_routing(client, host, namespace, gateway_ns).await?;
-    let Some(first) = others.first() else {
+    let all = other_namespaces_routing_all(client, hosts, namespace, gateway_ns).await?;
+    let Some((host, others)) = hosts.iter().zip(all).find(|(_, o)| !o.is_empty()) else {
         return Ok(());
     };
+    let first = &others[0];
     Err(Error::State(format!(
         "{host} is routed through the egress gateway for namespace {} already, and a host serves one client namespace per cluster (its origination rule and AuthorizationPolicy in {gateway_ns} are the host's, and Istio drops a second egress Gateway for the same host): call it from {first}, or first run `kubectl mtls-egress disable --host {host} -n {first}`",
         others.join(", ")
@@ -257,7 +302,19 @@ pub(crate) async fn credential_switch(
         .get("spec")
         .map(credential_references)
         .unwrap_or_default();
-    if names.iter().any(|n| n == new) {
+    switch_from(client, host, presenter, names, new, force).await
+}
+
+/// [`credential_switch`] once the Secrets the host's object names now (`names`) are known.
+async fn switch_from(
+    client: &Client,
+    host: &DnsName,
+    presenter: Presenter<'_>,
+    names: Vec<String>,
+    new: &str,
+    force: bool,
+) -> Result<Option<String>, Error> {
+    if names.is_empty() || names.iter().any(|n| n == new) {
         return Ok(None);
     }
     let cert_of = |name: String| async move {
@@ -295,21 +352,42 @@ pub(crate) async fn credential_switch(
     Ok(None)
 }
 
-/// [`credential_switch`] for `enable`'s origination rule.
+/// [`credential_switch`] for `enable`'s origination rule, which is among `rules` (the egress
+/// gateway namespace's DestinationRules, ours for the host among them) when it exists.
 pub(crate) async fn origination_switch(
     client: &Client,
     request: &EnableRequest,
+    rules: &[DestinationRule],
     force: bool,
 ) -> Result<Option<String>, Error> {
     let name = format!("mtls-originate-{}", slug(&request.host));
     let gateway_ns = request.mesh.egress_gateway.namespace.as_str();
+    let Some(rule) = rules.iter().find(|r| {
+        r.name_any() == name
+            && r.labels()
+                .get(HOST_LABEL)
+                .is_some_and(|v| *v == slug(&request.host))
+    }) else {
+        return Ok(None);
+    };
+    let names = serde_json::to_value(&rule.spec)
+        .map(|spec| credential_references(&spec))
+        .unwrap_or_default();
     let presenter = Presenter {
         resource: ApiResource::erase::<DestinationRule>(&()),
         namespace: gateway_ns,
         name: &name,
         secret_namespace: gateway_ns,
     };
-    credential_switch(client, &request.host, presenter, &request.credential, force).await
+    switch_from(
+        client,
+        &request.host,
+        presenter,
+        names,
+        &request.credential,
+        force,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -1517,3 +1517,130 @@ fn enable_disable_and_expose_with_gateways_outside_istio_system() {
         ran.stdout
     );
 }
+
+/// Issue 15: a hundred hosts in one `enable --hosts-file`. The 57th host's ServiceEntry belongs
+/// to another field manager, so the server's dry run refuses it: nothing of the whole plan is
+/// written. With `--force-conflicts` the plan goes through in one run (the 57th `configured`,
+/// the rest `created`), and again it is all `unchanged` — decided from the resourceVersions the
+/// real server returns for the dry run and the write, without a GET per object.
+#[test]
+fn a_hundred_hosts_in_one_run_the_57th_refused_writes_nothing() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (a hundred hosts in one run)") else {
+        return;
+    };
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let suffix = unique_suffix();
+    let hosts: Vec<String> = (1..=100)
+        .map(|i| format!("f{i:03}-{suffix}.e2e.example.com"))
+        .collect();
+    for host in &hosts {
+        record_origination(&mut scratch, host);
+    }
+    let refused = &hosts[56];
+    let entry = format!("mtls-{}", slug(refused));
+    let namespace = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        ensure_istio_cr(&client).await;
+        let namespace = scratch.namespace(&client, "fleet").await;
+        apply_as(
+            &client,
+            "platform-gitops",
+            &json!({"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+                "metadata": {"name": entry, "namespace": namespace},
+                "spec": {"hosts": [refused], "location": "MESH_EXTERNAL", "resolution": "NONE",
+                         "ports": [{"number": 443, "name": "https", "protocol": "HTTPS"}]}}),
+        )
+        .await;
+        namespace
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("partners.txt");
+    std::fs::write(&file, hosts.join("\n")).unwrap();
+    let file = file.to_str().unwrap();
+    let enable = [
+        "enable",
+        "--hosts-file",
+        file,
+        "-n",
+        &namespace,
+        "--no-wait",
+    ];
+
+    let ran = egress(&kubeconfig, &enable);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.starts_with(&format!(
+            "error: conflict applying serviceentries.networking.istio.io/{entry} in namespace {namespace}: "
+        )),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stdout, "");
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        for host in &hosts {
+            assert_eq!(
+                labelled(&client, host).await,
+                Vec::<String>::new(),
+                "{host}"
+            );
+        }
+    });
+
+    let mut forced = enable.to_vec();
+    forced.push("--force-conflicts");
+    let ran = egress(&kubeconfig, &forced);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(lines.len(), 5 * 100 + 2, "{}", ran.stdout);
+    let configured: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.ends_with(" configured"))
+        .collect();
+    // The 57th ServiceEntry, and the Istio CR unless another test switched it on already.
+    assert!(
+        configured
+            .contains(&&format!("serviceentry.networking.istio.io/{entry} configured").as_str()),
+        "{}",
+        ran.stdout
+    );
+    for host in &hosts {
+        let s = slug(host);
+        for name in [
+            format!("serviceentry.networking.istio.io/mtls-{s}"),
+            format!("gateway.networking.istio.io/mtls-egress-{s}"),
+            format!("destinationrule.networking.istio.io/mtls-egress-{s}"),
+            format!("virtualservice.networking.istio.io/mtls-{s}"),
+            format!("destinationrule.networking.istio.io/mtls-originate-{s}"),
+        ] {
+            let expected = if host == refused && name.starts_with("serviceentry") {
+                "configured"
+            } else {
+                "created"
+            };
+            assert!(
+                lines.contains(&format!("{name} {expected}").as_str()),
+                "{name} {expected}: {}",
+                ran.stdout
+            );
+        }
+    }
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        for host in &hosts {
+            assert_eq!(labelled(&client, host).await.len(), 5, "{host}");
+        }
+    });
+
+    let ran = egress(&kubeconfig, &enable);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout.lines().count(), 5 * 100 + 2);
+    assert!(
+        ran.stdout.lines().all(|l| l.ends_with(" unchanged")),
+        "{}",
+        ran.stdout
+    );
+}

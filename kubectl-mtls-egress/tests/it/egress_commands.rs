@@ -9,7 +9,9 @@ use kubectl_mtls_egress::{disable, enable, expose, status as host_status};
 use serde_json::{Value, json};
 use shared::error::Error;
 use shared::names::DnsName;
-use test_support::fake_api::{Inject, Shared, State, fake_server, seen, status, summaries};
+use test_support::fake_api::{
+    Inject, Seen, Shared, State, decode, fake_server, seen, status, summaries,
+};
 
 fn enable_args(extra: &[&str]) -> enable::EnableArgs {
     let mut argv = vec!["enable", "--host", "httpbin.example.com", "--timeout", "5s"];
@@ -627,4 +629,250 @@ async fn applied_with_o_name_prints_one_name_per_object() {
         .collect();
     assert!(expected.len() >= 5, "{table}");
     assert_eq!(names.lines().collect::<Vec<_>>(), expected);
+}
+
+/// `enable --host …` repeated `count` times (`h001.fleet.example` …).
+fn fleet_args(count: usize) -> enable::EnableArgs {
+    let hosts: Vec<String> = (1..=count)
+        .map(|i| format!("h{i:03}.fleet.example"))
+        .collect();
+    let mut argv = vec!["enable", "--timeout", "5s", "--no-wait"];
+    for host in &hosts {
+        argv.extend(["--host", host.as_str()]);
+    }
+    EnableCli::parse_from(argv).args
+}
+
+async fn run_fleet(client: &kube::Client, args: &enable::EnableArgs) -> Result<String, Error> {
+    let mut out = Vec::new();
+    enable::execute_all(
+        client,
+        args.requests(NS).unwrap(),
+        args,
+        &mut out,
+        &mut Vec::new(),
+    )
+    .await?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+/// The requests that are not applies (the reads), without the dry runs and writes.
+fn reads(state: &Shared) -> Vec<String> {
+    summaries(state)
+        .into_iter()
+        .filter(|s| !s.starts_with("PATCH"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_hundred_hosts_are_one_set_of_reads_and_one_plan_with_every_objects_report() {
+    let (client, state) = fake_server(kyma);
+    let out = run_fleet(&client, &fleet_args(1)).await.unwrap();
+    assert_eq!(out.lines().count(), 7, "{out}");
+    let one_host_reads = reads(&state).len();
+
+    let (client, state) = fake_server(kyma);
+    let args = fleet_args(100);
+    let out = run_fleet(&client, &args).await.unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    // Five objects per host, the Istio CR and the shared access-log Telemetry once each.
+    assert_eq!(lines.len(), 5 * 100 + 2, "{out}");
+    assert_eq!(
+        lines[0],
+        "istio.operator.kyma-project.io/default configured"
+    );
+    assert_eq!(
+        lines[1..6],
+        [
+            "serviceentry.networking.istio.io/mtls-h001-fleet-example created",
+            "gateway.networking.istio.io/mtls-egress-h001-fleet-example created",
+            "destinationrule.networking.istio.io/mtls-egress-h001-fleet-example created",
+            "virtualservice.networking.istio.io/mtls-h001-fleet-example created",
+            "destinationrule.networking.istio.io/mtls-originate-h001-fleet-example created",
+        ]
+    );
+    assert_eq!(
+        lines[6],
+        "telemetry.telemetry.istio.io/mtls-egressgateway-access-log created"
+    );
+    assert_eq!(
+        lines[lines.len() - 1],
+        "destinationrule.networking.istio.io/mtls-originate-h100-fleet-example created"
+    );
+    assert_eq!(ours(&state).len(), 5 * 100 + 1);
+    // The reads do not grow with the hosts: one discovery, one list per kind and scope.
+    assert_eq!(reads(&state).len(), one_host_reads, "{:#?}", reads(&state));
+    // Every object passed the dry run before the first write.
+    let sums = summaries(&state);
+    let first_write = sums
+        .iter()
+        .position(|s| s.starts_with("PATCH") && !s.ends_with("(dry run)"))
+        .unwrap();
+    let dry_runs = sums.iter().filter(|s| s.ends_with("(dry run)")).count();
+    assert_eq!(dry_runs, 5 * 100 + 2);
+    assert!(
+        sums[first_write..]
+            .iter()
+            .all(|s| !s.ends_with("(dry run)")),
+        "{sums:#?}"
+    );
+
+    // Re-run: every object unchanged, nothing written anew.
+    let out = run_fleet(&client, &args).await.unwrap();
+    assert!(out.lines().all(|l| l.ends_with(" unchanged")), "{out}");
+}
+
+#[tokio::test]
+async fn a_hundred_hosts_with_the_57th_refused_by_the_server_write_nothing() {
+    let refused = format!(
+        "PATCH /apis/networking.istio.io/v1/namespaces/{NS}/virtualservices/mtls-h057-fleet-example (dry run)"
+    );
+    let inject = refused.clone();
+    let (client, state) = fake_server(move |s| {
+        kyma(s);
+        s.inject.insert(
+            inject,
+            Inject::Status(status(
+                422,
+                "Invalid",
+                r#"VirtualService.networking.istio.io "mtls-h057-fleet-example" is invalid: spec.http[0].route: Required value"#,
+                None,
+            )),
+        );
+    });
+    let err = run_fleet(&client, &fleet_args(100)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("mtls-h057-fleet-example"), "{text}");
+    assert_eq!(err.exit_code(), 3, "{text}");
+    assert!(summaries(&state).contains(&refused));
+    // Nothing written: no real PATCH at all, no object of ours, the Istio CR untouched.
+    assert_eq!(writes(&state), Vec::<String>::new());
+    assert_eq!(ours(&state), Vec::<String>::new());
+    assert!(
+        object(&state, ISTIO_CR).unwrap()["spec"]["components"].is_null(),
+        "the Istio CR was patched"
+    );
+}
+
+#[test]
+fn a_hosts_file_with_an_invalid_57th_host_is_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.txt");
+    let mut text = String::from("# partners\n\n");
+    for i in 1..=100 {
+        if i == 57 {
+            text.push_str("not a host!\n");
+        } else {
+            text.push_str(&format!("h{i:03}.fleet.example\n"));
+        }
+    }
+    std::fs::write(&file, &text).unwrap();
+    let args = EnableCli::parse_from(["enable", "--hosts-file", file.to_str().unwrap()]).args;
+    let err = args.requests(NS).unwrap_err();
+    // Line 59: two lines of comment and blank before the 57th host.
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:59: ", file.display())),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 2);
+
+    // The same host twice is refused too; a valid file gives its hosts in order.
+    let twice = EnableCli::parse_from([
+        "enable",
+        "--host",
+        "h001.fleet.example",
+        "--host",
+        "h001.fleet.example",
+    ])
+    .args;
+    let err = twice.requests(NS).unwrap_err();
+    assert!(err.to_string().contains("given twice"), "{err}");
+    assert_eq!(err.exit_code(), 2);
+    std::fs::write(&file, text.replace("not a host!", "h057.fleet.example")).unwrap();
+    let hosts: Vec<String> = args
+        .requests(NS)
+        .unwrap()
+        .iter()
+        .map(|r| r.host.to_string())
+        .collect();
+    assert_eq!(hosts.len(), 100);
+    assert_eq!(hosts[56], "h057.fleet.example");
+}
+
+/// The DestinationRules `enable` reads: only the egress gateway's namespace, the one Istio's
+/// lookup for the gateway proxy consults first (istio/istio 1.30.3
+/// `pilot/pkg/model/push_context.go`: `destinationRule` looks in the proxy's own namespace, whose
+/// exact private rule wins before the service's namespace and the root namespace are consulted),
+/// and there every rule except our origination rules for other hosts. A foreign rule there still
+/// stops `enable` (a second partner's rule of ours does not count as one); and the one
+/// request across namespaces (the ServiceEntries that say which namespace routes the host) is
+/// selected by our host label, so neither grows with the partners the cluster has.
+#[tokio::test]
+async fn the_destination_rule_reads_are_the_gateway_namespace_without_other_hosts_rules() {
+    let setup = |s: &mut State| {
+        kyma(s);
+        for i in 0..20 {
+            let slug = format!("other{i}-example-com");
+            s.put(
+                "destinationrules",
+                json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                       "metadata": {"name": format!("mtls-originate-{slug}"), "namespace": "istio-system",
+                                    "labels": {"app.kubernetes.io/managed-by": "kubectl-mtls", "kubectl-mtls/host": slug}},
+                       "spec": {"host": format!("other{i}.example.com"), "exportTo": ["."]}}),
+            );
+        }
+        s.put(
+            "destinationrules",
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                   "metadata": {"name": "legacy", "namespace": "istio-system", "creationTimestamp": "2025-01-01T00:00:00Z"},
+                   "spec": {"host": "httpbin.example.com", "exportTo": ["."], "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}}),
+        );
+    };
+    let (client, state) = fake_server(setup);
+    let err = run_enable(&client, &enable_args(&[]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("destinationrule istio-system/legacy"), "{err}");
+    assert!(!err.contains("other"), "{err}");
+    let lists: Vec<Seen> = seen(&state)
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.path.ends_with("/destinationrules"))
+        .collect();
+    let selectors: Vec<(String, String)> = lists
+        .iter()
+        .map(|s| {
+            (
+                s.path.clone(),
+                decode(s.param("labelSelector").unwrap_or_default()),
+            )
+        })
+        .collect();
+    let dr = "/apis/networking.istio.io/v1/namespaces/istio-system/destinationrules";
+    assert_eq!(
+        selectors,
+        [
+            (dr.to_string(), "!kubectl-mtls/host".to_string()),
+            (
+                dr.to_string(),
+                "kubectl-mtls/host in (httpbin-example-com)".to_string()
+            ),
+        ],
+        "{selectors:?}"
+    );
+    let across: Vec<String> = seen(&state)
+        .iter()
+        .filter(|s| {
+            s.method == "GET"
+                && s.path
+                    .starts_with("/apis/networking.istio.io/v1/serviceentries")
+        })
+        .map(|s| decode(s.param("labelSelector").unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        across,
+        ["kubectl-mtls/host in (httpbin-example-com),app.kubernetes.io/component=egress"]
+    );
+    assert!(writes(&state).is_empty());
 }
