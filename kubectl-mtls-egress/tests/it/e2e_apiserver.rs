@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kube::Client;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use test_support::e2e::{
     HOLD_FINALIZER, ISTIO_CR, MeshAccess, NamespacedUser, Scratch, apply_as, client, dynamic,
@@ -1643,4 +1643,16 @@ fn a_hundred_hosts_in_one_run_the_57th_refused_writes_nothing() {
         "{}",
         ran.stdout
     );
+    // Gone before the test ends (the namespace's deletion would take a while): other tests
+    // count the hosts left on the cluster.
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        let ours = ListParams::default().labels("app.kubernetes.io/managed-by=kubectl-mtls");
+        for (group, kind, plural) in PER_HOST {
+            dynamic(&client, (group, "v1", kind), plural, Some(&namespace))
+                .delete_collection(&DeleteParams::default(), &ours)
+                .await
+                .unwrap();
+        }
+    });
 }
