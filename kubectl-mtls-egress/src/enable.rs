@@ -316,10 +316,10 @@ pub(crate) async fn prepare(
     Ok((requests.remove(0), warnings))
 }
 
-/// [`prepare`] for several hosts (of one client namespace) at once, with the reads that do not
-/// depend on each other sent together: Kyma's Istio CR and the mesh's access logging, then the
-/// other namespaces that route the hosts and the gateway namespace's DestinationRules (also
-/// returned, for [`super::in_use::origination_switch`]).
+/// [`prepare`] for several hosts (of one client namespace) at once, with the reads sent together:
+/// Kyma's Istio CR (and the egress gateway off Kyma), the mesh's access logging, the other
+/// namespaces that route the hosts, and the gateway namespace's DestinationRules (also returned,
+/// for [`super::in_use::origination_switch`]).
 async fn prepare_all(
     client: &kube::Client,
     mut requests: Vec<EnableRequest>,
@@ -336,11 +336,18 @@ async fn prepare_all(
     let named_cr = first.kyma_istio.clone();
     let namespace = first.namespace.clone();
     let access_log = requests.iter().any(|r| r.access_log);
-    let kyma = async {
-        match named_cr {
-            Some(cr) => Ok(Some(cr)),
-            None => detect::kyma_istio(client).await,
-        }
+    let hosts: Vec<DnsName> = requests.iter().map(|r| r.host.clone()).collect();
+    // Every read in one round: the egress gateway's namespace is known before anything is read
+    // on Kyma or with --gateway-namespace (the DestinationRules there are read at once, and
+    // read again only when the gateway found runs elsewhere).
+    let expected_ns = gateway.offline(GatewayRole::Egress).namespace;
+    let kyma_and_gateway = async {
+        let kyma = match named_cr {
+            Some(cr) => Some(cr),
+            None => detect::kyma_istio(client).await?,
+        };
+        let (egress, found) = detect::egress_gateway(client, gateway, kyma.is_some()).await?;
+        Ok::<_, Error>((kyma, egress, found))
     };
     let logging = async {
         match access_log {
@@ -348,22 +355,30 @@ async fn prepare_all(
             false => Ok::<_, Error>(None),
         }
     };
-    let (kyma, logging) = tokio::try_join!(kyma, logging)?;
-    let (egress, found) = detect::egress_gateway(client, gateway, kyma.is_some()).await?;
+    let routing = async {
+        super::in_use::RoutingNamespaces::read(client, &hosts)
+            .await
+            .map_err(Error::from)
+    };
+    let expected_rules = async {
+        detect::gateway_rules(client, &expected_ns, &hosts)
+            .await
+            .map_err(Error::from)
+    };
+    let ((kyma, egress, found), logging, routing, rules) =
+        tokio::try_join!(kyma_and_gateway, logging, routing, expected_rules)?;
     for request in &mut requests {
         request.mesh.egress_gateway = egress.clone();
         enable_plan(request)?;
     }
-    let hosts: Vec<DnsName> = requests.iter().map(|r| r.host.clone()).collect();
     let gateway_ns = egress.namespace.as_str();
-    let (_, rules) = tokio::try_join!(
-        super::in_use::refuse_second_namespace(client, &hosts, &namespace, gateway_ns),
-        async {
-            detect::gateway_rules(client, gateway_ns, &hosts)
-                .await
-                .map_err(Error::from)
-        },
-    )?;
+    let rules = match gateway_ns == expected_ns {
+        true => rules,
+        false => detect::gateway_rules(client, gateway_ns, &hosts).await?,
+    };
+    routing
+        .refuse_second_namespace(client, &hosts, &namespace, gateway_ns)
+        .await?;
     let proxy = gateway_proxy(&egress);
     for request in &requests {
         let host = &request.host;

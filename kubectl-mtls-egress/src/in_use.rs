@@ -6,7 +6,7 @@
 //!   (istio-system for istioctl's and Kyma's; the origination DestinationRule, the AuthorizationPolicy of `--restrict-to-namespace`) are named by the host
 //!   alone, and two egress Gateways for the same host on 443 make Istio drop the second
 //!   (`pilot/pkg/model/gateway.go`, "duplicate host names"; analyzer IST0145). So
-//!   [`refuse_second_namespace`] stops `enable` for a host another namespace already routes, and
+//!   [`RoutingNamespaces::refuse_second_namespace`] stops `enable` for a host another namespace already routes, and
 //!   `disable` in any other namespace leaves the host's objects there alone
 //!   ([`other_namespaces_routing`]). Which namespace routes a host is read from its ServiceEntries
 //!   (labelled for the host, component `egress`), or — for a user who may not list them across
@@ -152,36 +152,60 @@ async fn other_namespaces_routing_all(
     namespace: &str,
     gateway_ns: &str,
 ) -> Result<Vec<Vec<String>>, Error> {
-    let listed = routing_namespaces(client, hosts).await?;
-    let mut others = Vec::with_capacity(hosts.len());
-    for (index, host) in hosts.iter().enumerate() {
-        let listed = listed.as_ref().map(|l| l[index].clone());
-        let annotated = match listed {
-            Some(_) => None,
-            None => annotated_namespace(client, host, gateway_ns).await?,
-        };
-        others.push(other_client_namespaces(namespace, listed, annotated));
-    }
-    Ok(others)
+    let listed = RoutingNamespaces::read(client, hosts).await?;
+    listed.others(client, hosts, namespace, gateway_ns).await
 }
 
-/// `enable` for `hosts` in `namespace`: refused when another namespace routes one of them
-/// already (the first such host is named).
-pub(crate) async fn refuse_second_namespace(
-    client: &Client,
-    hosts: &[DnsName],
-    namespace: &str,
-    gateway_ns: &str,
-) -> Result<(), Error> {
-    let all = other_namespaces_routing_all(client, hosts, namespace, gateway_ns).await?;
-    let Some((host, others)) = hosts.iter().zip(all).find(|(_, o)| !o.is_empty()) else {
-        return Ok(());
-    };
-    let first = &others[0];
-    Err(Error::State(format!(
-        "{host} is routed through the egress gateway for namespace {} already, and a host serves one client namespace per cluster (its origination rule and AuthorizationPolicy in {gateway_ns} are the host's, and Istio drops a second egress Gateway for the same host): call it from {first}, or first run `kubectl mtls-egress disable --host {host} -n {first}`",
-        others.join(", ")
-    )))
+/// What the ServiceEntries across namespaces say about which namespaces route some hosts:
+/// read before the egress gateway's namespace is known (it is needed only to decide).
+pub(crate) struct RoutingNamespaces(Option<Vec<Vec<String>>>);
+
+impl RoutingNamespaces {
+    /// One request across namespaces for all `hosts`.
+    pub(crate) async fn read(client: &Client, hosts: &[DnsName]) -> Result<Self, ClusterError> {
+        Ok(Self(routing_namespaces(client, hosts).await?))
+    }
+
+    /// The client namespaces other than `namespace` routing each of `hosts` (the ones read),
+    /// falling back to the origination rules' annotations in `gateway_ns`.
+    async fn others(
+        self,
+        client: &Client,
+        hosts: &[DnsName],
+        namespace: &str,
+        gateway_ns: &str,
+    ) -> Result<Vec<Vec<String>>, Error> {
+        let mut others = Vec::with_capacity(hosts.len());
+        for (index, host) in hosts.iter().enumerate() {
+            let listed = self.0.as_ref().map(|l| l[index].clone());
+            let annotated = match listed {
+                Some(_) => None,
+                None => annotated_namespace(client, host, gateway_ns).await?,
+            };
+            others.push(other_client_namespaces(namespace, listed, annotated));
+        }
+        Ok(others)
+    }
+
+    /// `enable` for `hosts` (the ones read) in `namespace`: refused when another namespace
+    /// routes one of them already (the first such host is named).
+    pub(crate) async fn refuse_second_namespace(
+        self,
+        client: &Client,
+        hosts: &[DnsName],
+        namespace: &str,
+        gateway_ns: &str,
+    ) -> Result<(), Error> {
+        let all = self.others(client, hosts, namespace, gateway_ns).await?;
+        let Some((host, others)) = hosts.iter().zip(all).find(|(_, o)| !o.is_empty()) else {
+            return Ok(());
+        };
+        let first = &others[0];
+        Err(Error::State(format!(
+            "{host} is routed through the egress gateway for namespace {} already, and a host serves one client namespace per cluster (its origination rule and AuthorizationPolicy in {gateway_ns} are the host's, and Istio drops a second egress Gateway for the same host): call it from {first}, or first run `kubectl mtls-egress disable --host {host} -n {first}`",
+            others.join(", ")
+        )))
+    }
 }
 
 /// The objects among `candidates` (DestinationRules and Gateways, each with its kind as kubectl
