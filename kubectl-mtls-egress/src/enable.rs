@@ -1,6 +1,6 @@
 //! `kubectl mtls-egress enable`: the client cluster's half (stage 3).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use shared::precedence::GatewayProxy;
 use shared::resources::DestinationRule;
 
 use super::detect;
+use super::hosts::{Wildcards, required_hosts};
 
 /// Route calls to --host through the egress gateway, which originates mutual TLS (client cluster)
 #[derive(clap::Args, Debug)]
@@ -112,46 +113,7 @@ impl EnableArgs {
     /// The hosts of `--host` and `--hosts-file`, in order; a host given twice, an invalid one or
     /// an unreadable file is an error naming it.
     pub fn hosts(&self) -> Result<Vec<DnsName>, Error> {
-        let mut names: Vec<(String, String)> = self
-            .host
-            .iter()
-            .map(|h| (h.clone(), "--host".to_string()))
-            .collect();
-        if let Some(path) = &self.hosts_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Error::Usage(format!(
-                    "--hosts-file {}: {e}; give a readable file with one host per line",
-                    path.display()
-                ))
-            })?;
-            names.extend(
-                text.lines()
-                    .enumerate()
-                    .map(|(i, line)| (i + 1, line.trim()))
-                    .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
-                    .map(|(n, line)| (line.to_string(), format!("{}:{n}", path.display()))),
-            );
-        }
-        if names.is_empty() {
-            return Err(Error::Usage(
-                "no host: give --host HOST (repeatable) or --hosts-file FILE".into(),
-            ));
-        }
-        let mut seen = BTreeSet::new();
-        let mut hosts = Vec::with_capacity(names.len());
-        for (name, from) in names {
-            let host = DnsName::parse_exact(&name).map_err(|e| match from.as_str() {
-                "--host" => Error::from(e),
-                file_line => Error::Usage(format!("{file_line}: {e}")),
-            })?;
-            if !seen.insert(host.to_string()) {
-                return Err(Error::Usage(format!(
-                    "{from}: host {host} is given twice; give each host once"
-                )));
-            }
-            hosts.push(host);
-        }
-        Ok(hosts)
+        required_hosts(&self.host, self.hosts_file.as_deref(), Wildcards::Refused)
     }
 
     /// The plan inputs these flags give for the first host, in the client namespace `namespace`.

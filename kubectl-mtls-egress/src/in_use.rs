@@ -169,7 +169,7 @@ impl RoutingNamespaces {
     /// The client namespaces other than `namespace` routing each of `hosts` (the ones read),
     /// falling back to the origination rules' annotations in `gateway_ns`.
     async fn others(
-        self,
+        &self,
         client: &Client,
         hosts: &[DnsName],
         namespace: &str,
@@ -177,14 +177,31 @@ impl RoutingNamespaces {
     ) -> Result<Vec<Vec<String>>, Error> {
         let mut others = Vec::with_capacity(hosts.len());
         for (index, host) in hosts.iter().enumerate() {
-            let listed = self.0.as_ref().map(|l| l[index].clone());
-            let annotated = match listed {
-                Some(_) => None,
-                None => annotated_namespace(client, host, gateway_ns).await?,
-            };
-            others.push(other_client_namespaces(namespace, listed, annotated));
+            others.push(
+                self.others_for(client, index, host, namespace, gateway_ns)
+                    .await?,
+            );
         }
         Ok(others)
+    }
+
+    /// The client namespaces other than `namespace` routing `host`, the `index`th of the hosts
+    /// read (the egress gateway of `host` runs in `gateway_ns`, where the origination rule's
+    /// annotation is read when the ServiceEntries could not be listed).
+    pub(crate) async fn others_for(
+        &self,
+        client: &Client,
+        index: usize,
+        host: &DnsName,
+        namespace: &str,
+        gateway_ns: &str,
+    ) -> Result<Vec<String>, Error> {
+        let listed = self.0.as_ref().map(|l| l[index].clone());
+        let annotated = match listed {
+            Some(_) => None,
+            None => annotated_namespace(client, host, gateway_ns).await?,
+        };
+        Ok(other_client_namespaces(namespace, listed, annotated))
     }
 
     /// `enable` for `hosts` (the ones read) in `namespace`: refused when another namespace

@@ -13,7 +13,9 @@ pub mod disable;
 pub mod disconnect;
 pub mod enable;
 pub mod expose;
+pub mod hosts;
 mod in_use;
+mod removal;
 pub mod status;
 
 use std::io::Write;

@@ -1656,3 +1656,186 @@ fn a_hundred_hosts_in_one_run_the_57th_refused_writes_nothing() {
         }
     });
 }
+
+/// Issue 15: `disable --hosts-file` of several hosts in one run on a real API server. Another
+/// partner enabled from a second namespace (and named in the run) keeps every object, with its
+/// origination rule reported as kept; the host left in the namespace keeps its objects, and so
+/// does the shared access-log Telemetry; a server dry run of the same run deletes nothing.
+#[test]
+fn disable_of_several_hosts_in_one_run_leaves_the_other_partner_intact() {
+    let Some(kubeconfig) = kubeconfig("mtls-egress e2e (disable of several hosts in one run)")
+    else {
+        return;
+    };
+    let _mesh = mesh_lock(&kubeconfig, MeshAccess::Shared);
+    let rt = runtime();
+    let mut scratch = Scratch::new(&kubeconfig);
+    let suffix = unique_suffix();
+    let hosts: Vec<String> = (1..=5)
+        .map(|i| format!("d{i}-{suffix}.e2e.example.com"))
+        .collect();
+    let partner = format!("partner-{suffix}.e2e.example.com");
+    for host in hosts.iter().chain([&partner]) {
+        record_origination(&mut scratch, host);
+    }
+    let (namespace, partner_ns) = rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        ensure_istio_cr(&client).await;
+        (
+            scratch.namespace(&client, "fleet-off").await,
+            scratch.namespace(&client, "partner").await,
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let all = dir.path().join("all.txt");
+    std::fs::write(&all, hosts.join("\n")).unwrap();
+    let ran = egress(
+        &kubeconfig,
+        &[
+            "enable",
+            "--hosts-file",
+            all.to_str().unwrap(),
+            "-n",
+            &namespace,
+            "--no-wait",
+        ],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let ran = egress(
+        &kubeconfig,
+        &["enable", "--host", &partner, "-n", &partner_ns, "--no-wait"],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+
+    // status of some hosts: their rows, and a host that is not there named on stderr.
+    let missing = format!("missing-{suffix}.e2e.example.com");
+    let ran = egress(
+        &kubeconfig,
+        &[
+            "status", "-n", &namespace, "--host", &hosts[1], "--host", &missing, "--host",
+            &hosts[0],
+        ],
+    );
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    let rows: Vec<&str> = ran.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{}", ran.stdout);
+    assert!(
+        rows.iter()
+            .all(|r| r.starts_with(&hosts[0]) || r.starts_with(&hosts[1])),
+        "{}",
+        ran.stdout
+    );
+    assert_eq!(
+        ran.stderr.lines().collect::<Vec<_>>(),
+        [format!(
+            "error: nothing managed by kubectl-mtls for {missing} in namespace {namespace}; see `kubectl mtls-egress status` for the hosts there are"
+        )],
+    );
+
+    // The first four hosts, and the partner (routed from its own namespace).
+    let off = dir.path().join("off.txt");
+    let mut listed = hosts[..4].to_vec();
+    listed.insert(2, partner.clone());
+    std::fs::write(&off, format!("# off\n{}\n", listed.join("\n"))).unwrap();
+    let disable = [
+        "disable",
+        "--hosts-file",
+        off.to_str().unwrap(),
+        "-n",
+        &namespace,
+    ];
+
+    // A server dry run of the whole run deletes nothing.
+    let mut dry = disable.to_vec();
+    dry.push("--dry-run=server");
+    let ran = egress(&kubeconfig, &dry);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        ran.stdout
+            .lines()
+            .filter(|l| l.ends_with(" deleted (server dry run)"))
+            .count(),
+        4 * 5,
+        "{}",
+        ran.stdout
+    );
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        for host in &hosts {
+            assert_eq!(labelled(&client, host).await.len(), 5, "{host}");
+        }
+    });
+
+    let ran = egress(&kubeconfig, &disable);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(lines.len(), 4 * 5 + 1, "{}", ran.stdout);
+    // Each host's lines in the order of the file: the partner's between the second and third.
+    let p = slug(&partner);
+    assert_eq!(
+        lines[10],
+        format!(
+            "destinationrule.networking.istio.io/mtls-originate-{p} kept: namespace {partner_ns} still routes {partner} through the egress gateway"
+        ),
+        "{}",
+        ran.stdout
+    );
+    for (index, host) in hosts[..4].iter().enumerate() {
+        let at = if index < 2 { index * 5 } else { index * 5 + 1 };
+        let s = slug(host);
+        assert_eq!(
+            lines[at..at + 5],
+            [
+                format!("virtualservice.networking.istio.io/mtls-{s} deleted").as_str(),
+                format!("gateway.networking.istio.io/mtls-egress-{s} deleted").as_str(),
+                format!("destinationrule.networking.istio.io/mtls-egress-{s} deleted").as_str(),
+                format!("serviceentry.networking.istio.io/mtls-{s} deleted").as_str(),
+                format!("destinationrule.networking.istio.io/mtls-originate-{s} deleted").as_str(),
+            ],
+            "{}",
+            ran.stdout
+        );
+    }
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        for host in &hosts[..4] {
+            assert_eq!(
+                labelled(&client, host).await,
+                Vec::<String>::new(),
+                "{host}"
+            );
+        }
+        assert_eq!(labelled(&client, &hosts[4]).await.len(), 5);
+        let kept = labelled(&client, &partner).await;
+        assert_eq!(kept.len(), 5, "{kept:?}");
+        assert!(
+            kept.iter()
+                .all(|o| o.contains(&format!("/{partner_ns}/")) || o.contains("/istio-system/")),
+            "{kept:?}"
+        );
+        assert!(access_log_telemetry(&client).await);
+    });
+
+    // The rest, from both namespaces; the objects are gone before the test ends (other tests
+    // count the hosts left on the cluster).
+    let ran = egress(
+        &kubeconfig,
+        &["disable", "--host", &hosts[4], "-n", &namespace],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let ran = egress(
+        &kubeconfig,
+        &["disable", "--host", &partner, "-n", &partner_ns],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    rt.block_on(async {
+        let client = client(&kubeconfig).await;
+        for host in hosts.iter().chain([&partner]) {
+            assert_eq!(
+                labelled(&client, host).await,
+                Vec::<String>::new(),
+                "{host}"
+            );
+        }
+    });
+}

@@ -876,3 +876,275 @@ async fn the_destination_rule_reads_are_the_gateway_namespace_without_other_host
     );
     assert!(writes(&state).is_empty());
 }
+
+/// `enable` of `hosts` in `namespace`, in one run.
+async fn enable_hosts(client: &kube::Client, namespace: &str, hosts: &[&str]) {
+    let mut argv = vec!["enable", "--timeout", "5s", "--no-wait"];
+    for host in hosts {
+        argv.extend(["--host", host]);
+    }
+    let args = EnableCli::parse_from(argv).args;
+    enable::execute_all(
+        client,
+        args.requests(namespace).unwrap(),
+        &args,
+        &mut Vec::new(),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+}
+
+/// `disable ARGS -n mtls-demo` (the hosts from the flags), its stdout.
+async fn run_disable(client: &kube::Client, argv: &[&str]) -> Result<String, Error> {
+    let mut full = vec!["disable"];
+    full.extend(argv);
+    let args = DisableCli::parse_from(full).args;
+    let mut out = Vec::new();
+    disable::execute_all(client, NS, &args.hosts()?, &args, &mut out, &mut Vec::new()).await?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+/// A Kyma cluster where mtls-demo routes a.fleet.example, b.fleet.example and c.fleet.example
+/// (enabled in one run), and the namespace payments routes partner.example.
+fn fleet_with_a_partner_elsewhere(state: &mut State) {
+    kyma(state);
+    state.namespaces.insert("payments".into());
+    state.put(
+        "namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}),
+    );
+}
+
+async fn enabled_fleet() -> (kube::Client, Shared) {
+    let (client, state) = fake_server(fleet_with_a_partner_elsewhere);
+    enable_hosts(
+        &client,
+        NS,
+        &["a.fleet.example", "b.fleet.example", "c.fleet.example"],
+    )
+    .await;
+    enable_hosts(&client, "payments", &["partner.example"]).await;
+    (client, state)
+}
+
+/// The paths of our objects labelled for `slug`.
+fn ours_for(state: &Shared, slug: &str) -> Vec<String> {
+    state
+        .lock()
+        .unwrap()
+        .objects
+        .iter()
+        .filter(|(_, o)| {
+            o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubectl-mtls"
+                && o["metadata"]["labels"]["kubectl-mtls/host"] == slug
+        })
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+/// Issue 15: `disable` of several hosts is one run. Each host's objects are reported in turn
+/// (a host another namespace routes: its objects in istio-system are kept, and said so); the
+/// host left in the namespace, the partner of the other namespace and the shared access-log
+/// Telemetry stay; the reads are those of one host; every deletion passed the server's check
+/// before the first was sent.
+#[tokio::test]
+async fn disable_of_several_hosts_is_one_run_and_leaves_the_other_partner_and_namespace() {
+    // The reads of one host's disable, for comparison (a host the namespace does not route:
+    // where its egress gateway runs is read from the cluster).
+    let (client, state) = enabled_fleet().await;
+    let before = seen(&state).len();
+    run_disable(&client, &["--host", "partner.example"])
+        .await
+        .unwrap();
+    let reads_of_one: Vec<String> = summaries(&state)[before..]
+        .iter()
+        .filter(|s| s.starts_with("GET"))
+        .cloned()
+        .collect();
+
+    let (client, state) = enabled_fleet().await;
+    let before = seen(&state).len();
+    let out = run_disable(
+        &client,
+        &[
+            "--host",
+            "a.fleet.example",
+            "--host",
+            "partner.example",
+            "--host",
+            "b.fleet.example",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "virtualservice.networking.istio.io/mtls-a-fleet-example deleted",
+            "gateway.networking.istio.io/mtls-egress-a-fleet-example deleted",
+            "destinationrule.networking.istio.io/mtls-egress-a-fleet-example deleted",
+            "serviceentry.networking.istio.io/mtls-a-fleet-example deleted",
+            "destinationrule.networking.istio.io/mtls-originate-a-fleet-example deleted",
+            "destinationrule.networking.istio.io/mtls-originate-partner-example kept: namespace payments still routes partner.example through the egress gateway",
+            "virtualservice.networking.istio.io/mtls-b-fleet-example deleted",
+            "gateway.networking.istio.io/mtls-egress-b-fleet-example deleted",
+            "destinationrule.networking.istio.io/mtls-egress-b-fleet-example deleted",
+            "serviceentry.networking.istio.io/mtls-b-fleet-example deleted",
+            "destinationrule.networking.istio.io/mtls-originate-b-fleet-example deleted",
+        ],
+        "{out}"
+    );
+    assert!(ours_for(&state, "a-fleet-example").is_empty());
+    assert!(ours_for(&state, "b-fleet-example").is_empty());
+    assert_eq!(ours_for(&state, "c-fleet-example").len(), 5);
+    assert_eq!(ours_for(&state, "partner-example").len(), 5);
+    assert!(object(&state, "/apis/telemetry.istio.io/v1/namespaces/istio-system/telemetries/mtls-egressgateway-access-log").is_some());
+    let sums = summaries(&state)[before..].to_vec();
+    let reads: Vec<String> = sums
+        .iter()
+        .filter(|s| s.starts_with("GET"))
+        .cloned()
+        .collect();
+    assert_eq!(reads.len(), reads_of_one.len(), "{reads:#?}");
+    let first_delete = sums
+        .iter()
+        .position(|s| s.starts_with("DELETE") && !s.ends_with("(dry run)"))
+        .unwrap();
+    assert_eq!(sums.iter().filter(|s| s.ends_with("(dry run)")).count(), 10);
+    assert!(
+        sums[first_delete..]
+            .iter()
+            .all(|s| !s.ends_with("(dry run)")),
+        "{sums:#?}"
+    );
+
+    // The last hosts of the cluster: c here, partner.example from its own namespace. Without
+    // the partner's namespace, c is not the last: the Telemetry stays.
+    let out = run_disable(&client, &["--host", "c.fleet.example"])
+        .await
+        .unwrap();
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert!(object(&state, "/apis/telemetry.istio.io/v1/namespaces/istio-system/telemetries/mtls-egressgateway-access-log").is_some());
+    assert_eq!(ours_for(&state, "partner-example").len(), 5);
+}
+
+/// One deletion of the plan refused by the server's check: nothing is deleted, for any host.
+#[tokio::test]
+async fn disable_of_several_hosts_with_one_deletion_refused_deletes_nothing() {
+    let (client, state) = enabled_fleet().await;
+    let refused = format!(
+        "DELETE /apis/networking.istio.io/v1/namespaces/{NS}/serviceentries/mtls-b-fleet-example (dry run)"
+    );
+    state.lock().unwrap().inject.insert(
+        refused.clone(),
+        Inject::Status(status(
+            403,
+            "Forbidden",
+            r#"serviceentries.networking.istio.io "mtls-b-fleet-example" is forbidden: denied by the admission webhook"#,
+            None,
+        )),
+    );
+    let before = ours(&state);
+    let sent = seen(&state).len();
+    let err = run_disable(
+        &client,
+        &[
+            "--host",
+            "a.fleet.example",
+            "--host",
+            "b.fleet.example",
+            "--host",
+            "c.fleet.example",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("mtls-b-fleet-example"), "{err}");
+    let sums = summaries(&state)[sent..].to_vec();
+    assert!(sums.contains(&refused), "{sums:#?}");
+    assert!(
+        sums.iter()
+            .all(|s| s.starts_with("GET") || s.ends_with("(dry run)")),
+        "{sums:#?}"
+    );
+    assert_eq!(ours(&state), before);
+
+    // A --dry-run=server of the same hosts, once the check passes, lists and deletes nothing.
+    state.lock().unwrap().inject.clear();
+    let out = run_disable(
+        &client,
+        &[
+            "--host",
+            "a.fleet.example",
+            "--host",
+            "c.fleet.example",
+            "--dry-run=server",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.lines().count(), 10, "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.ends_with(" deleted (server dry run)")),
+        "{out}"
+    );
+    assert_eq!(ours(&state), before);
+}
+
+/// `status --host …` shows those hosts only, with reads that do not grow with the hosts: one list
+/// per kind (selected by the hosts' labels), one read of the gateway namespace's rules, of the
+/// gateway's Deployment and of the credential Secret the hosts share.
+#[tokio::test]
+async fn status_of_several_hosts_reads_once_for_all() {
+    let (client, state) = enabled_fleet().await;
+    let before = seen(&state).len();
+    let one = [DnsName::parse("a.fleet.example").unwrap()];
+    let rows = host_status::collect_hosts(&client, Some(NS), &one)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let reads_of_one = seen(&state).len() - before;
+
+    let before = seen(&state).len();
+    let two = [
+        DnsName::parse("a.fleet.example").unwrap(),
+        DnsName::parse("c.fleet.example").unwrap(),
+    ];
+    let rows = host_status::collect_hosts(&client, Some(NS), &two)
+        .await
+        .unwrap();
+    let hosts: Vec<&str> = rows.iter().map(|r| r.host.as_str()).collect();
+    assert_eq!(hosts, ["a.fleet.example", "c.fleet.example"]);
+    for row in &rows {
+        assert_eq!(row.objects.len(), 5, "{:?}", row.objects);
+        assert_eq!(
+            row.problems,
+            ["secret istio-system/client-credential missing"]
+        );
+    }
+    assert_eq!(seen(&state).len() - before, reads_of_one);
+    let selectors: Vec<String> = seen(&state)[before..]
+        .iter()
+        .filter_map(|s| s.param("labelSelector").map(decode))
+        .collect();
+    assert!(
+        selectors.iter().all(|s| s
+            == "app.kubernetes.io/managed-by=kubectl-mtls,kubectl-mtls/host in (a-fleet-example,c-fleet-example)"),
+        "{selectors:#?}"
+    );
+
+    // Across namespaces, the partner's row comes too; without hosts, every host.
+    let rows =
+        host_status::collect_hosts(&client, None, &[DnsName::parse("partner.example").unwrap()])
+            .await
+            .unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.host.as_str(), r.namespace.as_str()))
+            .collect::<Vec<_>>(),
+        [("partner.example", "payments")]
+    );
+    assert_eq!(host_status::collect(&client, None).await.unwrap().len(), 4);
+}
