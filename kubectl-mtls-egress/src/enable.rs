@@ -1,6 +1,5 @@
 //! `kubectl mtls-egress enable`: the client cluster's half (stage 3).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -152,36 +151,11 @@ impl EnableArgs {
 /// same object differently (hosts whose names differ only in `.` and `-` share object names)
 /// are an error.
 pub fn combined_plan(requests: &[EnableRequest]) -> Result<Plan, Error> {
-    let mut plan = Plan::new();
-    let mut planned: BTreeMap<(String, String, Option<String>, String), usize> = BTreeMap::new();
-    let mut owners: Vec<&DnsName> = Vec::new();
-    for request in requests {
-        for object in enable_plan(request)?.objects() {
-            let key = (
-                object.resource.api_version.clone(),
-                object.resource.kind.clone(),
-                object.namespace.clone(),
-                object.name.clone(),
-            );
-            match planned.get(&key) {
-                Some(&index) if plan.objects()[index].body == object.body => {}
-                Some(&index) => {
-                    return Err(Error::Usage(format!(
-                        "hosts {} and {} would both write {} differently: enable them in separate runs (or namespaces)",
-                        owners[index],
-                        request.host,
-                        object.display_name()
-                    )));
-                }
-                None => {
-                    planned.insert(key, plan.objects().len());
-                    owners.push(&request.host);
-                    plan.extend([object.clone()]);
-                }
-            }
-        }
-    }
-    Ok(plan)
+    let plans = requests
+        .iter()
+        .map(|r| Ok::<_, Error>((&r.host, enable_plan(r)?)))
+        .collect::<Result<Vec<_>, Error>>()?;
+    super::hosts::combined_plan(plans, "enable")
 }
 
 /// Runs `enable`.

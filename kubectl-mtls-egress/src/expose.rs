@@ -1,20 +1,26 @@
 //! `kubectl mtls-egress expose`: the target cluster's half (stage 2).
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
-use kube::Client;
+use kube::api::ListParams;
+use kube::{Client, ResourceExt};
 
 use kube::core::ApiResource;
-use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print, print_plan};
+use shared::cli::{ApplyArgs, DryRun, GlobalArgs, apply_and_print_limited, print_plan};
+use shared::cluster::{DEFAULT_MAX_IN_FLIGHT, list_dynamic};
 use shared::error::Error;
 use shared::gateway::{GatewayArgs, GatewayRole};
 use shared::manifest::expose::{ExposeRequest, Route, ServiceRef, expose_plan};
-use shared::manifest::host::slug;
+use shared::manifest::host::{HOST_LABEL, slug};
 use shared::manifest::secret::Layout;
+use shared::manifest::{MANAGED_BY_LABEL, MANAGER};
 use shared::names::DnsName;
+use shared::plan::Plan;
 use shared::resources::Gateway;
 
+use super::hosts::{Wildcards, combined_plan, required_hosts};
 use super::{detect, in_use};
 
 /// `--route`: APIRule, VirtualService, or decide by what the cluster serves.
@@ -50,22 +56,34 @@ istio=ingress in istio-ingress), or --gateway-namespace/--gateway-selector. Warn
 injection, when the server credential Secret is missing or incomplete, and when Kyma's NetworkPolicies
 require a pod label. Refuses to switch the host's existing Gateway to a --credential holding another
 certificate than it presents now (--force to switch).
+Several hosts (--host repeated, or --hosts-file) expose the Service under each name in one run:
+one set of reads, one plan that the server's dry run checks whole before anything is written, a
+Gateway and a route per host (named mtls-<host>: no --gateway), with at most --max-in-flight
+requests at a time.
 
 Examples:
   kubectl mtls-egress expose --host httpbin.example.com --service httpbin:8000 -n mtls-demo
-  kubectl mtls-egress expose --host httpbin.example.com --service httpbin:8000 -n mtls-demo --route virtualservice --dry-run=client"
+  kubectl mtls-egress expose --host httpbin.example.com --service httpbin:8000 -n mtls-demo --route virtualservice --dry-run=client
+  kubectl mtls-egress expose --hosts-file names.txt --service httpbin:8000 -n mtls-demo"
 )]
+#[command(group(clap::ArgGroup::new("hosts").required(true).multiple(true).args(["host", "hosts_file"])))]
 pub struct ExposeArgs {
-    /// The public host name clients call (the server certificate's SAN)
+    /// The public host name clients call (the server certificate's SAN); repeat it for several hosts
     #[arg(long, value_name = "HOST")]
-    pub host: String,
+    pub host: Vec<String>,
+    /// A file of hosts, one per line (blank lines and lines starting with # are skipped), in addition to --host
+    #[arg(long, value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+    /// At most this many API requests in flight while applying
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IN_FLIGHT as u16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_in_flight: u16,
     /// The workload's Service and port, NAME:PORT
     #[arg(long, value_name = "NAME:PORT")]
     pub service: String,
     /// The server credential Secret in the ingress gateway's namespace (from `kubectl mtls-certs secret target`)
     #[arg(long, value_name = "NAME", default_value = "kyma-mtls-certs")]
     pub credential: String,
-    /// The Gateway's name (default mtls-<host>)
+    /// The Gateway's name (default mtls-<host>; one host only)
     #[arg(long, value_name = "NAME")]
     pub gateway: Option<String>,
     /// How to route from the Gateway to the Service
@@ -94,25 +112,57 @@ pub struct ExposeArgs {
 }
 
 impl ExposeArgs {
-    /// The plan inputs these flags give, for the workload namespace `namespace` (the route is
-    /// decided later, from what the cluster serves, unless fixed by `--route`).
-    pub fn request(&self, namespace: &str) -> Result<ExposeRequest, Error> {
-        shared::cluster::validate_namespace(namespace)?;
-        let request = ExposeRequest {
-            host: DnsName::parse(&self.host)?,
-            namespace: namespace.to_string(),
-            service: self.service.parse::<ServiceRef>()?,
-            credential: self.credential.clone(),
-            gateway: self.gateway.clone(),
-            route: self.route.planned(),
-            methods: self.methods.clone(),
-            label_namespace: self.label_namespace,
-            ingress: self.ingress.offline(GatewayRole::Ingress),
-        };
-        self.ingress.validate()?;
-        expose_plan(&request)?;
-        Ok(request)
+    /// The hosts of `--host` and `--hosts-file`, in order.
+    pub fn hosts(&self) -> Result<Vec<DnsName>, Error> {
+        required_hosts(&self.host, self.hosts_file.as_deref(), Wildcards::Allowed)
     }
+
+    /// The plan inputs these flags give for the first host, for the workload namespace
+    /// `namespace`.
+    pub fn request(&self, namespace: &str) -> Result<ExposeRequest, Error> {
+        Ok(self.requests(namespace)?.remove(0))
+    }
+
+    /// The plan inputs these flags give for each host, for the workload namespace `namespace`
+    /// (the route is decided later, from what the cluster serves, unless fixed by `--route`).
+    pub fn requests(&self, namespace: &str) -> Result<Vec<ExposeRequest>, Error> {
+        shared::cluster::validate_namespace(namespace)?;
+        let hosts = self.hosts()?;
+        if hosts.len() > 1 && self.gateway.is_some() {
+            return Err(Error::Usage(
+                "--gateway names the Gateway of one host: leave it out with several hosts (each gets mtls-<host>)".into(),
+            ));
+        }
+        let service = self.service.parse::<ServiceRef>()?;
+        self.ingress.validate()?;
+        hosts
+            .into_iter()
+            .map(|host| {
+                let request = ExposeRequest {
+                    host,
+                    namespace: namespace.to_string(),
+                    service: service.clone(),
+                    credential: self.credential.clone(),
+                    gateway: self.gateway.clone(),
+                    route: self.route.planned(),
+                    methods: self.methods.clone(),
+                    label_namespace: self.label_namespace,
+                    ingress: self.ingress.offline(GatewayRole::Ingress),
+                };
+                expose_plan(&request)?;
+                Ok(request)
+            })
+            .collect()
+    }
+}
+
+/// One plan for all `requests` ([`combined_plan`]).
+fn plan_of(requests: &[ExposeRequest]) -> Result<Plan, Error> {
+    let plans = requests
+        .iter()
+        .map(|r| Ok::<_, Error>((&r.host, expose_plan(r)?)))
+        .collect::<Result<Vec<_>, Error>>()?;
+    combined_plan(plans, "expose")
 }
 
 /// Runs `expose`.
@@ -123,7 +173,8 @@ pub async fn run(
     err: &mut dyn Write,
 ) -> Result<(), Error> {
     let namespace = global.kube.namespace.as_deref().unwrap_or("default");
-    let request = args.request(namespace)?;
+    let requests = args.requests(namespace)?;
+    let plan = plan_of(&requests)?;
     if args.apply.dry_run == DryRun::Client {
         if args.route == RouteChoice::Auto {
             writeln!(
@@ -131,16 +182,40 @@ pub async fn run(
                 "note: --route auto without a cluster emits a VirtualService; pass --route apirule for Kyma's APIRule"
             )?;
         }
-        return print_plan(&expose_plan(&request)?, args.apply.output, out);
+        return print_plan(&plan, args.apply.output, out);
     }
     let (client, namespace) = global.kube.connect().await?;
-    execute(
+    execute_all(
         &client,
-        args.request(&namespace)?,
+        args.requests(&namespace)?,
+        args,
+        usize::from(args.max_in_flight),
+        out,
+        err,
+    )
+    .await
+}
+
+/// [`execute`] for several hosts (of one namespace) with `args`' route, `--force`, ingress
+/// gateway flags and apply flags: one set of reads (the gateway, the route, the prerequisites,
+/// the hosts' Gateways in one list), one plan applied all or nothing with at most `limit`
+/// requests in flight.
+pub async fn execute_all(
+    client: &Client,
+    requests: Vec<ExposeRequest>,
+    args: &ExposeArgs,
+    limit: usize,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    run_expose(
+        client,
+        requests,
         args.route,
         args.force,
         &args.ingress,
         &args.apply,
+        limit,
         out,
         err,
     )
@@ -154,7 +229,7 @@ pub async fn run(
 #[allow(clippy::too_many_arguments)]
 pub async fn execute(
     client: &Client,
-    mut request: ExposeRequest,
+    request: ExposeRequest,
     route: RouteChoice,
     force: bool,
     ingress: &GatewayArgs,
@@ -162,28 +237,93 @@ pub async fn execute(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
-    let (gateway, note) = detect::ingress_gateway(client, ingress).await?;
-    request.ingress = gateway;
-    let (request, mut warnings) = prepare(client, request, route, false).await?;
-    let gateway = request
-        .gateway
-        .clone()
-        .unwrap_or_else(|| format!("mtls-{}", slug(&request.host)));
-    let presenter = in_use::Presenter {
-        resource: ApiResource::erase::<Gateway>(&()),
-        namespace: &request.namespace,
-        name: &gateway,
-        secret_namespace: &request.ingress.namespace,
+    run_expose(
+        client,
+        vec![request],
+        route,
+        force,
+        ingress,
+        apply,
+        DEFAULT_MAX_IN_FLIGHT,
+        out,
+        err,
+    )
+    .await
+}
+
+/// [`execute`] for several hosts of one namespace.
+#[allow(clippy::too_many_arguments)]
+async fn run_expose(
+    client: &Client,
+    mut requests: Vec<ExposeRequest>,
+    route: RouteChoice,
+    force: bool,
+    ingress: &GatewayArgs,
+    apply: &ApplyArgs,
+    limit: usize,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    let Some(first) = requests.first() else {
+        return Err(Error::Usage("no host: give --host HOST".into()));
     };
-    warnings.extend(
-        in_use::credential_switch(client, &request.host, presenter, &request.credential, force)
+    let namespace = first.namespace.clone();
+    let (gateway, note) = detect::ingress_gateway(client, ingress).await?;
+    let mut first = first.clone();
+    first.ingress = gateway.clone();
+    // The route and the prerequisites are the same for every host; the hosts' existing Gateways
+    // (for the credential switch) are one list, sent alongside.
+    let slugs: Vec<String> = requests.iter().map(|r| slug(&r.host)).collect();
+    let gateways = ApiResource::erase::<Gateway>(&());
+    let params = ListParams::default().labels(&format!(
+        "{MANAGED_BY_LABEL}={MANAGER},{HOST_LABEL} in ({})",
+        slugs.join(",")
+    ));
+    let existing = async {
+        list_dynamic(client, &gateways, Some(&namespace), &params)
+            .await
+            .map_err(Error::from)
+    };
+    let ((prepared, mut warnings), existing) =
+        tokio::try_join!(prepare(client, first, route, false), existing)?;
+    for request in &mut requests {
+        request.ingress = gateway.clone();
+        request.route = prepared.route;
+    }
+    for request in &requests {
+        let name = request
+            .gateway
+            .clone()
+            .unwrap_or_else(|| format!("mtls-{}", slug(&request.host)));
+        let presenter = in_use::Presenter {
+            resource: gateways.clone(),
+            namespace: &request.namespace,
+            name: &name,
+            secret_namespace: &request.ingress.namespace,
+        };
+        let object = existing.iter().find(|o| {
+            o.name_any() == name
+                && o.labels()
+                    .get(HOST_LABEL)
+                    .is_some_and(|v| *v == slug(&request.host))
+        });
+        warnings.extend(
+            in_use::credential_switch(
+                client,
+                &request.host,
+                presenter,
+                object,
+                &request.credential,
+                force,
+            )
             .await?,
-    );
+        );
+    }
     for warning in warnings {
         writeln!(err, "{warning}")?;
     }
-    let plan = expose_plan(&request)?;
-    apply_and_print(client, &plan, apply, out).await?;
+    let plan = plan_of(&requests)?;
+    apply_and_print_limited(client, &plan, apply, limit, out).await?;
     writeln!(err, "{note}")?;
     Ok(())
 }

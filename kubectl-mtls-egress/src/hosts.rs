@@ -2,11 +2,12 @@
 //! `enable`, `disable` and `status` take them. A host given twice, an invalid one (named with
 //! its file and line) or an unreadable file is an error before any request is sent.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use shared::error::Error;
 use shared::names::DnsName;
+use shared::plan::Plan;
 
 /// Whether a host may be a wildcard (`*.example.com`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +86,45 @@ pub fn required_hosts(
         ));
     }
     Ok(hosts)
+}
+
+/// One plan for several hosts (`plans`: each host's, in order): each host's objects in order, an
+/// object several hosts share (the Kyma Istio CR, the gateway's access-log Telemetry, a namespace
+/// label) once. Two hosts that would write the same object differently (hosts whose names differ
+/// only in `.` and `-` share object names) are an error naming both (`verb`: the command).
+pub fn combined_plan<'a>(
+    plans: impl IntoIterator<Item = (&'a DnsName, Plan)>,
+    verb: &str,
+) -> Result<Plan, Error> {
+    let mut plan = Plan::new();
+    let mut planned: BTreeMap<(String, String, Option<String>, String), usize> = BTreeMap::new();
+    let mut owners: Vec<&DnsName> = Vec::new();
+    for (host, own) in plans {
+        for object in own.objects() {
+            let key = (
+                object.resource.api_version.clone(),
+                object.resource.kind.clone(),
+                object.namespace.clone(),
+                object.name.clone(),
+            );
+            match planned.get(&key) {
+                Some(&index) if plan.objects()[index].body == object.body => {}
+                Some(&index) => {
+                    return Err(Error::Usage(format!(
+                        "hosts {} and {host} would both write {} differently: {verb} them in separate runs (or namespaces)",
+                        owners[index],
+                        object.display_name()
+                    )));
+                }
+                None => {
+                    planned.insert(key, plan.objects().len());
+                    owners.push(host);
+                    plan.extend([object.clone()]);
+                }
+            }
+        }
+    }
+    Ok(plan)
 }
 
 #[cfg(test)]

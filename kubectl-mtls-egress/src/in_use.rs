@@ -318,24 +318,18 @@ pub(crate) struct Presenter<'a> {
 }
 
 /// Re-running `expose`/`enable` for `host` with `--credential new`: when the host's object
-/// (`presenter`) exists and names another Secret, and both Secrets hold certificates that
-/// differ, the switch would change the certificate the partner sees. Refused unless `force`;
-/// with `force`, the warning to print.
+/// (`presenter`, read already as `object`; `None`: it does not exist) names another Secret, and
+/// both Secrets hold certificates that differ, the switch would change the certificate the
+/// partner sees. Refused unless `force`; with `force`, the warning to print.
 pub(crate) async fn credential_switch(
     client: &Client,
     host: &DnsName,
     presenter: Presenter<'_>,
+    object: Option<&DynamicObject>,
     new: &str,
     force: bool,
 ) -> Result<Option<String>, Error> {
-    let existing = list_dynamic(
-        client,
-        &presenter.resource,
-        Some(presenter.namespace),
-        &ListParams::default().labels(&host_selector(host)),
-    )
-    .await?;
-    let Some(object) = existing.iter().find(|o| o.name_any() == presenter.name) else {
+    let Some(object) = object else {
         return Ok(None);
     };
     let names = object

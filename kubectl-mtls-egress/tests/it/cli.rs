@@ -424,6 +424,8 @@ fn help_reads_as_a_kubectl_plugin_and_kubectl_runs_it() {
     insta::assert_snapshot!("help_connect", String::from_utf8(out.stdout).unwrap());
     let out = egress().args(["disable", "--help"]).output().unwrap();
     insta::assert_snapshot!("help_disable", String::from_utf8(out.stdout).unwrap());
+    let out = egress().args(["expose", "--help"]).output().unwrap();
+    insta::assert_snapshot!("help_expose", String::from_utf8(out.stdout).unwrap());
     let out = egress().args(["status", "--help"]).output().unwrap();
     insta::assert_snapshot!("help_status", String::from_utf8(out.stdout).unwrap());
     for shell in ["bash", "zsh", "fish"] {

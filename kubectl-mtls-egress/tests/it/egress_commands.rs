@@ -1148,3 +1148,107 @@ async fn status_of_several_hosts_reads_once_for_all() {
     );
     assert_eq!(host_status::collect(&client, None).await.unwrap().len(), 4);
 }
+
+/// `expose` of several hosts (public names of one Service) is one run: the reads of one host
+/// (the hosts' Gateways in one list), a Gateway and a route per host in order, every object
+/// checked by the server's dry run before the first write; another host exposed before keeps
+/// its objects untouched; `--gateway` names one host's Gateway only.
+#[tokio::test]
+async fn expose_of_several_hosts_is_one_run_and_leaves_the_other_host() {
+    let expose = |hosts: &[&str]| {
+        let mut argv = vec!["expose", "--service", "httpbin:8000"];
+        for host in hosts {
+            argv.extend(["--host", host]);
+        }
+        ExposeCli::parse_from(argv).args
+    };
+    let run = |client: kube::Client, args: expose::ExposeArgs| async move {
+        let mut out = Vec::new();
+        let limit = usize::from(args.max_in_flight);
+        expose::execute_all(
+            &client,
+            args.requests(NS).unwrap(),
+            &args,
+            limit,
+            &mut out,
+            &mut Vec::new(),
+        )
+        .await
+        .map(|()| String::from_utf8(out).unwrap())
+    };
+    let (client, state) = fake_server(serve_istio);
+    run(client.clone(), expose(&["first.example.com"]))
+        .await
+        .unwrap();
+    let first = ours(&state);
+    assert_eq!(first.len(), 2, "{first:#?}");
+    let before = seen(&state).len();
+    run(client.clone(), expose(&["one.example.com"]))
+        .await
+        .unwrap();
+    let reads_of_one = seen(&state)[before..]
+        .iter()
+        .filter(|s| s.method == "GET")
+        .count();
+
+    let before = seen(&state).len();
+    let out = run(
+        client.clone(),
+        expose(&["b.example.com", "a.example.com", "c.example.com"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "gateway.networking.istio.io/mtls-b-example-com created",
+            "virtualservice.networking.istio.io/mtls-b-example-com created",
+            "gateway.networking.istio.io/mtls-a-example-com created",
+            "virtualservice.networking.istio.io/mtls-a-example-com created",
+            "gateway.networking.istio.io/mtls-c-example-com created",
+            "virtualservice.networking.istio.io/mtls-c-example-com created",
+        ],
+        "{out}"
+    );
+    let sums = summaries(&state)[before..].to_vec();
+    assert_eq!(
+        sums.iter().filter(|s| s.starts_with("GET")).count(),
+        reads_of_one,
+        "{sums:#?}"
+    );
+    let first_write = sums
+        .iter()
+        .position(|s| s.starts_with("PATCH") && !s.ends_with("(dry run)"))
+        .unwrap();
+    assert_eq!(sums.iter().filter(|s| s.ends_with("(dry run)")).count(), 6);
+    assert!(
+        sums[first_write..]
+            .iter()
+            .all(|s| !s.ends_with("(dry run)"))
+    );
+    let now = ours(&state);
+    assert_eq!(now.len(), 2 + 2 + 6, "{now:#?}");
+    assert!(
+        writes(&state)[..]
+            .iter()
+            .filter(|w| w.contains("first-example-com"))
+            .count()
+            == 2,
+        "the first host's objects were written again"
+    );
+
+    // --gateway with several hosts, or a host twice: refused before any request.
+    let mut args = expose(&["a.example.com", "b.example.com"]);
+    args.gateway = Some("shared".into());
+    let err = args.requests(NS).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("--gateway names the Gateway of one host"),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 2);
+    let err = expose(&["a.example.com", "A.example.com"])
+        .requests(NS)
+        .unwrap_err();
+    assert!(err.to_string().contains("given twice"), "{err}");
+}
