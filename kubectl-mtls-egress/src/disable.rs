@@ -34,6 +34,7 @@ use shared::resources::{
 };
 
 use super::detect;
+use super::detect::from_cache;
 use super::hosts::{Wildcards, required_hosts};
 use super::in_use::RoutingNamespaces;
 use super::removal::{self, Removal};
@@ -279,7 +280,7 @@ async fn list_kinds(
     namespace: &str,
     slugs: &[String],
 ) -> Result<Vec<Vec<DynamicObject>>, ClusterError> {
-    let params = ListParams::default().labels(&hosts_selector(slugs));
+    let params = from_cache(ListParams::default().labels(&hosts_selector(slugs)));
     futures::future::try_join_all(
         kinds
             .iter()
@@ -372,7 +373,7 @@ impl RemovalPlan {
             )?;
             let apirules = match apirule {
                 true => {
-                    let params = ListParams::default().labels(&hosts_selector(&slugs));
+                    let params = from_cache(ListParams::default().labels(&hosts_selector(&slugs)));
                     let kind = ApiResource::erase::<APIRule>(&());
                     list_dynamic(client, &kind, Some(namespace), &params).await?
                 }
@@ -384,7 +385,7 @@ impl RemovalPlan {
         let routing = RoutingNamespaces::read(client, hosts);
         // Every ServiceEntry of ours for these hosts, and whether one of another host exists.
         let these = async {
-            let params = ListParams::default().labels(&hosts_selector(&slugs));
+            let params = from_cache(ListParams::default().labels(&hosts_selector(&slugs)));
             match list_dynamic(client, &entries, None, &params).await {
                 Ok(found) => Ok(Some(found)),
                 Err(ClusterError::Forbidden { .. }) => Ok(None),

@@ -25,6 +25,8 @@ use kube::{Client, ResourceExt};
 
 use k8s_openapi::api::core::v1::Secret;
 use shared::cluster::get_opt;
+
+use super::detect::from_cache;
 use shared::cluster::{ClusterError, display_kind, list_dynamic};
 use shared::error::Error;
 use shared::manifest::egress::{COMPONENT as EGRESS_COMPONENT, EnableRequest};
@@ -71,7 +73,7 @@ async fn routing_namespaces(
         client,
         &resource,
         None,
-        &ListParams::default().labels(&selector),
+        &from_cache(ListParams::default().labels(&selector)),
     )
     .await
     {

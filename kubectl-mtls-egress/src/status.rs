@@ -25,6 +25,7 @@ use shared::resources::{APIRule, DestinationRule, Gateway, ServiceEntry, Virtual
 
 use shared::names::DnsName;
 
+use super::detect::from_cache;
 use super::hosts::{Wildcards, parse_hosts};
 use super::{credential_expiry, detect};
 
@@ -183,7 +184,7 @@ pub async fn collect_hosts(
             )
         }
     };
-    let ours = ListParams::default().labels(&selector);
+    let ours = from_cache(ListParams::default().labels(&selector));
     let apirules = async {
         match detect::apirule_served(&client).await? {
             true => list::<APIRule>(&client, scope, &ours).await,
