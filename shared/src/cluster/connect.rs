@@ -181,7 +181,7 @@ impl KubeArgs {
 /// certificates, keys, auth plugin or proxy settings.
 fn build_client(config: Config, origin: &str) -> Result<Client, ClusterError> {
     let auth = config.auth_info.clone();
-    Client::try_from(config).map_err(|e| {
+    super::client::client(config).map_err(|e| {
         // rustls refuses what Go's TLS (kubectl) accepts: an X.509 v1 or v2 client certificate.
         // Its own message names webpki internals; the certificate itself says what is wrong.
         if let Some(version) = client_certificate_version(&auth).filter(|v| *v < 3) {

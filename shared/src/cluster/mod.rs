@@ -20,6 +20,7 @@
 //! Decisions live elsewhere: this layer only sends plans and reads state.
 
 mod apply;
+mod client;
 mod connect;
 mod credential;
 mod delete;
