@@ -58,10 +58,11 @@ pub async fn apply_and_print_limited(
         DryRun::None | DryRun::Client => ApplyMode::Apply { force_conflicts },
     };
     let applied = apply_limited(client, plan, mode, &flags.field_manager, max_in_flight).await?;
-    let objects: Vec<_> = applied.iter().map(|a| a.object_for_output()).collect();
+    // The objects as printed are copies: made only for the formats that print them.
+    let objects = || -> Vec<_> { applied.iter().map(|a| a.object_for_output()).collect() };
     match flags.output {
-        Some(ApplyOutput::Yaml) => write!(out, "{}", render_yaml(&objects))?,
-        Some(ApplyOutput::Json) => write!(out, "{}", render_json_list(&objects))?,
+        Some(ApplyOutput::Yaml) => write!(out, "{}", render_yaml(&objects()))?,
+        Some(ApplyOutput::Json) => write!(out, "{}", render_json_list(&objects()))?,
         Some(ApplyOutput::Name) => {
             for a in &applied {
                 writeln!(out, "{}", a.display_name)?;
