@@ -10,9 +10,9 @@
 //! which commands to run. The check is exactly the command the user is told to run by hand.
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::io::Read;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 

@@ -51,8 +51,10 @@ pub struct Snapshot {
     pub ingress_gateway: Option<GatewayWorkload>,
 }
 
+/// One object of `kind` (through `shared::documents::typed`: one copy of each type's deserializer
+/// in the binary, the one the API client's answers use).
 fn parse<K: DeserializeOwned>(doc: Value, kind: &str) -> Result<K, String> {
-    serde_json::from_value(doc).map_err(|e| format!("{kind} is not valid: {e}"))
+    shared::documents::typed(&doc).map_err(|e| format!("{kind} is not valid: {e}"))
 }
 
 impl Snapshot {

@@ -236,22 +236,22 @@ impl Inventory {
             kind.as_str(),
         ) {
             ("v1", "Pod") => {
-                let pod: Pod = serde_json::from_value(doc).map_err(invalid)?;
+                let pod: Pod = documents::typed(&doc).map_err(invalid)?;
                 self.add_pod(&pod, default_namespace);
                 true
             }
             ("v1", "Namespace") => {
-                let ns: Namespace = serde_json::from_value(doc).map_err(invalid)?;
+                let ns: Namespace = documents::typed(&doc).map_err(invalid)?;
                 self.add_namespace(&ns);
                 false
             }
             ("v1", "Service") => {
-                let svc: Service = serde_json::from_value(doc).map_err(invalid)?;
+                let svc: Service = documents::typed(&doc).map_err(invalid)?;
                 self.add_service(&svc, default_namespace);
                 true
             }
             ("networking.k8s.io/v1", "NetworkPolicy") => {
-                let policy: NetworkPolicy = serde_json::from_value(doc).map_err(invalid)?;
+                let policy: NetworkPolicy = documents::typed(&doc).map_err(invalid)?;
                 self.add_policy(&policy, default_namespace)?;
                 true
             }
