@@ -28,8 +28,6 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY: Duration = Duration::from_secs(5);
 /// How often a running probe's exit is looked for.
 const POLL: Duration = Duration::from_millis(20);
-/// How long the name lookup of the host may take.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the check is run with: the phase's files.
 pub(crate) struct DirectFiles {
@@ -175,24 +173,6 @@ pub(crate) fn find_probe(path: Option<&OsString>, current_exe: Option<&Path>) ->
     })
 }
 
-/// Why `host` cannot be checked from here, if it does not resolve.
-async fn unresolvable(host: &str) -> Option<String> {
-    let lookup = tokio::net::lookup_host((host, 443));
-    match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
-        Ok(Ok(mut addrs)) => addrs
-            .next()
-            .is_none()
-            .then(|| format!("{host} resolves to no address from this workstation")),
-        Ok(Err(e)) => Some(format!(
-            "{host} does not resolve from this workstation ({e})"
-        )),
-        Err(_) => Some(format!(
-            "looking up {host} took longer than {}s",
-            RESOLVE_TIMEOUT.as_secs()
-        )),
-    }
-}
-
 /// The failed checks of a `direct -o json` report, as `name (detail)`.
 fn failed_checks(json: &[u8]) -> Option<String> {
     let report: serde_json::Value = serde_json::from_slice(json).ok()?;
@@ -223,7 +203,7 @@ pub(crate) async fn check(
         return Ok(Verdict::Skipped);
     }
     if connect.is_none()
-        && let Some(why) = unresolvable(host).await
+        && let Some(why) = shared::resolve::unresolvable(host, 443).await
     {
         return Ok(Verdict::Stopped(why));
     }

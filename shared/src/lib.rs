@@ -15,6 +15,7 @@
 //! - [`gateway`]: where the ingress and egress gateways run and which labels select their pods
 //!   (istioctl's and Kyma's defaults, Istio's Helm chart, or `--gateway-namespace` /
 //!   `--gateway-selector`).
+//! - [`resolve`]: whether a partner's host resolves from this workstation (before a probe).
 //! - [`precedence`]: which DestinationRule Istio really applies at the egress gateway (so only a
 //!   rule that takes the place of our origination rule is refused or reported).
 //! - [`documents`]: Kubernetes objects as `-f` gives them (YAML/JSON, Lists, workloads as pods).
@@ -34,6 +35,7 @@ pub mod netpol;
 pub mod pki;
 pub mod plan;
 pub mod precedence;
+pub mod resolve;
 pub mod resources;
 
 pub use error::Error;

@@ -16,8 +16,6 @@ use shared::gateway::GatewayWorkload;
 use shared::names::DnsName;
 use shared::pki::CredentialFiles;
 
-/// How long the name lookup of the host may take.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often `direct` is tried: the ingress gateway picks up a new credential and Gateway within
 /// seconds, so the first attempt right after the apply may still fail.
 const DIRECT_ATTEMPTS: u32 = 4;
@@ -79,26 +77,9 @@ pub async fn run(
     ])
 }
 
-/// Why `direct` cannot run from here, if the host does not resolve.
-pub async fn unresolvable(host: &DnsName, port: u16) -> Option<String> {
-    let lookup = tokio::net::lookup_host((host.as_str(), port));
-    match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
-        Ok(Ok(mut addrs)) => addrs
-            .next()
-            .is_none()
-            .then(|| format!("{host} resolves to no address from this workstation")),
-        Ok(Err(e)) => Some(format!(
-            "{host} does not resolve from this workstation ({e})"
-        )),
-        Err(_) => Some(format!(
-            "looking up {host} took longer than {RESOLVE_TIMEOUT:?}"
-        )),
-    }
-}
-
 async fn run_direct(inputs: &ProbeInputs, progress: &mut dyn Write) -> Result<Vec<Check>, Error> {
     let certs = &inputs.certs;
-    if let Some(why) = unresolvable(&inputs.host, inputs.port).await {
+    if let Some(why) = shared::resolve::unresolvable(inputs.host.as_str(), inputs.port).await {
         let detail = format!(
             "skipped: {why}; once it does (or with the ingress gateway's address), run `kubectl mtls-probe direct --host {} --connect IP --cert {} --key {} --ca {}`",
             inputs.host,
